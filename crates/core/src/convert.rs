@@ -1,0 +1,388 @@
+//! One CloudTrail object through the whole pipeline: classify → read → normalize → partition →
+//! write, with quarantine and a report that reconciles.
+//!
+//! Guarantees, for every call:
+//! - **Deterministic outputs.** Paths derive from the source key and the partition; bytes from
+//!   the content. Converting the same object again overwrites the same objects with the same bytes.
+//! - **All or nothing per file.** Outputs are committed only after the file was read to its end;
+//!   a file that breaks halfway (corrupt gzip, broken JSON structure) leaves no partial rows.
+//! - **Nothing lost.** A record that cannot be placed goes, with its raw text and the reason, to
+//!   `<quarantine>/records/…jsonl`; a file that cannot be read gets `<quarantine>/files/…json`
+//!   naming the key, the byte offset and the reason. Reports reconcile:
+//!   `records == rows + quarantined` for every converted file.
+
+use std::cell::Cell;
+use std::collections::BTreeMap;
+use std::io::{self, Read, Write};
+use std::rc::Rc;
+
+use serde::Serialize;
+
+use crate::encode::{ParquetOutput, WriterSettings};
+use crate::log_file::{ContentKind, ReadError, RecordReader};
+use crate::object_key::{KeyKind, ObjectKey};
+use crate::partition::PartitionKey;
+use crate::record::{RecordError, Row};
+use crate::sink::{Sink, SinkFile};
+use crate::{Error, Result};
+
+/// Where each kind of output goes, relative to the sink's root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    pub events: String,
+    pub insights: String,
+    pub quarantine: String,
+}
+
+impl Default for Layout {
+    fn default() -> Self {
+        Layout { events: "events".into(), insights: "insights".into(), quarantine: "quarantine".into() }
+    }
+}
+
+/// Conversion options.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Options {
+    pub writer: WriterSettings,
+    pub layout: Layout,
+}
+
+/// The dataset a row belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Dataset {
+    Events,
+    Insights,
+}
+
+/// One Parquet object written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OutputReport {
+    pub path: String,
+    pub dataset: Dataset,
+    pub account: String,
+    pub region: String,
+    pub date: String,
+    pub rows: u64,
+    pub bytes: u64,
+}
+
+/// Why a whole file was not converted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileFailure {
+    /// `unreadable` (gzip or I/O) or `malformed_json`.
+    pub class: String,
+    pub reason: String,
+    /// Byte offset in the decompressed stream where the fault is.
+    pub offset: u64,
+    /// The quarantine object written for it.
+    pub quarantine_path: String,
+}
+
+/// What happened to one source object.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct FileReport {
+    pub key: String,
+    /// Set when the object is not a log file (digest, Config, empty…): nothing was written.
+    pub skipped: Option<String>,
+    /// Set when the file could not be read; nothing but its quarantine object was written.
+    pub failure: Option<FileFailure>,
+    /// Bytes of the object as stored (compressed).
+    pub bytes_in: u64,
+    /// Bytes of JSON after decompression.
+    pub json_bytes: u64,
+    pub records: u64,
+    pub rows: u64,
+    pub quarantined: u64,
+    pub outputs: Vec<OutputReport>,
+    /// The record quarantine object, when any record was quarantined.
+    pub quarantine_path: Option<String>,
+}
+
+impl FileReport {
+    /// `records == rows + quarantined`.
+    pub fn reconciles(&self) -> bool {
+        self.records == self.rows + self.quarantined
+    }
+}
+
+/// A quarantined record, one JSON line of `<quarantine>/records/<stem>.jsonl`.
+#[derive(Debug, Serialize)]
+struct QuarantinedRecord<'a> {
+    source_key: &'a str,
+    record_index: usize,
+    offset: u64,
+    reason: String,
+    /// The record's text exactly as read (lossily decoded if it was not UTF-8).
+    raw: std::borrow::Cow<'a, str>,
+}
+
+/// Why a key is skipped without reading it, if it is.
+pub fn skip_reason(key: &ObjectKey<'_>) -> Option<String> {
+    match key.kind {
+        KeyKind::Digest => Some("CloudTrail digest file (integrity data, not events)".into()),
+        KeyKind::Config => Some("AWS Config object, not CloudTrail".into()),
+        KeyKind::OtherService => Some("another service's logs under AWSLogs/, not CloudTrail".into()),
+        KeyKind::Log | KeyKind::Insight | KeyKind::Unknown => None,
+    }
+}
+
+/// Converts one object read from `input`, writing through `sink`.
+///
+/// Returns `Err` only for failures worth retrying (the source stream or the sink failed with an
+/// I/O error that is not corrupt data); content problems are reported in the [`FileReport`] and
+/// quarantined, so one bad file never stops a batch.
+pub fn convert(key: &str, input: impl Read, sink: &dyn Sink, options: &Options) -> Result<FileReport> {
+    let object = ObjectKey::parse(key);
+    let mut report = FileReport { key: key.to_string(), ..FileReport::default() };
+    if let Some(reason) = skip_reason(&object) {
+        report.skipped = Some(reason);
+        return Ok(report);
+    }
+    let counter = Rc::new(Cell::new(0u64));
+    let counted = CountingReader { inner: input, count: counter.clone() };
+    let mut reader =
+        RecordReader::new(counted).map_err(|source| Error::Read { key: key.to_string(), offset: 0, source })?;
+    if reader.is_empty_input() {
+        report.skipped = Some("zero-byte object".into());
+        return Ok(report);
+    }
+    let stem = object.output_stem();
+    let mut state = FileState::new(&object, &stem, sink, options);
+    let outcome = state.read_all(&mut reader);
+    report.bytes_in = counter.get();
+    report.json_bytes = reader.offset();
+    match outcome {
+        Ok(()) => {}
+        Err(ReadFault::Sink(e)) => return Err(e),
+        Err(ReadFault::Source(err)) => {
+            drop(state); // discards every uncommitted output
+            if let ReadError::Io { source, offset } = &err {
+                let transient = !matches!(
+                    source.kind(),
+                    io::ErrorKind::InvalidData | io::ErrorKind::InvalidInput | io::ErrorKind::UnexpectedEof
+                );
+                if transient {
+                    return Err(Error::Read {
+                        key: key.to_string(),
+                        offset: *offset,
+                        source: io::Error::new(source.kind(), source.to_string()),
+                    });
+                }
+            }
+            report.failure = Some(quarantine_file(key, &err, sink, options, &stem)?);
+            return Ok(report);
+        }
+    }
+    let envelope = reader.envelope().clone();
+    if !envelope.has_records {
+        let (reason, quarantine) = match envelope.content_kind() {
+            ContentKind::Digest => ("CloudTrail digest file (by content)".to_string(), false),
+            ContentKind::Config => ("AWS Config file (by content)".to_string(), false),
+            _ => (
+                format!("not a CloudTrail log file: no \"Records\" array (top-level keys: {:?})", envelope.other_keys),
+                true,
+            ),
+        };
+        if quarantine {
+            let err = ReadError::Json { offset: 0, reason: reason.clone() };
+            report.failure = Some(quarantine_file(key, &err, sink, options, &stem)?);
+        } else {
+            report.skipped = Some(reason);
+        }
+        return Ok(report);
+    }
+    state.commit(&mut report)?;
+    debug_assert!(report.reconciles());
+    Ok(report)
+}
+
+enum ReadFault {
+    Source(ReadError),
+    Sink(Error),
+}
+
+struct FileState<'s> {
+    object: &'s ObjectKey<'s>,
+    stem: &'s str,
+    sink: &'s dyn Sink,
+    options: &'s Options,
+    outputs: BTreeMap<(Dataset, PartitionKey), ParquetOutput>,
+    quarantine: Option<(String, Box<dyn SinkFile>)>,
+    records: u64,
+    quarantined: u64,
+}
+
+impl<'s> FileState<'s> {
+    fn new(object: &'s ObjectKey<'s>, stem: &'s str, sink: &'s dyn Sink, options: &'s Options) -> Self {
+        FileState {
+            object,
+            stem,
+            sink,
+            options,
+            outputs: BTreeMap::new(),
+            quarantine: None,
+            records: 0,
+            quarantined: 0,
+        }
+    }
+
+    fn key(&self) -> &str {
+        self.object.key
+    }
+
+    fn read_all(&mut self, reader: &mut RecordReader<'_>) -> std::result::Result<(), ReadFault> {
+        while let Some(raw) = reader.next_record().map_err(ReadFault::Source)? {
+            self.records += 1;
+            let placed = Row::parse(raw.text, self.object.key, raw.index).and_then(|row| {
+                let time = row.event_time()?;
+                Ok((row, time))
+            });
+            match placed {
+                Ok((row, time)) => self.write_row(&row, time).map_err(ReadFault::Sink)?,
+                Err(e) => self.quarantine_record(raw.text, raw.index, raw.offset, &e).map_err(ReadFault::Sink)?,
+            }
+        }
+        Ok(())
+    }
+
+    fn write_row(&mut self, row: &Row<'_>, time: chrono::DateTime<chrono::Utc>) -> Result<()> {
+        let account = row
+            .recipientaccountid
+            .as_deref()
+            .or_else(|| row.useridentity.as_ref().and_then(|u| u.accountid.as_deref()))
+            .filter(|a| !a.is_empty())
+            .or(self.object.account)
+            .unwrap_or_default();
+        let region = row.awsregion.as_deref().filter(|r| !r.is_empty()).or(self.object.region).unwrap_or_default();
+        let partition =
+            PartitionKey { account: account.to_string(), region: region.to_string(), date: time.date_naive() };
+        let dataset = if row.is_insight() { Dataset::Insights } else { Dataset::Events };
+        let slot = (dataset, partition);
+        if !self.outputs.contains_key(&slot) {
+            let prefix = match dataset {
+                Dataset::Events => &self.options.layout.events,
+                Dataset::Insights => &self.options.layout.insights,
+            };
+            let path = format!("{prefix}/{}/{}.parquet", slot.1.path(), self.stem);
+            let file = self.sink.create(&path).map_err(|source| Error::Write {
+                key: self.key().into(),
+                path: path.clone(),
+                source,
+            })?;
+            let output = ParquetOutput::new(file, &self.options.writer).map_err(|reason| Error::Encode {
+                key: self.key().into(),
+                path: path.clone(),
+                reason,
+            })?;
+            self.outputs.insert(slot.clone(), output);
+        }
+        let output = self.outputs.get_mut(&slot).expect("inserted above");
+        output.push(row).map_err(|reason| Error::Encode { key: self.object.key.into(), path: slot.1.path(), reason })
+    }
+
+    fn quarantine_record(&mut self, text: &[u8], index: usize, offset: u64, error: &RecordError) -> Result<()> {
+        self.quarantined += 1;
+        if self.quarantine.is_none() {
+            let path = format!("{}/records/{}.jsonl", self.options.layout.quarantine, self.stem);
+            let file = self.sink.create(&path).map_err(|source| Error::Write {
+                key: self.key().into(),
+                path: path.clone(),
+                source,
+            })?;
+            self.quarantine = Some((path, file));
+        }
+        let line = QuarantinedRecord {
+            source_key: self.object.key,
+            record_index: index,
+            offset,
+            reason: error.to_string(),
+            raw: String::from_utf8_lossy(text),
+        };
+        let (path, file) = self.quarantine.as_mut().expect("created above");
+        let mut bytes = serde_json::to_vec(&line).expect("quarantine lines serialize");
+        bytes.push(b'\n');
+        file.write_all(&bytes).map_err(|source| Error::Write {
+            key: self.object.key.into(),
+            path: path.clone(),
+            source,
+        })
+    }
+
+    fn commit(self, report: &mut FileReport) -> Result<()> {
+        let key = self.object.key.to_string();
+        for ((dataset, partition), output) in self.outputs {
+            let path = format!(
+                "{}/{}/{}.parquet",
+                match dataset {
+                    Dataset::Events => &self.options.layout.events,
+                    Dataset::Insights => &self.options.layout.insights,
+                },
+                partition.path(),
+                self.stem
+            );
+            let (rows, bytes, file) =
+                output.finish().map_err(|reason| Error::Encode { key: key.clone(), path: path.clone(), reason })?;
+            file.commit().map_err(|source| Error::Write { key: key.clone(), path: path.clone(), source })?;
+            report.rows += rows;
+            report.outputs.push(OutputReport {
+                path,
+                dataset,
+                account: partition.account.clone(),
+                region: partition.region.clone(),
+                date: partition.date.format("%Y-%m-%d").to_string(),
+                rows,
+                bytes,
+            });
+        }
+        if let Some((path, file)) = self.quarantine {
+            file.commit().map_err(|source| Error::Write { key: key.clone(), path: path.clone(), source })?;
+            report.quarantine_path = Some(path);
+        }
+        report.records = self.records;
+        report.quarantined = self.quarantined;
+        Ok(())
+    }
+}
+
+/// Writes `<quarantine>/files/<stem>.json` for a file that could not be read.
+fn quarantine_file(key: &str, err: &ReadError, sink: &dyn Sink, options: &Options, stem: &str) -> Result<FileFailure> {
+    let class = match err {
+        ReadError::Io { .. } => "unreadable",
+        ReadError::Json { .. } => "malformed_json",
+    };
+    let path = format!("{}/files/{stem}.json", options.layout.quarantine);
+    let failure = FileFailure {
+        class: class.into(),
+        reason: err.to_string(),
+        offset: err.offset(),
+        quarantine_path: path.clone(),
+    };
+    #[derive(Serialize)]
+    struct Marker<'a> {
+        source_key: &'a str,
+        class: &'a str,
+        reason: &'a str,
+        offset: u64,
+    }
+    let marker = Marker { source_key: key, class, reason: &failure.reason, offset: failure.offset };
+    let mut file = sink.create(&path).map_err(|source| Error::Write { key: key.into(), path: path.clone(), source })?;
+    let mut body = serde_json::to_vec_pretty(&marker).expect("markers serialize");
+    body.push(b'\n');
+    file.write_all(&body).map_err(|source| Error::Write { key: key.into(), path: path.clone(), source })?;
+    file.commit().map_err(|source| Error::Write { key: key.into(), path: path.clone(), source })?;
+    Ok(failure)
+}
+
+struct CountingReader<R> {
+    inner: R,
+    count: Rc<Cell<u64>>,
+}
+
+impl<R: Read> Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.set(self.count.get() + n as u64);
+        Ok(n)
+    }
+}

@@ -1,0 +1,628 @@
+//! Reading a delivered log file as CloudTrail writes it: gzip (possibly multi-member) or plain
+//! JSON, holding `{"Records":[ … ]}`, handed out **one record at a time**.
+//!
+//! The largest files CloudTrail delivers are ~50 MB gzip, ~500 MB of JSON. Parsing them into one
+//! `serde_json::Value` tree would cost gigabytes; instead [`RecordReader`] scans the envelope
+//! incrementally and yields each record's exact bytes, borrowed from a buffer that holds one record
+//! plus a read-ahead chunk. Each record is then parsed on its own ([`crate::record`]), so a record
+//! whose text is invalid (a raw control character, say) is quarantined alone while structurally
+//! broken files (a missing brace, a truncated stream) stop with the byte offset of the fault.
+//!
+//! ```
+//! use parquetrail_core::log_file::RecordReader;
+//! let json = br#"{"Records":[{"eventName":"A"},{"eventName":"B"}]}"#;
+//! let mut reader = RecordReader::new(&json[..]).unwrap();
+//! let mut names = Vec::new();
+//! while let Some(record) = reader.next_record().unwrap() {
+//!     names.push(String::from_utf8(record.text.to_vec()).unwrap());
+//! }
+//! assert_eq!(names, [r#"{"eventName":"A"}"#, r#"{"eventName":"B"}"#]);
+//! ```
+
+use std::io::{self, BufReader, Read};
+
+use flate2::bufread::MultiGzDecoder;
+
+const CHUNK: usize = 256 * 1024;
+const MAX_DEPTH: usize = 512;
+
+/// One record's bytes, exactly as written in the file.
+#[derive(Debug, Clone, Copy)]
+pub struct RawRecord<'b> {
+    pub text: &'b [u8],
+    /// Byte offset of the record in the decompressed file.
+    pub offset: u64,
+    /// Position of the record in the `Records` array (0-based).
+    pub index: usize,
+}
+
+/// Why a file could not be read to its end.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("I/O error after byte {offset} of the decompressed stream: {source}")]
+    Io {
+        offset: u64,
+        #[source]
+        source: io::Error,
+    },
+    #[error("malformed JSON at byte {offset}: {reason}")]
+    Json { offset: u64, reason: String },
+}
+
+impl ReadError {
+    pub fn offset(&self) -> u64 {
+        match self {
+            ReadError::Io { offset, .. } | ReadError::Json { offset, .. } => *offset,
+        }
+    }
+}
+
+/// What the top-level object held besides records; tells digests and Config files apart.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Envelope {
+    /// A `Records` key was present.
+    pub has_records: bool,
+    /// Other top-level keys, in order (at most 64 kept).
+    pub other_keys: Vec<String>,
+    /// Concatenated JSON documents seen (1 for a normal file).
+    pub documents: usize,
+}
+
+impl Envelope {
+    /// Content-based kind: a CloudTrail digest or an AWS Config file lack `Records` but have
+    /// tell-tale keys.
+    pub fn content_kind(&self) -> ContentKind {
+        let has = |k: &str| self.other_keys.iter().any(|o| o == k);
+        if self.has_records {
+            ContentKind::Records
+        } else if has("digestPublicKeyFingerprint") || has("logFiles") && has("digestStartTime") {
+            ContentKind::Digest
+        } else if has("configurationItems") || has("configSnapshotId") || has("configurationItem") {
+            ContentKind::Config
+        } else {
+            ContentKind::Other
+        }
+    }
+}
+
+/// What the content of a file turned out to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContentKind {
+    Records,
+    Digest,
+    Config,
+    Other,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Start,
+    ObjectFirst,
+    ObjectNext,
+    RecordsFirst,
+    RecordsNext,
+    AfterObject,
+    Done,
+}
+
+/// Streams the records of one log file. See the module docs.
+pub struct RecordReader<'r> {
+    src: Box<dyn Read + 'r>,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    /// Absolute offset of `buf[0]` in the decompressed stream.
+    base: u64,
+    eof: bool,
+    state: State,
+    pending: usize,
+    index: usize,
+    envelope: Envelope,
+    gzip: bool,
+}
+
+impl std::fmt::Debug for RecordReader<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordReader")
+            .field("offset", &self.offset())
+            .field("state", &self.state)
+            .field("index", &self.index)
+            .field("gzip", &self.gzip)
+            .finish()
+    }
+}
+
+impl<'r> RecordReader<'r> {
+    /// Wraps raw object bytes; gzip is recognised by its magic number, so `.json.gz` files, plain
+    /// `.json` files and gzip files without an extension all work.
+    pub fn new(mut reader: impl Read + 'r) -> io::Result<Self> {
+        // Read the two magic bytes explicitly: a slow stream may return them one at a time.
+        let mut head = [0u8; 2];
+        let mut got = 0;
+        while got < 2 {
+            match reader.read(&mut head[got..]) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let gzip = got == 2 && head == [0x1f, 0x8b];
+        let buffered = BufReader::with_capacity(CHUNK, io::Cursor::new(head[..got].to_vec()).chain(reader));
+        let src: Box<dyn Read + 'r> = if gzip { Box::new(MultiGzDecoder::new(buffered)) } else { Box::new(buffered) };
+        Ok(RecordReader {
+            src,
+            buf: vec![0; CHUNK],
+            start: 0,
+            end: 0,
+            base: 0,
+            eof: false,
+            state: State::Start,
+            pending: 0,
+            index: 0,
+            envelope: Envelope::default(),
+            gzip,
+        })
+    }
+
+    /// Whether the object holds no bytes at all (a zero-byte object, skipped by the converter).
+    pub fn is_empty_input(&mut self) -> bool {
+        if self.base == 0 && self.end == 0 && !self.eof {
+            let _ = self.fill();
+        }
+        self.base == 0 && self.end == 0 && self.eof && !self.gzip
+    }
+
+    /// Whether the input was gzip-compressed.
+    pub fn is_gzip(&self) -> bool {
+        self.gzip
+    }
+
+    /// Decompressed bytes consumed so far (all of them once [`Self::next_record`] returned `None`).
+    pub fn offset(&self) -> u64 {
+        self.base + self.start as u64
+    }
+
+    /// The envelope seen so far; complete once [`Self::next_record`] returned `None`.
+    pub fn envelope(&self) -> &Envelope {
+        &self.envelope
+    }
+
+    /// The next record, `None` at the end of the file.
+    pub fn next_record(&mut self) -> Result<Option<RawRecord<'_>>, ReadError> {
+        self.start += std::mem::take(&mut self.pending);
+        loop {
+            match self.state {
+                State::Start => {
+                    let Some(c) = self.peek_non_ws()? else {
+                        if self.envelope.documents == 0 {
+                            return Err(self.json_error("the file holds no JSON (empty after decompression)"));
+                        }
+                        self.state = State::Done;
+                        continue;
+                    };
+                    if c != b'{' {
+                        return Err(self.json_error(&format!(
+                            "expected a JSON object {{\"Records\":[…]}}, found {}",
+                            describe(c)
+                        )));
+                    }
+                    self.start += 1;
+                    self.envelope.documents += 1;
+                    self.state = State::ObjectFirst;
+                }
+                State::ObjectFirst | State::ObjectNext => {
+                    let mut c = self.expect_more("inside the top-level object")?;
+                    if c == b'}' {
+                        self.start += 1;
+                        self.state = State::AfterObject;
+                        continue;
+                    }
+                    if self.state == State::ObjectNext {
+                        if c != b',' {
+                            return Err(self.json_error(&format!(
+                                "expected ',' or '}}' after a top-level value, found {}",
+                                describe(c)
+                            )));
+                        }
+                        self.start += 1;
+                        c = self.expect_more("inside the top-level object")?;
+                    }
+                    if c != b'"' {
+                        return Err(self.json_error(&format!("expected a key, found {}", describe(c))));
+                    }
+                    let len = self.scan_value()?;
+                    let key: String = serde_json::from_slice(&self.buf[self.start..self.start + len])
+                        .map_err(|e| self.json_error(&format!("invalid key: {e}")))?;
+                    self.start += len;
+                    let c = self.expect_more("after a key")?;
+                    if c != b':' {
+                        return Err(self.json_error(&format!("expected ':' after key {key:?}, found {}", describe(c))));
+                    }
+                    self.start += 1;
+                    let c = self.expect_more("after a key")?;
+                    if key == "Records" && c == b'[' {
+                        self.envelope.has_records = true;
+                        self.start += 1;
+                        self.state = State::RecordsFirst;
+                    } else {
+                        if key == "Records" && !self.starts_with_null() {
+                            return Err(
+                                self.json_error(&format!("\"Records\" is not an array (found {})", describe(c)))
+                            );
+                        }
+                        if self.envelope.other_keys.len() < 64 {
+                            self.envelope.other_keys.push(key);
+                        }
+                        let len = self.scan_value()?;
+                        self.start += len;
+                        self.state = State::ObjectNext;
+                    }
+                }
+                State::RecordsFirst | State::RecordsNext => {
+                    let mut c = self.expect_more("inside \"Records\"")?;
+                    if c == b']' {
+                        self.start += 1;
+                        self.state = State::ObjectNext;
+                        continue;
+                    }
+                    if self.state == State::RecordsNext {
+                        if c != b',' {
+                            return Err(
+                                self.json_error(&format!("expected ',' or ']' between records, found {}", describe(c)))
+                            );
+                        }
+                        self.start += 1;
+                        c = self.expect_more("inside \"Records\"")?;
+                    }
+                    let _ = c;
+                    let len = self.scan_value()?;
+                    self.state = State::RecordsNext;
+                    self.pending = len;
+                    let index = self.index;
+                    self.index += 1;
+                    let offset = self.offset();
+                    return Ok(Some(RawRecord { text: &self.buf[self.start..self.start + len], offset, index }));
+                }
+                State::AfterObject => match self.peek_non_ws()? {
+                    // Concatenated documents (`cat a.json b.json`) are read as one stream.
+                    Some(b'{') => self.state = State::Start,
+                    Some(c) => {
+                        return Err(
+                            self.json_error(&format!("unexpected {} after the end of the JSON object", describe(c)))
+                        );
+                    }
+                    None => self.state = State::Done,
+                },
+                State::Done => return Ok(None),
+            }
+        }
+    }
+
+    fn json_error(&self, reason: &str) -> ReadError {
+        ReadError::Json { offset: self.offset(), reason: reason.to_string() }
+    }
+
+    fn starts_with_null(&mut self) -> bool {
+        let _ = self.ensure(4);
+        self.buf[self.start..self.end].starts_with(b"null")
+    }
+
+    fn expect_more(&mut self, context: &str) -> Result<u8, ReadError> {
+        match self.peek_non_ws()? {
+            Some(c) => Ok(c),
+            None => Err(self.json_error(&format!("unexpected end of file {context} (truncated file?)"))),
+        }
+    }
+
+    /// Skips JSON whitespace (and a byte-order mark at the very start); the next byte, unconsumed.
+    fn peek_non_ws(&mut self) -> Result<Option<u8>, ReadError> {
+        loop {
+            while self.start < self.end {
+                match self.buf[self.start] {
+                    b' ' | b'\t' | b'\n' | b'\r' => self.start += 1,
+                    0xEF if self.base == 0 && self.start == 0 => {
+                        self.ensure(3)?;
+                        if self.buf[..self.end].starts_with(b"\xEF\xBB\xBF") {
+                            self.start += 3;
+                        } else {
+                            return Ok(Some(0xEF));
+                        }
+                    }
+                    c => return Ok(Some(c)),
+                }
+            }
+            if !self.fill()? {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Makes at least `n` bytes available after `start`, unless the stream ends first.
+    fn ensure(&mut self, n: usize) -> Result<(), ReadError> {
+        while self.end - self.start < n {
+            if !self.fill()? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads more input, compacting or growing the buffer; false at end of stream.
+    fn fill(&mut self) -> Result<bool, ReadError> {
+        if self.eof {
+            return Ok(false);
+        }
+        if self.start > 0 && (self.start == self.end || self.start >= self.buf.len() / 2) {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.base += self.start as u64;
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.end == self.buf.len() {
+            self.buf.resize(self.buf.len() * 2, 0);
+        }
+        loop {
+            match self.src.read(&mut self.buf[self.end..]) {
+                Ok(0) => {
+                    self.eof = true;
+                    return Ok(false);
+                }
+                Ok(n) => {
+                    self.end += n;
+                    return Ok(true);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(source) => return Err(ReadError::Io { offset: self.base + self.end as u64, source }),
+            }
+        }
+    }
+
+    /// Length of the JSON value starting at `start` (which is not whitespace). Only the structure
+    /// is checked here (strings, brackets); the value's own parser validates the rest.
+    fn scan_value(&mut self) -> Result<usize, ReadError> {
+        let first = self.buf[self.start];
+        if !matches!(first, b'{' | b'[' | b'"') {
+            return self.scan_scalar();
+        }
+        let mut stack: Vec<u8> = Vec::with_capacity(16);
+        let mut i = self.start; // absolute index into buf; re-based after fills
+        let mut in_string = false;
+        loop {
+            if i >= self.end {
+                let rel = i - self.start;
+                if !self.fill()? {
+                    return Err(self.json_error(&format!(
+                        "unexpected end of file inside a value that starts here ({} bytes read of it; truncated file?)",
+                        rel
+                    )));
+                }
+                i = self.start + rel;
+                continue;
+            }
+            if in_string {
+                match memchr::memchr2(b'"', b'\\', &self.buf[i..self.end]) {
+                    None => i = self.end,
+                    Some(j) => {
+                        let at = i + j;
+                        if self.buf[at] == b'\\' {
+                            if at + 1 >= self.end {
+                                // The escaped byte is not read yet: come back to the backslash.
+                                let rel = at - self.start;
+                                if !self.fill()? {
+                                    return Err(self.json_error("unexpected end of file inside a string"));
+                                }
+                                i = self.start + rel;
+                                continue;
+                            }
+                            i = at + 2;
+                        } else {
+                            in_string = false;
+                            i = at + 1;
+                            if stack.is_empty() {
+                                return Ok(i - self.start);
+                            }
+                        }
+                    }
+                }
+                continue;
+            }
+            let b = self.buf[i];
+            i += 1;
+            match b {
+                b'"' => in_string = true,
+                b'{' => stack.push(b'}'),
+                b'[' => stack.push(b']'),
+                b'}' | b']' => {
+                    if stack.pop() != Some(b) {
+                        let offset = self.base + (i - 1) as u64;
+                        return Err(ReadError::Json {
+                            offset,
+                            reason: format!(
+                                "mismatched '{}' (the value that starts at byte {} is not closed properly)",
+                                b as char,
+                                self.offset()
+                            ),
+                        });
+                    }
+                    if stack.is_empty() {
+                        return Ok(i - self.start);
+                    }
+                }
+                _ => {}
+            }
+            if stack.len() > MAX_DEPTH {
+                return Err(self.json_error("JSON nested deeper than 512 levels"));
+            }
+        }
+    }
+
+    fn scan_scalar(&mut self) -> Result<usize, ReadError> {
+        let mut i = self.start;
+        loop {
+            if i >= self.end {
+                let rel = i - self.start;
+                if !self.fill()? {
+                    return Ok(rel);
+                }
+                i = self.start + rel;
+                continue;
+            }
+            match self.buf[i] {
+                b',' | b']' | b'}' | b' ' | b'\t' | b'\n' | b'\r' => return Ok(i - self.start),
+                b'{' | b'[' | b'"' | b':' => {
+                    return Err(ReadError::Json {
+                        offset: self.base + i as u64,
+                        reason: format!("unexpected {} in a value", describe(self.buf[i])),
+                    });
+                }
+                _ => i += 1,
+            }
+        }
+    }
+}
+
+fn describe(c: u8) -> String {
+    if c.is_ascii_graphic() { format!("'{}'", c as char) } else { format!("byte 0x{c:02x}") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flate2::{Compression, write::GzEncoder};
+    use std::io::Write;
+
+    /// A reader that hands out at most `n` bytes per call, to drive every refill path.
+    struct Trickle<'a>(&'a [u8], usize);
+    impl Read for Trickle<'_> {
+        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+            let n = self.0.len().min(self.1).min(out.len());
+            out[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut e = GzEncoder::new(Vec::new(), Compression::fast());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    fn read_all(input: impl Read) -> Result<(Vec<String>, Envelope), ReadError> {
+        let mut r = RecordReader::new(input).unwrap();
+        let mut out = Vec::new();
+        while let Some(rec) = r.next_record()? {
+            assert_eq!(rec.index, out.len());
+            out.push(String::from_utf8(rec.text.to_vec()).unwrap());
+        }
+        Ok((out, r.envelope().clone()))
+    }
+
+    const TRICKY: &str = r#"  {"Records" : [ {"a":"]}\"\\","b":[1,{"c":"{["}],"d":-1.5e3} ,
+        {"e":null} , "not an object", 7, [1,2] ] , "extra": {"x":[1]} }  "#;
+
+    #[test]
+    fn splits_records_exactly_at_every_read_size() {
+        let want = vec![
+            r#"{"a":"]}\"\\","b":[1,{"c":"{["}],"d":-1.5e3}"#.to_string(),
+            r#"{"e":null}"#.to_string(),
+            r#""not an object""#.to_string(),
+            "7".to_string(),
+            "[1,2]".to_string(),
+        ];
+        for size in [1, 2, 3, 5, 7, 64, 1 << 20] {
+            let (got, env) = read_all(Trickle(TRICKY.as_bytes(), size)).unwrap();
+            assert_eq!(got, want, "read size {size}");
+            assert!(env.has_records);
+            assert_eq!(env.other_keys, ["extra"]);
+            let gz = gzip(TRICKY.as_bytes());
+            let (got, _) = read_all(Trickle(&gz, size)).unwrap();
+            assert_eq!(got, want, "gzip, read size {size}");
+        }
+    }
+
+    #[test]
+    fn multi_member_gzip_split_inside_a_record() {
+        let json = br#"{"Records":[{"eventName":"One"},{"eventName":"Two"}]}"#;
+        let mut gz = gzip(&json[..20]);
+        gz.extend(gzip(&json[20..]));
+        let (got, _) = read_all(&gz[..]).unwrap();
+        assert_eq!(got, [r#"{"eventName":"One"}"#, r#"{"eventName":"Two"}"#]);
+    }
+
+    #[test]
+    fn records_larger_than_the_buffer() {
+        let big = "x".repeat(3 * CHUNK + 17);
+        let json = format!(r#"{{"Records":[{{"a":"{big}"}},{{"b":1}}]}}"#);
+        let (got, _) = read_all(Trickle(json.as_bytes(), 4096)).unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].len(), big.len() + 8);
+        assert_eq!(got[1], r#"{"b":1}"#);
+    }
+
+    #[test]
+    fn offsets_point_at_records_and_faults() {
+        let json = br#"{"Records":[{"a":1}, {"b":2}]}"#;
+        let mut r = RecordReader::new(&json[..]).unwrap();
+        assert_eq!(r.next_record().unwrap().unwrap().offset, 12);
+        assert_eq!(r.next_record().unwrap().unwrap().offset, 21);
+        assert!(r.next_record().unwrap().is_none());
+        assert_eq!(r.offset(), json.len() as u64);
+
+        let cases: &[(&[u8], u64, &str)] = &[
+            // A missing closing brace: detected where the brackets stop matching.
+            (br#"{"Records":[{"a":{"b":1},{"c":2}]}"#, 32, "mismatched"),
+            (br#"{"Records":[{"a":1}"#, 19, "end of file"),
+            (br#"{"Records":[{"a":"unterminated"#, 12, "end of file"),
+            (br#"{"Records":[{"a":1} {"b":2}]}"#, 20, "expected ','"),
+            (br#"{"Records":{"a":1}}"#, 11, "not an array"),
+            (br#"[{"a":1}]"#, 0, "expected a JSON object"),
+            (br#"{"Records":[]} x"#, 15, "after the end"),
+            (b"", 0, "no JSON"),
+            (b"  \n ", 4, "no JSON"),
+        ];
+        for (input, offset, reason) in cases {
+            let err = read_all(&input[..]).unwrap_err();
+            let text = err.to_string();
+            assert_eq!(err.offset(), *offset, "{} -> {text}", String::from_utf8_lossy(input));
+            assert!(text.contains(reason), "{} -> {text}", String::from_utf8_lossy(input));
+        }
+    }
+
+    #[test]
+    fn corrupt_gzip_is_an_io_error_with_offset() {
+        let json = format!(r#"{{"Records":[{}]}}"#, vec![r#"{"a":"0123456789"}"#; 5000].join(","));
+        let mut gz = gzip(json.as_bytes());
+        let mid = gz.len() / 2;
+        gz.truncate(mid);
+        let err = read_all(&gz[..]).unwrap_err();
+        assert!(matches!(err, ReadError::Io { .. } | ReadError::Json { .. }), "{err}");
+        let mut gz = gzip(json.as_bytes());
+        let at = gz.len() / 3;
+        gz[at] ^= 0xff;
+        gz[at + 1] ^= 0xff;
+        let err = read_all(&gz[..]).unwrap_err();
+        assert!(err.offset() < json.len() as u64, "{err}");
+    }
+
+    #[test]
+    fn content_kinds() {
+        let digest = br#"{"awsAccountId":"1","digestStartTime":"t","digestPublicKeyFingerprint":"f","logFiles":[]}"#;
+        let (records, env) = read_all(&digest[..]).unwrap();
+        assert!(records.is_empty());
+        assert_eq!(env.content_kind(), ContentKind::Digest);
+        let config = br#"{"fileVersion":"1.0","configSnapshotId":"x","configurationItems":[{"a":1}]}"#;
+        assert_eq!(read_all(&config[..]).unwrap().1.content_kind(), ContentKind::Config);
+        let other = br#"{"hello":"world"}"#;
+        assert_eq!(read_all(&other[..]).unwrap().1.content_kind(), ContentKind::Other);
+        let null_records = br#"{"Records":null}"#;
+        assert_eq!(read_all(&null_records[..]).unwrap().1.content_kind(), ContentKind::Other);
+        let bom = b"\xEF\xBB\xBF{\"Records\":[{\"a\":1}]}";
+        assert_eq!(read_all(&bom[..]).unwrap().0, [r#"{"a":1}"#]);
+        let two = br#"{"Records":[{"a":1}]}{"Records":[{"b":2}]}"#;
+        let (records, env) = read_all(&two[..]).unwrap();
+        assert_eq!(records, [r#"{"a":1}"#, r#"{"b":2}"#]);
+        assert_eq!(env.documents, 2);
+    }
+}
