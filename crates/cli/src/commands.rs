@@ -1,0 +1,457 @@
+//! The subcommands. Each returns the process exit code: 0 when everything converted, 1 when some
+//! input could not be (it is quarantined and named), 2 for usage or I/O errors.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::io::{self, BufWriter, IsTerminal, Write};
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use chrono::{DateTime, NaiveDate, Utc};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use parquetrail_core::archive::{ExportFormat, Exporter, RowFilter, Summary};
+use parquetrail_core::convert::{self, FileReport, Options};
+use parquetrail_core::encode::WriterSettings;
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::local::{self, DirSink, SourceFile};
+use crate::{ConvertArgs, DemoArgs, ExportArgs, FormatArg, GenerateArgs, SummaryArgs, WriterArgs};
+
+fn writer_settings(args: &WriterArgs) -> Result<WriterSettings> {
+    let codec = args.compression.parse().map_err(|e: String| anyhow::anyhow!("--compression: {e}"))?;
+    if args.row_group_rows == 0 {
+        bail!("--row-group-rows must be at least 1");
+    }
+    Ok(WriterSettings { codec, row_group_rows: args.row_group_rows, ..WriterSettings::default() })
+}
+
+/// Totals of a conversion run; `--json` prints exactly this.
+#[derive(Debug, Default, Serialize)]
+pub struct RunSummary {
+    pub files: u64,
+    pub converted: u64,
+    pub skipped: u64,
+    pub failed: u64,
+    pub records: u64,
+    pub rows: u64,
+    pub quarantined: u64,
+    pub reconciled: bool,
+    pub bytes_in: u64,
+    pub json_bytes: u64,
+    pub bytes_out: u64,
+    pub outputs: u64,
+    pub partitions: u64,
+    pub seconds: f64,
+    pub skip_reasons: BTreeMap<String, u64>,
+    /// Files not converted, with the reason (quarantined or retry-worthy errors).
+    pub failures: Vec<Failure>,
+    /// Objects holding quarantined records.
+    pub record_quarantines: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Failure {
+    pub key: String,
+    pub reason: String,
+    /// Whether retrying may succeed (I/O) rather than never (corrupt content).
+    pub retryable: bool,
+    pub quarantine_path: Option<String>,
+}
+
+impl RunSummary {
+    fn add(
+        &mut self,
+        key: &str,
+        result: &Result<FileReport, parquetrail_core::Error>,
+        partitions: &mut BTreeSet<String>,
+    ) {
+        self.files += 1;
+        match result {
+            Err(e) => {
+                self.failed += 1;
+                self.failures.push(Failure {
+                    key: key.to_string(),
+                    reason: e.to_string(),
+                    retryable: !e.is_permanent(),
+                    quarantine_path: None,
+                });
+            }
+            Ok(report) => {
+                self.bytes_in += report.bytes_in;
+                self.json_bytes += report.json_bytes;
+                if let Some(reason) = &report.skipped {
+                    self.skipped += 1;
+                    *self.skip_reasons.entry(reason.clone()).or_default() += 1;
+                } else if let Some(failure) = &report.failure {
+                    self.failed += 1;
+                    self.failures.push(Failure {
+                        key: key.to_string(),
+                        reason: failure.reason.clone(),
+                        retryable: false,
+                        quarantine_path: Some(failure.quarantine_path.clone()),
+                    });
+                } else {
+                    self.converted += 1;
+                }
+                self.records += report.records;
+                self.rows += report.rows;
+                self.quarantined += report.quarantined;
+                for o in &report.outputs {
+                    self.outputs += 1;
+                    self.bytes_out += o.bytes;
+                    partitions.insert(o.path.rsplit_once('/').map(|(p, _)| p.to_string()).unwrap_or_default());
+                }
+                if let Some(q) = &report.quarantine_path {
+                    self.record_quarantines.push(q.clone());
+                }
+            }
+        }
+    }
+}
+
+/// Converts local files into the archive under `sink`, in parallel, with a progress bar on a
+/// terminal.
+pub fn run_convert(files: &[SourceFile], sink: &DirSink, options: &Options, jobs: usize) -> Result<RunSummary> {
+    let total: u64 = files.iter().map(|f| f.size).sum();
+    let progress = if io::stderr().is_terminal() {
+        ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr())
+    } else {
+        ProgressBar::hidden()
+    };
+    progress.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} ETA {eta} {msg}")
+            .expect("valid template"),
+    );
+    progress.enable_steady_tick(Duration::from_millis(200));
+    let records = AtomicU64::new(0);
+    let done = AtomicU64::new(0);
+    let started = Instant::now();
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(jobs.max(1)).build().context("starting worker threads")?;
+    let results: Mutex<Vec<(usize, Result<FileReport, parquetrail_core::Error>)>> =
+        Mutex::new(Vec::with_capacity(files.len()));
+    pool.install(|| {
+        files.par_iter().enumerate().for_each(|(i, file)| {
+            let result = if !file.explicit && !looks_like_log_file(&file.key) {
+                // A directory walk meets READMEs, checksums and the like; CloudTrail only ever writes
+                // `.json.gz`. Files named on the command line are always read.
+                Ok(FileReport { key: file.key.clone(), skipped: Some(NOT_A_LOG_NAME.into()), ..FileReport::default() })
+            } else {
+                File::open(&file.path)
+                    .map_err(|source| parquetrail_core::Error::Read { key: file.key.clone(), offset: 0, source })
+                    .and_then(|f| convert::convert(&file.key, f, sink, options))
+            };
+            if let Ok(r) = &result {
+                records.fetch_add(r.records, Ordering::Relaxed);
+            }
+            let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+            progress.inc(file.size);
+            progress.set_message(format!("{n}/{} files, {} records", files.len(), records.load(Ordering::Relaxed)));
+            results.lock().expect("results lock").push((i, result));
+        })
+    });
+    progress.finish_and_clear();
+    let mut results = results.into_inner().expect("results lock");
+    results.sort_by_key(|(i, _)| *i);
+    let mut summary = RunSummary::default();
+    let mut partitions = BTreeSet::new();
+    for (i, result) in &results {
+        summary.add(&files[*i].key, result, &mut partitions);
+    }
+    summary.partitions = partitions.len() as u64;
+    summary.seconds = started.elapsed().as_secs_f64();
+    summary.reconciled = summary.records == summary.rows + summary.quarantined;
+    Ok(summary)
+}
+
+const NOT_A_LOG_NAME: &str = "not named .json, .json.gz or .gz (found in a directory walk)";
+
+fn looks_like_log_file(key: &str) -> bool {
+    let name = key.rsplit('/').next().unwrap_or(key).to_ascii_lowercase();
+    name.ends_with(".json.gz") || name.ends_with(".json") || name.ends_with(".gz") || name.ends_with(".jsonl")
+}
+
+fn mb(bytes: u64) -> String {
+    format!("{:.1} MB", bytes as f64 / 1e6)
+}
+
+fn print_run(summary: &RunSummary, out: &Path) {
+    let s = summary;
+    let rate = if s.seconds > 0.0 { s.json_bytes as f64 / 1e6 / s.seconds } else { 0.0 };
+    println!("Converted {} of {} files in {:.2} s ({:.0} MB/s of JSON)", s.converted, s.files, s.seconds, rate);
+    println!(
+        "  records   {} = {} rows + {} quarantined  {}",
+        s.records,
+        s.rows,
+        s.quarantined,
+        if s.reconciled { "(reconciled)" } else { "(DOES NOT RECONCILE)" }
+    );
+    println!("  input     {} stored, {} of JSON", mb(s.bytes_in), mb(s.json_bytes));
+    println!(
+        "  output    {} of Parquet in {} files, {} partitions, under {}",
+        mb(s.bytes_out),
+        s.outputs,
+        s.partitions,
+        out.display()
+    );
+    for (reason, n) in &s.skip_reasons {
+        println!("  skipped   {n} × {reason}");
+    }
+    if !s.record_quarantines.is_empty() {
+        println!(
+            "  quarantined records (raw text + reason) in {} file(s) under {}",
+            s.record_quarantines.len(),
+            out.join("quarantine/records").display()
+        );
+    }
+    if !s.failures.is_empty() {
+        println!("  FAILED    {} file(s) not converted:", s.failures.len());
+        for f in &s.failures {
+            let hint = match (&f.quarantine_path, f.retryable) {
+                (Some(q), _) => format!(" [quarantined: {q}]"),
+                (None, true) => " [retry may succeed]".to_string(),
+                (None, false) => String::new(),
+            };
+            println!("    {}{hint}\n      {}", f.key, f.reason);
+        }
+    }
+}
+
+fn exit_for(summary: &RunSummary) -> ExitCode {
+    if summary.failed > 0 || !summary.reconciled { ExitCode::from(1) } else { ExitCode::SUCCESS }
+}
+
+pub fn convert(args: &ConvertArgs) -> Result<ExitCode> {
+    let options = Options { writer: writer_settings(&args.writer)?, ..Options::default() };
+    let files = local::list_sources(&args.sources)?;
+    if files.is_empty() {
+        bail!(
+            "no files found in {}",
+            args.sources.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+        );
+    }
+    let sink = DirSink::new(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let summary = run_convert(&files, &sink, &options, jobs)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        print_run(&summary, &args.out);
+    }
+    Ok(exit_for(&summary))
+}
+
+pub fn generate(args: &GenerateArgs) -> Result<ExitCode> {
+    let summary = generate_tree(args)?;
+    println!(
+        "Wrote {} files ({} records, {} of JSON, {} gzip; {} Insight files) for accounts {} in {} under {}",
+        summary.files,
+        summary.records,
+        mb(summary.json_bytes),
+        mb(summary.gzip_bytes),
+        summary.insight_files,
+        summary.accounts.join(", "),
+        summary.regions.join(", "),
+        args.dir.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn generate_tree(args: &GenerateArgs) -> Result<parquetrail_synth::TreeSummary> {
+    if args.mb == 0 {
+        bail!("--mb must be at least 1");
+    }
+    if args.accounts == 0 || args.regions.is_empty() {
+        bail!("need at least one account and one region");
+    }
+    if let Some(org) = &args.org
+        && (!org.starts_with("o-") || org.len() < 4 || !org[2..].chars().all(|c| c.is_ascii_alphanumeric()))
+    {
+        bail!("--org must look like o-abc123def4, got {org:?}");
+    }
+    let options = parquetrail_synth::TreeOptions {
+        seed: args.seed,
+        target_json_bytes: args.mb * 1_000_000,
+        accounts: args.accounts,
+        regions: args.regions.clone(),
+        org_id: args.org.clone(),
+        prefix: args.prefix.clone(),
+        insights: !args.no_insights,
+        ..parquetrail_synth::TreeOptions::default()
+    };
+    parquetrail_synth::write_tree(&args.dir, &options).with_context(|| format!("writing {}", args.dir.display()))
+}
+
+pub fn demo(args: &DemoArgs) -> Result<ExitCode> {
+    let trail = args.dir.join("trail");
+    let archive = args.dir.join("archive");
+    println!(
+        "1/3 Generating a sample CloudTrail delivery tree ({} MB of JSON, seed {}) in {}",
+        args.mb,
+        args.seed,
+        trail.display()
+    );
+    let generated = generate_tree(&GenerateArgs {
+        dir: trail.clone(),
+        mb: args.mb,
+        seed: args.seed,
+        accounts: 3,
+        regions: vec!["us-east-1".into(), "us-west-2".into(), "eu-west-1".into()],
+        org: Some("o-demo123abc".into()),
+        prefix: None,
+        no_insights: false,
+    })?;
+    println!("    {} files, {} records, {} gzip\n", generated.files, generated.records, mb(generated.gzip_bytes));
+    println!("2/3 Converting it to Parquet in {}", archive.display());
+    let files = local::list_sources(std::slice::from_ref(&trail))?;
+    let sink = DirSink::new(&archive)?;
+    let jobs = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let run = run_convert(&files, &sink, &Options::default(), jobs)?;
+    print_run(&run, &archive);
+    println!("\n3/3 What the archive holds");
+    summarise(&archive, false)?;
+    println!("\nNext: query it with DuckDB (pip install duckdb):");
+    println!(
+        "  duckdb -c \"SELECT eventname, count(*) n FROM read_parquet('{}/events/**/*.parquet', hive_partitioning=true) GROUP BY 1 ORDER BY n DESC LIMIT 10\"",
+        archive.display()
+    );
+    println!(
+        "or get CloudTrail JSON back:\n  parquetrail export {} --event-name ConsoleLogin --out logins.jsonl",
+        archive.display()
+    );
+    Ok(exit_for(&run))
+}
+
+pub fn summary(args: &SummaryArgs) -> Result<ExitCode> {
+    if !args.archive.is_dir() {
+        bail!("{} is not a directory (expected an archive written by `parquetrail convert`)", args.archive.display());
+    }
+    summarise(&args.archive, args.json)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Serialize)]
+struct DatasetSummary {
+    dataset: String,
+    accounts: BTreeSet<String>,
+    regions: BTreeSet<String>,
+    dates: usize,
+    #[serde(flatten)]
+    summary: Summary,
+}
+
+fn summarise(archive: &Path, json: bool) -> Result<()> {
+    let mut all = Vec::new();
+    for dataset in ["events", "insights"] {
+        let files = local::list_archive(archive, dataset)?;
+        let mut summary = Summary::default();
+        let mut accounts = BTreeSet::new();
+        let mut regions = BTreeSet::new();
+        let mut dates = BTreeSet::new();
+        for f in &files {
+            let reader = File::open(&f.path).with_context(|| format!("opening {}", f.path.display()))?;
+            summary.add_file(reader, f.size, &f.path.display().to_string())?;
+            accounts.insert(f.account.clone());
+            regions.insert(f.region.clone());
+            dates.insert(f.date.clone());
+        }
+        all.push(DatasetSummary { dataset: dataset.into(), accounts, regions, dates: dates.len(), summary });
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&all)?);
+        return Ok(());
+    }
+    let top = |m: &BTreeMap<String, u64>, n| {
+        Summary::top(m, n).iter().map(|(k, c)| format!("{k} {c}")).collect::<Vec<_>>().join(", ")
+    };
+    for d in &all {
+        let s = &d.summary;
+        if s.rows == 0 {
+            println!("{}: empty", d.dataset);
+            continue;
+        }
+        println!(
+            "{}: {} rows in {} files ({}), {} account(s), {} region(s), {} day(s), {} → {}",
+            d.dataset,
+            s.rows,
+            s.files,
+            mb(s.bytes),
+            d.accounts.len(),
+            d.regions.len(),
+            d.dates,
+            s.first_event.as_deref().unwrap_or("?"),
+            s.last_event.as_deref().unwrap_or("?")
+        );
+        if d.dataset == "events" {
+            println!("  top sources:     {}", top(&s.by_source, 6));
+            println!("  top events:      {}", top(&s.by_name, 6));
+            println!("  identity types:  {}", top(&s.by_identity_type, 8));
+            println!("  errors:          {} ({})", s.errors, top(&s.by_error, 4));
+            println!(
+                "  console logins:  {} ({} without MFA, {} failed); root calls: {}",
+                s.console_logins, s.console_logins_without_mfa, s.console_login_failures, s.root_calls
+            );
+        }
+    }
+    Ok(())
+}
+
+fn parse_instant(flag: &str, value: &str) -> Result<DateTime<Utc>> {
+    if let Ok(d) = NaiveDate::parse_from_str(value, "%Y-%m-%d") {
+        return Ok(d.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc());
+    }
+    DateTime::parse_from_rfc3339(value)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| anyhow::anyhow!("{flag}: expected YYYY-MM-DD or an RFC 3339 time, got {value:?}"))
+}
+
+pub fn export(args: &ExportArgs) -> Result<ExitCode> {
+    if !args.archive.is_dir() {
+        bail!("{} is not a directory (expected an archive written by `parquetrail convert`)", args.archive.display());
+    }
+    let filter = RowFilter {
+        event_names: args.event_name.iter().cloned().collect(),
+        event_sources: args.event_source.iter().cloned().collect(),
+        since: args.since.as_deref().map(|v| parse_instant("--since", v)).transpose()?,
+        until: args.until.as_deref().map(|v| parse_instant("--until", v)).transpose()?,
+    };
+    let since_date = filter.since.map(|t| t.date_naive().format("%Y-%m-%d").to_string());
+    let until_date = filter.until.map(|t| t.date_naive().format("%Y-%m-%d").to_string());
+    let format = match args.format {
+        FormatArg::Jsonl => ExportFormat::JsonLines,
+        FormatArg::Records => ExportFormat::Records,
+    };
+    let out: Box<dyn Write> = if args.out.as_os_str() == "-" {
+        Box::new(BufWriter::new(io::stdout().lock()))
+    } else {
+        Box::new(BufWriter::new(File::create(&args.out).with_context(|| format!("creating {}", args.out.display()))?))
+    };
+    let mut exporter = Exporter::new(out, format)?;
+    let mut files_read = 0;
+    for dataset in args.dataset.names() {
+        for f in local::list_archive(&args.archive, dataset)? {
+            // Partition pruning: skip files whose path already rules them out.
+            let keep = (args.account.is_empty() || args.account.contains(&f.account))
+                && (args.region.is_empty() || args.region.contains(&f.region))
+                && since_date.as_ref().is_none_or(|s| f.date >= *s)
+                && until_date.as_ref().is_none_or(|u| f.date <= *u);
+            if !keep {
+                continue;
+            }
+            files_read += 1;
+            let reader = File::open(&f.path).with_context(|| format!("opening {}", f.path.display()))?;
+            for row in parquetrail_core::archive::read_rows(reader, Some(&f.path.display().to_string()))? {
+                if filter.matches(&row) {
+                    exporter.write(&row)?;
+                }
+            }
+        }
+    }
+    let (_, written) = exporter.finish()?;
+    eprintln!("Exported {written} record(s) from {files_read} Parquet file(s) to {}", args.out.display());
+    Ok(ExitCode::SUCCESS)
+}

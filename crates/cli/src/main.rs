@@ -1,0 +1,199 @@
+//! `parquetrail`: turn AWS CloudTrail log archives into a fast, queryable, Hive-partitioned
+//! Parquet lake. See `parquetrail --help`.
+
+mod commands;
+mod local;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "parquetrail",
+    version,
+    about = "Turn AWS CloudTrail log archives into a fast, queryable, Hive-partitioned Parquet lake.",
+    long_about = "Turn AWS CloudTrail log archives into a fast, queryable, Hive-partitioned Parquet lake.\n\n\
+        CloudTrail delivers gzipped JSON files ({\"Records\":[...]}) every ~5 minutes per account and region. \
+        parquetrail reads them as delivered, keeps every field (unknown ones too), and writes \
+        events/account=<id>/region=<r>/date=YYYY-MM-DD/<source>.parquet, partitioned by each record's own eventTime. \
+        Output names derive from the source object, so converting again never duplicates rows.",
+    after_help = "Try it without an AWS account:\n  parquetrail demo\n\n\
+        Typical local use:\n  aws s3 sync s3://my-trail-bucket/AWSLogs ./AWSLogs\n  parquetrail convert ./AWSLogs --out ./archive\n  parquetrail summary ./archive\n  parquetrail export ./archive --event-name ConsoleLogin --out logins.jsonl"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Generate a sample delivery tree, convert it and summarise the archive (no AWS needed).
+    Demo(DemoArgs),
+    /// Convert CloudTrail log files (files or directories) into a Parquet archive.
+    Convert(ConvertArgs),
+    /// Write a realistic synthetic CloudTrail delivery tree (for trying things, tests, benchmarks).
+    Generate(GenerateArgs),
+    /// Summarise what an archive holds: accounts, regions, time range, top events, errors, logins.
+    Summary(SummaryArgs),
+    /// Turn an archive (or a filtered part of it) back into CloudTrail JSON.
+    Export(ExportArgs),
+    /// Print the column reference of the Parquet datasets (Markdown).
+    Columns,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Working directory for the sample tree (`trail/`) and the archive (`archive/`).
+    #[arg(long, default_value = "parquetrail-demo")]
+    pub dir: PathBuf,
+    /// Size of the sample, in MB of uncompressed CloudTrail JSON.
+    #[arg(long, default_value_t = 16)]
+    pub mb: u64,
+    /// Seed of the sample (same seed, same bytes).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct WriterArgs {
+    /// Parquet compression: zstd, zstd:LEVEL (1-22), snappy or none.
+    #[arg(long, default_value = "zstd")]
+    pub compression: String,
+    /// Rows per Parquet row group.
+    #[arg(long, default_value_t = 128 * 1024)]
+    pub row_group_rows: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct ConvertArgs {
+    /// Log files or directories (walked recursively). Gzip and plain JSON are both read.
+    #[arg(required = true, value_name = "SRC")]
+    pub sources: Vec<PathBuf>,
+    /// Archive directory to write (created if missing; existing outputs are overwritten in place).
+    #[arg(long, short)]
+    pub out: PathBuf,
+    /// Files converted in parallel (default: one per CPU).
+    #[arg(long, short)]
+    pub jobs: Option<usize>,
+    /// Print the final summary as JSON on stdout (for scripts).
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub writer: WriterArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Directory to write the tree into (keys as CloudTrail lays them out under AWSLogs/).
+    pub dir: PathBuf,
+    /// Size, in MB of uncompressed JSON.
+    #[arg(long, default_value_t = 16)]
+    pub mb: u64,
+    /// Seed (same seed, same bytes).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Number of accounts.
+    #[arg(long, default_value_t = 3)]
+    pub accounts: usize,
+    /// Regions, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "us-east-1,us-west-2,eu-west-1")]
+    pub regions: Vec<String>,
+    /// Lay the tree out as an organization trail with this ID (e.g. o-abc123def4).
+    #[arg(long)]
+    pub org: Option<String>,
+    /// Trail key prefix before AWSLogs/.
+    #[arg(long)]
+    pub prefix: Option<String>,
+    /// Do not write CloudTrail-Insight files.
+    #[arg(long)]
+    pub no_insights: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DatasetArg {
+    Events,
+    Insights,
+    All,
+}
+
+impl DatasetArg {
+    pub fn names(self) -> &'static [&'static str] {
+        match self {
+            DatasetArg::Events => &["events"],
+            DatasetArg::Insights => &["insights"],
+            DatasetArg::All => &["events", "insights"],
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct SummaryArgs {
+    /// Archive directory written by `parquetrail convert`.
+    pub archive: PathBuf,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    /// One record per line.
+    Jsonl,
+    /// CloudTrail's {"Records":[...]} envelope.
+    Records,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Archive directory written by `parquetrail convert`.
+    pub archive: PathBuf,
+    /// Output file, or - for standard output.
+    #[arg(long, short)]
+    pub out: PathBuf,
+    #[arg(long, value_enum, default_value_t = FormatArg::Jsonl)]
+    pub format: FormatArg,
+    #[arg(long, value_enum, default_value_t = DatasetArg::All)]
+    pub dataset: DatasetArg,
+    /// Only these accounts (repeatable).
+    #[arg(long)]
+    pub account: Vec<String>,
+    /// Only these regions (repeatable).
+    #[arg(long)]
+    pub region: Vec<String>,
+    /// Events at or after this date or time (YYYY-MM-DD or RFC 3339).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Events before this date or time (YYYY-MM-DD or RFC 3339).
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Only these event names (repeatable), e.g. ConsoleLogin.
+    #[arg(long)]
+    pub event_name: Vec<String>,
+    /// Only these event sources (repeatable), e.g. iam.amazonaws.com.
+    #[arg(long)]
+    pub event_source: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Demo(args) => commands::demo(&args),
+        Command::Convert(args) => commands::convert(&args),
+        Command::Generate(args) => commands::generate(&args),
+        Command::Summary(args) => commands::summary(&args),
+        Command::Export(args) => commands::export(&args),
+        Command::Columns => {
+            print!("{}", parquetrail_core::schema::columns_markdown());
+            Ok(ExitCode::SUCCESS)
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
