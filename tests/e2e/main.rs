@@ -1,0 +1,6 @@
+//! End-to-end tests across crates: the shared corpus and synthetic trees converted by the core,
+//! read back by independent engines (DuckDB, pyarrow), reconciled, and exported back losslessly.
+
+mod corpus;
+mod support;
+mod synthetic;
