@@ -1,0 +1,162 @@
+//! The `parquetrail` binary as a user runs it: exit codes, summaries, quarantine, round trips.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn parquetrail(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_parquetrail")).args(args).current_dir(cwd).output().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+fn write(path: &Path, data: &[u8]) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, data).unwrap();
+}
+
+#[test]
+fn demo_generates_converts_and_summarises() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = parquetrail(&["demo", "--dir", "d", "--mb", "2"], dir.path());
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("(reconciled)"), "{text}");
+    assert!(text.contains("events: ") && text.contains("top events:") && text.contains("console logins:"), "{text}");
+    let parquet = walk(&dir.path().join("d/archive/events")).iter().filter(|p| p.ends_with(".parquet")).count();
+    assert!(parquet > 10, "{parquet} parquet files");
+}
+
+fn walk(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p.to_string_lossy().into_owned());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn convert_json_export_round_trip_and_idempotent_rerun() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    assert!(
+        parquetrail(&["generate", "trail", "--mb", "2", "--seed", "3", "--org", "o-test12345"], cwd).status.success()
+    );
+    let out = parquetrail(&["convert", "trail", "--out", "archive", "--json"], cwd);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let summary: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let rows = summary["rows"].as_u64().unwrap();
+    assert_eq!(summary["records"].as_u64().unwrap(), rows + summary["quarantined"].as_u64().unwrap());
+    assert_eq!(summary["failed"], 0);
+    assert_eq!(summary["reconciled"], true);
+    assert!(rows > 500);
+
+    // Everything back, in CloudTrail's own envelope.
+    let out = parquetrail(&["export", "archive", "--format", "records", "--out", "all.json"], cwd);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let all: Value = serde_json::from_slice(&std::fs::read(cwd.join("all.json")).unwrap()).unwrap();
+    let records = all["Records"].as_array().unwrap();
+    assert_eq!(records.len() as u64, rows);
+
+    // A filtered export holds exactly the matching records.
+    let want = records.iter().filter(|r| r["eventName"] == "AssumeRole").count();
+    assert!(want > 0);
+    let out =
+        parquetrail(&["export", "archive", "--event-name", "AssumeRole", "--dataset", "events", "--out", "-"], cwd);
+    let lines: Vec<Value> = stdout(&out).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), want);
+    assert!(lines.iter().all(|r| r["eventName"] == "AssumeRole"));
+
+    // Converting again rewrites the same objects with the same bytes: no duplicates.
+    let before: Vec<(String, Vec<u8>)> =
+        walk(&cwd.join("archive")).into_iter().map(|p| (p.clone(), std::fs::read(&p).unwrap())).collect();
+    assert!(parquetrail(&["convert", "trail", "--out", "archive", "-j", "1"], cwd).status.success());
+    let after: Vec<(String, Vec<u8>)> =
+        walk(&cwd.join("archive")).into_iter().map(|p| (p.clone(), std::fs::read(&p).unwrap())).collect();
+    assert_eq!(before.len(), after.len());
+    assert!(before == after, "a rerun changed the archive");
+}
+
+#[test]
+fn bad_input_is_quarantined_named_and_the_rest_proceeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    let trail = cwd.join("trail/AWSLogs/111122223333/CloudTrail/us-east-1/2024/03/01");
+    let good = br#"{"Records":[{"eventVersion":"1.08","eventTime":"2024-03-01T10:00:00Z","eventSource":"iam.amazonaws.com","eventName":"CreateUser","awsRegion":"us-east-1","recipientAccountId":"111122223333","requestParameters":{"userName":"bob"},"responseElements":null},{"eventName":"NoTime"}]}"#;
+    write(&trail.join("111122223333_CloudTrail_us-east-1_20240301T1000Z_good000000000000.json.gz"), &gzip(good));
+    let mut truncated = gzip(good);
+    truncated.truncate(truncated.len() / 2);
+    write(&trail.join("111122223333_CloudTrail_us-east-1_20240301T1005Z_trunc00000000000.json.gz"), &truncated);
+    write(
+        &trail.join("111122223333_CloudTrail_us-east-1_20240301T1010Z_badjson000000000.json.gz"),
+        &gzip(br#"{"Records":[{"a":1} {"b":2}]}"#),
+    );
+    write(&trail.join("111122223333_CloudTrail_us-east-1_20240301T1015Z_empty00000000000.json.gz"), b"");
+    write(
+        &cwd.join("trail/AWSLogs/111122223333/CloudTrail-Digest/us-east-1/2024/03/01/111122223333_CloudTrail-Digest_us-east-1_t_us-east-1_20240301T110000Z.json.gz"),
+        &gzip(b"{}"),
+    );
+    let out = parquetrail(&["convert", "trail", "--out", "archive"], cwd);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("FAILED    2 file(s)"), "{text}");
+    assert!(text.contains("_trunc00000000000.json.gz") && text.contains("_badjson000000000.json.gz"), "{text}");
+    assert!(text.contains("malformed JSON at byte 20"), "{text}");
+    assert!(text.contains("records   2 = 1 rows + 1 quarantined  (reconciled)"), "{text}");
+
+    let out = parquetrail(&["convert", "trail", "--out", "archive2", "--json"], cwd);
+    let s: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!((s["converted"].as_u64(), s["failed"].as_u64(), s["skipped"].as_u64()), (Some(1), Some(2), Some(2)));
+    assert_eq!((s["records"].as_u64(), s["rows"].as_u64(), s["quarantined"].as_u64()), (Some(2), Some(1), Some(1)));
+    let reasons: Vec<&String> = s["skip_reasons"].as_object().unwrap().keys().collect();
+    assert!(
+        reasons.iter().any(|r| r.contains("zero-byte")) && reasons.iter().any(|r| r.contains("digest")),
+        "{reasons:?}"
+    );
+    // Each failed file has a quarantine object naming it; the unplaceable record keeps its raw text.
+    for f in s["failures"].as_array().unwrap() {
+        let q = cwd.join("archive2").join(f["quarantine_path"].as_str().unwrap());
+        let marker: Value = serde_json::from_slice(&std::fs::read(q).unwrap()).unwrap();
+        assert_eq!(marker["source_key"], f["key"]);
+    }
+    let q = &s["record_quarantines"][0];
+    let line: Value = serde_json::from_str(
+        std::fs::read_to_string(cwd.join("archive2").join(q.as_str().unwrap())).unwrap().lines().next().unwrap(),
+    )
+    .unwrap();
+    assert_eq!(line["raw"], r#"{"eventName":"NoTime"}"#);
+    assert_eq!(line["reason"], "record has no eventTime");
+}
+
+#[test]
+fn help_teaches_and_usage_errors_are_clear() {
+    let dir = tempfile::tempdir().unwrap();
+    let help = stdout(&parquetrail(&["--help"], dir.path()));
+    for needle in ["demo", "convert", "export", "parquetrail convert ./AWSLogs --out ./archive"] {
+        assert!(help.contains(needle), "--help lacks {needle:?}:\n{help}");
+    }
+    let out = parquetrail(&["convert", "nowhere", "--out", "a"], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nowhere"), "the error names the missing path");
+    let out = parquetrail(&["convert", ".", "--out", "a", "--compression", "gzip"], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--compression"));
+}
