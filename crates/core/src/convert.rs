@@ -9,7 +9,7 @@
 //! - **Nothing lost.** A record that cannot be placed goes, with its raw text and the reason, to
 //!   `<quarantine>/records/…jsonl`; a file that cannot be read gets `<quarantine>/files/…json`
 //!   naming the key, the byte offset and the reason. Reports reconcile:
-//!   `records == rows + quarantined` for every converted file.
+//!   `records == rows + quarantined + filtered` for every converted file.
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
@@ -45,6 +45,96 @@ impl Default for Layout {
 pub struct Options {
     pub writer: WriterSettings,
     pub layout: Layout,
+    /// Which records to keep; the others are counted as `filtered`.
+    pub filter: EventFilter,
+}
+
+/// An event category, as a trail's event selectors name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Category {
+    Management,
+    Data,
+    Insight,
+    NetworkActivity,
+}
+
+impl std::str::FromStr for Category {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "management" => Ok(Category::Management),
+            "data" => Ok(Category::Data),
+            "insight" | "insights" => Ok(Category::Insight),
+            "networkactivity" | "network" => Ok(Category::NetworkActivity),
+            other => {
+                Err(format!("unknown event category {other:?} (expected management, data, insight or networkactivity)"))
+            }
+        }
+    }
+}
+
+/// Read-only, write-only or all events, like a trail's `ReadWriteType`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReadWrite {
+    #[default]
+    All,
+    ReadOnly,
+    WriteOnly,
+}
+
+impl std::str::FromStr for ReadWrite {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "all" => Ok(ReadWrite::All),
+            "read" | "readonly" => Ok(ReadWrite::ReadOnly),
+            "write" | "writeonly" => Ok(ReadWrite::WriteOnly),
+            other => Err(format!("unknown read/write selector {other:?} (expected all, readonly or writeonly)")),
+        }
+    }
+}
+
+/// Which records to archive, mirroring a trail's own event selectors. The default keeps all.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct EventFilter {
+    /// Keep only these categories (empty: all). Records older than eventVersion 1.07 carry no
+    /// category and count as management events, as CloudTrail defines them.
+    pub categories: std::collections::BTreeSet<Category>,
+    pub read_write: ReadWrite,
+    /// Drop events from these sources, e.g. `kms.amazonaws.com`, `rdsdata.amazonaws.com`.
+    pub exclude_sources: std::collections::BTreeSet<String>,
+}
+
+impl EventFilter {
+    /// Whether the filter keeps everything (the common case, checked once per file).
+    pub fn keeps_all(&self) -> bool {
+        self.categories.is_empty() && self.read_write == ReadWrite::All && self.exclude_sources.is_empty()
+    }
+
+    /// Whether a row passes.
+    pub fn keeps(&self, row: &Row<'_>) -> bool {
+        if !self.categories.is_empty() {
+            let category = match row.eventcategory.as_deref() {
+                Some("Data") => Category::Data,
+                Some("Insight") => Category::Insight,
+                Some("NetworkActivity") => Category::NetworkActivity,
+                Some(_) => Category::Management,
+                None if row.is_insight() => Category::Insight,
+                None => Category::Management,
+            };
+            if !self.categories.contains(&category) {
+                return false;
+            }
+        }
+        let read_only = row.readonly.as_deref();
+        match self.read_write {
+            ReadWrite::All => {}
+            ReadWrite::ReadOnly if read_only == Some("false") => return false,
+            ReadWrite::WriteOnly if read_only == Some("true") => return false,
+            _ => {}
+        }
+        !row.eventsource.as_deref().is_some_and(|s| self.exclude_sources.contains(s))
+    }
 }
 
 /// The dataset a row belongs to.
@@ -94,15 +184,17 @@ pub struct FileReport {
     pub records: u64,
     pub rows: u64,
     pub quarantined: u64,
+    /// Records dropped by the configured [`EventFilter`].
+    pub filtered: u64,
     pub outputs: Vec<OutputReport>,
     /// The record quarantine object, when any record was quarantined.
     pub quarantine_path: Option<String>,
 }
 
 impl FileReport {
-    /// `records == rows + quarantined`.
+    /// `records == rows + quarantined + filtered`.
     pub fn reconciles(&self) -> bool {
-        self.records == self.rows + self.quarantined
+        self.records == self.rows + self.quarantined + self.filtered
     }
 }
 
@@ -127,12 +219,29 @@ pub fn skip_reason(key: &ObjectKey<'_>) -> Option<String> {
     }
 }
 
+/// Where an object came from: its key, and for objects in S3 its bucket and version. The key names
+/// the outputs; the rest is recorded in quarantine objects so an operator can find the source.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Source<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bucket: Option<&'a str>,
+    pub key: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<&'a str>,
+}
+
 /// Converts one object read from `input`, writing through `sink`.
 ///
 /// Returns `Err` only for failures worth retrying (the source stream or the sink failed with an
 /// I/O error that is not corrupt data); content problems are reported in the [`FileReport`] and
 /// quarantined, so one bad file never stops a batch.
 pub fn convert(key: &str, input: impl Read, sink: &dyn Sink, options: &Options) -> Result<FileReport> {
+    convert_source(Source { key, ..Source::default() }, input, sink, options)
+}
+
+/// [`convert`], naming the source's bucket and version in quarantine objects.
+pub fn convert_source(source: Source<'_>, input: impl Read, sink: &dyn Sink, options: &Options) -> Result<FileReport> {
+    let key = source.key;
     let object = ObjectKey::parse(key);
     let mut report = FileReport { key: key.to_string(), ..FileReport::default() };
     if let Some(reason) = skip_reason(&object) {
@@ -170,7 +279,7 @@ pub fn convert(key: &str, input: impl Read, sink: &dyn Sink, options: &Options) 
                     });
                 }
             }
-            report.failure = Some(quarantine_file(key, &err, sink, options, &stem)?);
+            report.failure = Some(quarantine_file(source, &err, sink, options, &stem)?);
             return Ok(report);
         }
     }
@@ -186,7 +295,7 @@ pub fn convert(key: &str, input: impl Read, sink: &dyn Sink, options: &Options) 
         };
         if quarantine {
             let err = ReadError::Json { offset: 0, reason: reason.clone() };
-            report.failure = Some(quarantine_file(key, &err, sink, options, &stem)?);
+            report.failure = Some(quarantine_file(source, &err, sink, options, &stem)?);
         } else {
             report.skipped = Some(reason);
         }
@@ -211,6 +320,8 @@ struct FileState<'s> {
     quarantine: Option<(String, Box<dyn SinkFile>)>,
     records: u64,
     quarantined: u64,
+    filtered: u64,
+    filter_all: bool,
 }
 
 impl<'s> FileState<'s> {
@@ -224,6 +335,8 @@ impl<'s> FileState<'s> {
             quarantine: None,
             records: 0,
             quarantined: 0,
+            filtered: 0,
+            filter_all: options.filter.keeps_all(),
         }
     }
 
@@ -239,6 +352,7 @@ impl<'s> FileState<'s> {
                 Ok((row, time))
             });
             match placed {
+                Ok((row, _)) if !self.filter_all && !self.options.filter.keeps(&row) => self.filtered += 1,
                 Ok((row, time)) => self.write_row(&row, time).map_err(ReadFault::Sink)?,
                 Err(e) => self.quarantine_record(raw.text, raw.index, raw.offset, &e).map_err(ReadFault::Sink)?,
             }
@@ -341,12 +455,20 @@ impl<'s> FileState<'s> {
         }
         report.records = self.records;
         report.quarantined = self.quarantined;
+        report.filtered = self.filtered;
         Ok(())
     }
 }
 
 /// Writes `<quarantine>/files/<stem>.json` for a file that could not be read.
-fn quarantine_file(key: &str, err: &ReadError, sink: &dyn Sink, options: &Options, stem: &str) -> Result<FileFailure> {
+fn quarantine_file(
+    source: Source<'_>,
+    err: &ReadError,
+    sink: &dyn Sink,
+    options: &Options,
+    stem: &str,
+) -> Result<FileFailure> {
+    let key = source.key;
     let class = match err {
         ReadError::Io { .. } => "unreadable",
         ReadError::Json { .. } => "malformed_json",
@@ -360,12 +482,23 @@ fn quarantine_file(key: &str, err: &ReadError, sink: &dyn Sink, options: &Option
     };
     #[derive(Serialize)]
     struct Marker<'a> {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        source_bucket: Option<&'a str>,
         source_key: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        source_version_id: Option<&'a str>,
         class: &'a str,
         reason: &'a str,
         offset: u64,
     }
-    let marker = Marker { source_key: key, class, reason: &failure.reason, offset: failure.offset };
+    let marker = Marker {
+        source_bucket: source.bucket,
+        source_key: key,
+        source_version_id: source.version_id,
+        class,
+        reason: &failure.reason,
+        offset: failure.offset,
+    };
     let mut file = sink.create(&path).map_err(|source| Error::Write { key: key.into(), path: path.clone(), source })?;
     let mut body = serde_json::to_vec_pretty(&marker).expect("markers serialize");
     body.push(b'\n');
@@ -384,5 +517,47 @@ impl<R: Read> Read for CountingReader<R> {
         let n = self.inner.read(buf)?;
         self.count.set(self.count.get() + n as u64);
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sink::MemorySink;
+
+    const FILE: &str = r#"{"Records":[
+        {"eventTime":"2024-01-01T00:00:00Z","eventSource":"s3.amazonaws.com","eventCategory":"Data","readOnly":true},
+        {"eventTime":"2024-01-01T00:00:00Z","eventSource":"iam.amazonaws.com","eventCategory":"Management","readOnly":false},
+        {"eventTime":"2024-01-01T00:00:00Z","eventSource":"kms.amazonaws.com","readOnly":true},
+        {"eventTime":"2024-01-01T00:00:00Z","eventType":"AwsCloudTrailInsight","eventCategory":"Insight"},
+        {"eventName":"no time"}]}"#;
+
+    #[test]
+    fn filters_mirror_trail_selectors_and_reconcile() {
+        let cases: [(&str, EventFilter, u64); 5] = [
+            ("keep all", EventFilter::default(), 4),
+            ("management only", EventFilter { categories: [Category::Management].into(), ..Default::default() }, 2),
+            (
+                "data and insight",
+                EventFilter { categories: [Category::Data, Category::Insight].into(), ..Default::default() },
+                2,
+            ),
+            ("write only", EventFilter { read_write: ReadWrite::WriteOnly, ..Default::default() }, 2),
+            (
+                "exclude KMS",
+                EventFilter { exclude_sources: ["kms.amazonaws.com".to_string()].into(), ..Default::default() },
+                3,
+            ),
+        ];
+        for (name, filter, rows) in cases {
+            let options = Options { filter, ..Options::default() };
+            let report = convert("k.json", FILE.as_bytes(), &MemorySink::default(), &options).unwrap();
+            assert_eq!(report.rows, rows, "{name}");
+            assert_eq!(report.quarantined, 1, "{name}");
+            assert_eq!(report.filtered, 4 - rows, "{name}");
+            assert!(report.reconciles(), "{name}: {report:?}");
+        }
+        assert!("Management".parse::<Category>().is_ok() && "bogus".parse::<Category>().is_err());
+        assert_eq!("writeonly".parse(), Ok(ReadWrite::WriteOnly));
     }
 }
