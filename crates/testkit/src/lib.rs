@@ -1,0 +1,45 @@
+//! Test harnesses for parquetrail's integration tests (a dev-dependency only).
+//!
+//! * [`moto`]: a real local S3 endpoint ([`moto::MotoServer`], backed by Python moto's `moto_server`), SDK clients
+//!   and child-process environments for it, and a fault-injecting proxy ([`moto::FaultyProxy`]) that answers chosen
+//!   requests with `503 SlowDown` / `500 InternalError` to exercise retries.
+//! * [`runtime`]: a local Lambda Runtime API emulator ([`runtime::RuntimeEmulator`]) so tests can run the *built*
+//!   Lambda binary and feed it invocations.
+//! * [`on_ci`] and [`not_run`]: how a test that lacks an external tool skips itself locally but fails on CI.
+//!
+//! Nothing here talks to real AWS.
+
+use std::io::Write;
+
+pub mod moto;
+pub mod runtime;
+
+mod http;
+
+pub use moto::{Fault, FaultPlan, FaultyProxy, MotoServer};
+pub use runtime::{Invocation, RuntimeEmulator, lambda_env};
+
+/// Whether the tests run on CI: the `CI` environment variable is set, non-empty, and not `false` or `0`.
+///
+/// On CI a missing tool is a failure, never a silent skip.
+pub fn on_ci() -> bool {
+    match std::env::var("CI") {
+        Ok(value) => {
+            let value = value.trim();
+            !value.is_empty() && value != "0" && !value.eq_ignore_ascii_case("false")
+        }
+        Err(_) => false,
+    }
+}
+
+/// Reports that `test` did not run, as `NOT RUN: <test> because <why>` on its own line.
+///
+/// It is written straight to the process's standard error with [`std::io::stderr`], bypassing the test harness's
+/// output capture (which swallows `eprintln!` of passing tests), so a skipped test is visible in `cargo test` output.
+pub fn not_run(test: &str, why: &str) {
+    let line = format!("NOT RUN: {test} because {why}\n");
+    let mut stderr = std::io::stderr().lock();
+    // Nothing sensible to do if stderr is gone.
+    let _ = stderr.write_all(line.as_bytes());
+    let _ = stderr.flush();
+}

@@ -1,0 +1,187 @@
+use std::io::{BufReader, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_sdk_s3::config::retry::RetryConfig;
+use aws_sdk_s3::error::ProvideErrorMetadata;
+use aws_sdk_s3::primitives::ByteStream;
+
+use super::{Fault, FaultPlan, FaultyProxy, MotoServer};
+use crate::http;
+
+/// An upstream stand-in for moto: answers every request with its method, target, `Connection` header and body,
+/// closing after each answer as moto does; records the raw heads it saw.
+fn fake_upstream() -> (SocketAddr, Arc<Mutex<Vec<http::Head>>>) {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let address = listener.local_addr().unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let seen_by_thread = Arc::clone(&seen);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let mut stream = stream.unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let Ok(Some(head)) = http::read_head(&mut reader) else { continue };
+            let body = http::read_request_body(&mut reader, &head).unwrap();
+            let answer = format!(
+                "{} {} conn={} body={}",
+                head.method(),
+                head.target(),
+                head.header("Connection").unwrap_or("-"),
+                String::from_utf8_lossy(&body)
+            );
+            let length = if head.method() == "HEAD" { "12345".to_owned() } else { answer.len().to_string() };
+            let body = if head.method() == "HEAD" { "" } else { answer.as_str() };
+            // No Content-Length on GET: the body ends with the connection, which the proxy must re-frame.
+            let framing = if head.method() == "GET" { String::new() } else { format!("Content-Length: {length}\r\n") };
+            let response = format!("HTTP/1.1 200 OK\r\nX-Upstream: yes\r\n{framing}Connection: close\r\n\r\n{body}");
+            stream.write_all(response.as_bytes()).unwrap();
+            seen_by_thread.lock().unwrap().push(head);
+        }
+    });
+    (address, seen)
+}
+
+fn roundtrip(
+    stream: &mut TcpStream,
+    reader: &mut BufReader<TcpStream>,
+    request: &str,
+    method: &str,
+) -> (http::Head, String) {
+    stream.write_all(request.as_bytes()).unwrap();
+    let head = http::read_head(reader).unwrap().expect("a response");
+    let body = http::read_response_body(reader, &head, method).unwrap();
+    (head, String::from_utf8(body).unwrap())
+}
+
+#[test]
+fn proxy_forwards_keeps_client_connections_alive_and_injects_planned_faults() {
+    let (upstream, seen) = fake_upstream();
+    let plan = FaultPlan::new().fail("PUT", "/bucket/", Fault::SlowDown, 1).fail_when(
+        "uploads",
+        Fault::InternalError,
+        1,
+        |r| r.method() == "POST" && r.query() == "uploads",
+    );
+    let proxy = FaultyProxy::start(upstream, plan);
+    let mut stream = TcpStream::connect(proxy.endpoint().trim_start_matches("http://")).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+
+    // Injected: the first PUT under /bucket/, with the S3 error body; the connection stays open.
+    let put = "PUT /bucket/k HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc";
+    let (head, body) = roundtrip(&mut stream, &mut reader, put, "PUT");
+    assert_eq!(head.status(), 503);
+    assert!(!head.wants_close());
+    assert_eq!(head.header("Content-Type"), Some("application/xml"));
+    assert!(body.contains("<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message>"));
+    // The retry goes through; the chunked body reaches upstream re-framed with a Content-Length.
+    let chunked_put =
+        "PUT /bucket/k HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n1\r\nc\r\n0\r\n\r\n";
+    let (head, body) = roundtrip(&mut stream, &mut reader, chunked_put, "PUT");
+    assert_eq!((head.status(), head.header("X-Upstream")), (200, Some("yes")));
+    assert_eq!(body, "PUT /bucket/k conn=close body=abc");
+    // The second rule looks at the query string.
+    let (head, body) = roundtrip(&mut stream, &mut reader, "POST /bucket/big?uploads HTTP/1.1\r\n\r\n", "POST");
+    assert_eq!(head.status(), 500);
+    assert!(body.contains("<Code>InternalError</Code>"));
+    // A body that upstream ends by closing is re-framed, so the client connection survives.
+    let (head, body) = roundtrip(&mut stream, &mut reader, "GET /bucket/k?x=1 HTTP/1.1\r\n\r\n", "GET");
+    assert_eq!((head.status(), body.as_str()), (200, "GET /bucket/k?x=1 conn=close body="));
+    assert_eq!(head.header("Content-Length"), Some(body.len().to_string().as_str()));
+    // HEAD keeps the upstream Content-Length (an object's size) and has no body.
+    let (head, body) = roundtrip(&mut stream, &mut reader, "HEAD /bucket/k HTTP/1.1\r\n\r\n", "HEAD");
+    assert_eq!((head.header("Content-Length"), body.as_str()), (Some("12345"), ""));
+    let (head, _) = roundtrip(
+        &mut stream,
+        &mut reader,
+        "PUT /bucket/z HTTP/1.1\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+        "PUT",
+    );
+    assert!(head.wants_close());
+    assert!(http::read_head(&mut reader).unwrap().is_none(), "closed after a Connection: close request");
+
+    assert_eq!(proxy.injected(), 2);
+    assert_eq!(proxy.injections(), ["SlowDown PUT /bucket/k", "InternalError POST /bucket/big?uploads"]);
+    assert_eq!(proxy.forwarded(), 4);
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 4);
+    assert!(seen.iter().all(|h| h.header("Transfer-Encoding").is_none() && h.header("Connection") == Some("close")));
+}
+
+#[test]
+fn proxy_answers_bad_gateway_when_upstream_is_gone() {
+    let upstream = {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        listener.local_addr().unwrap()
+    };
+    let proxy = FaultyProxy::start(upstream, FaultPlan::new());
+    let mut stream = TcpStream::connect(proxy.endpoint().trim_start_matches("http://")).unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let (head, body) = roundtrip(&mut stream, &mut reader, "GET / HTTP/1.1\r\n\r\n", "GET");
+    assert_eq!(head.status(), 502);
+    assert!(body.contains("unreachable"), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn moto_is_a_working_s3_endpoint() {
+    let Some(moto) = MotoServer::start("moto_is_a_working_s3_endpoint") else { return };
+    assert!(moto.endpoint().starts_with("http://127.0.0.1:"));
+    let env = moto.env();
+    assert!(env.contains(&("AWS_ENDPOINT_URL_S3".to_owned(), moto.endpoint().to_owned())));
+    assert!(env.contains(&("AWS_EC2_METADATA_DISABLED".to_owned(), "true".to_owned())));
+
+    moto.create_bucket("trail").await;
+    let s3 = moto.client().await;
+    let key = "AWSLogs/123456789012/CloudTrail/us-east-1/2026/01/02/x y.json.gz";
+    s3.put_object().bucket("trail").key(key).body(ByteStream::from_static(b"payload")).send().await.unwrap();
+    let listed = s3.list_objects_v2().bucket("trail").send().await.unwrap();
+    let keys: Vec<_> = listed.contents().iter().filter_map(|o| o.key()).collect();
+    assert_eq!(keys, [key]);
+    let got = s3.get_object().bucket("trail").key(key).send().await.unwrap();
+    assert_eq!(got.body.collect().await.unwrap().into_bytes().as_ref(), b"payload");
+    let missing = s3.get_object().bucket("trail").key("nope").send().await.unwrap_err();
+    assert_eq!(missing.code(), Some("NoSuchKey"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sdk_retries_through_an_injected_slowdown() {
+    let Some(moto) = MotoServer::start("sdk_retries_through_an_injected_slowdown") else { return };
+    moto.create_bucket("out").await;
+    let proxy = moto.faulty_endpoint(FaultPlan::new().fail("PUT", "/out/", Fault::SlowDown, 1));
+    let s3 = proxy.client().await;
+    let body = vec![7u8; 100_000];
+    s3.put_object().bucket("out").key("part.parquet").body(ByteStream::from(body.clone())).send().await.unwrap();
+    assert_eq!(proxy.injected(), 1);
+    assert!(proxy.injections()[0].starts_with("SlowDown PUT /out/part.parquet"), "{:?}", proxy.injections());
+    // The retried PUT reached moto: the object is there, read directly from moto.
+    let got = moto.client().await.get_object().bucket("out").key("part.parquet").send().await.unwrap();
+    assert_eq!(got.body.collect().await.unwrap().into_bytes().as_ref(), body.as_slice());
+    // HEAD through the proxy reports the object's size.
+    let head = s3.head_object().bucket("out").key("part.parquet").send().await.unwrap();
+    assert_eq!(head.content_length(), Some(100_000));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn persistent_faults_exhaust_the_sdk_retries() {
+    let Some(moto) = MotoServer::start("persistent_faults_exhaust_the_sdk_retries") else { return };
+    moto.create_bucket("inbox").await;
+    let proxy = moto.faulty_endpoint(FaultPlan::new().fail("GET", "/inbox/", Fault::InternalError, 100));
+    let config = proxy
+        .client()
+        .await
+        .config()
+        .to_builder()
+        .retry_config(RetryConfig::standard().with_max_attempts(3).with_initial_backoff(Duration::from_millis(10)))
+        .build();
+    let s3 = aws_sdk_s3::Client::from_conf(config);
+    let err = s3.get_object().bucket("inbox").key("k").send().await.unwrap_err();
+    assert_eq!(err.code(), Some("InternalError"));
+    assert_eq!(proxy.injected(), 3, "one attempt and two retries");
+    assert_eq!(proxy.forwarded(), 0);
+    // Replacing the plan stops the faults: now moto itself answers (the key does not exist).
+    proxy.set_plan(FaultPlan::new());
+    let err = s3.get_object().bucket("inbox").key("k").send().await.unwrap_err();
+    assert_eq!(err.code(), Some("NoSuchKey"));
+    assert_eq!((proxy.injected(), proxy.forwarded()), (3, 1));
+}
