@@ -1,0 +1,24 @@
+//! # parquetrail-ingest
+//!
+//! The pipeline of `parquetrail-core` over real storage: objects are read from S3 (aws-sdk-s3,
+//! streamed) or local disk, converted on a blocking thread by the pure core, and written back
+//! through a sink that streams multipart uploads. This crate is async and knows AWS; the core
+//! knows neither.
+//!
+//! - [`storage`]: the one small [`storage::Storage`] trait, with S3 and local-disk implementations.
+//! - [`location`]: `s3://bucket/prefix` or a local path.
+//! - [`notifications`]: every way S3 announces an object (S3 events, SNS, SQS, EventBridge,
+//!   CloudTrail's own SNS notice, S3 Batch Operations) → object references.
+//! - [`pipeline`]: one object through the core, with retries and a verdict the Lambda can act on
+//!   (retryable or permanent).
+
+pub mod local;
+pub mod location;
+pub mod notifications;
+pub mod pipeline;
+pub mod s3;
+pub mod storage;
+
+pub use location::Location;
+pub use pipeline::{IngestError, Outcome, Pipeline};
+pub use storage::{ObjectMeta, Opened, Storage, StorageError};

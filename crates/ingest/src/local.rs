@@ -1,0 +1,205 @@
+//! Local disk: a directory as [`Storage`], and the sink that writes an archive directory.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use async_trait::async_trait;
+use parquetrail_core::sink::{Sink, SinkFile};
+
+use crate::storage::{ErrorKind, ObjectMeta, Opened, Storage, StorageError};
+
+/// Writes outputs under a directory. Each output is written to a temporary file beside its final
+/// path and renamed on commit, so readers never see a half-written Parquet file and an
+/// interrupted run leaves no partial output behind.
+#[derive(Debug)]
+pub struct DirSink {
+    root: PathBuf,
+}
+
+impl DirSink {
+    /// A sink under `root`, created now.
+    pub fn new(root: impl Into<PathBuf>) -> io::Result<Self> {
+        let root = root.into();
+        fs::create_dir_all(&root)?;
+        Ok(DirSink { root })
+    }
+
+    /// A sink under `root`, created with its first output.
+    pub fn new_lazy(root: impl Into<PathBuf>) -> Self {
+        DirSink { root: root.into() }
+    }
+}
+
+static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+struct DirFile {
+    tmp: PathBuf,
+    dest: PathBuf,
+    file: Option<io::BufWriter<fs::File>>,
+}
+
+impl Write for DirFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.file.as_mut().expect("open until commit").write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.as_mut().expect("open until commit").flush()
+    }
+}
+
+impl SinkFile for DirFile {
+    fn commit(mut self: Box<Self>) -> io::Result<()> {
+        let file = self.file.take().expect("committed once");
+        let file = file.into_inner().map_err(|e| e.into_error())?;
+        file.sync_data()?;
+        drop(file);
+        fs::rename(&self.tmp, &self.dest)
+    }
+}
+
+impl Drop for DirFile {
+    fn drop(&mut self) {
+        if self.file.take().is_some() {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+impl Sink for DirSink {
+    fn create(&self, path: &str) -> io::Result<Box<dyn SinkFile>> {
+        // Paths come from the core (escaped partition values, sanitised stems); refuse anything
+        // that would still leave the root.
+        if path.split('/').any(|s| s.is_empty() || s == "." || s == "..") || path.starts_with('/') {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("refusing unsafe output path {path:?}")));
+        }
+        let dest = self.root.join(path);
+        if let Some(parent) = dest.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let tmp = dest.with_file_name(format!(
+            ".{}.{}-{n}.tmp",
+            dest.file_name().and_then(|f| f.to_str()).unwrap_or("out"),
+            std::process::id()
+        ));
+        let file = fs::File::create(&tmp)?;
+        Ok(Box::new(DirFile { tmp, dest, file: Some(io::BufWriter::with_capacity(1 << 20, file)) }))
+    }
+}
+/// A local directory; keys are paths relative to it, `/`-separated.
+#[derive(Debug, Clone)]
+pub struct LocalStorage {
+    root: PathBuf,
+}
+
+impl LocalStorage {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        LocalStorage { root: root.into() }
+    }
+
+    fn path(&self, key: &str) -> Result<PathBuf, StorageError> {
+        if key.split('/').any(|s| s == "..") {
+            return Err(StorageError::new(ErrorKind::Permanent, format!("refusing key {key:?}")));
+        }
+        Ok(self.root.join(key))
+    }
+}
+
+fn io_error(what: &str, e: io::Error) -> StorageError {
+    let kind = match e.kind() {
+        io::ErrorKind::NotFound => ErrorKind::NotFound,
+        io::ErrorKind::InvalidInput | io::ErrorKind::InvalidData => ErrorKind::Permanent,
+        _ => ErrorKind::Retryable,
+    };
+    StorageError::new(kind, format!("{what}: {e}"))
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut Vec<ObjectMeta>) -> io::Result<()> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let path = entry.path();
+        if entry.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        if entry.file_type()?.is_dir() {
+            walk(root, &path, out)?;
+        } else {
+            let rel = path.strip_prefix(root).unwrap_or(&path);
+            let key = rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/");
+            out.push(ObjectMeta { key, size: entry.metadata()?.len(), etag: None });
+        }
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Storage for LocalStorage {
+    fn describe(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    async fn open(&self, key: &str, _version_id: Option<&str>) -> Result<Opened, StorageError> {
+        let path = self.path(key)?;
+        let file = tokio::fs::File::open(&path).await.map_err(|e| io_error(&path.display().to_string(), e))?;
+        let size = file.metadata().await.ok().map(|m| m.len());
+        Ok(Opened { reader: Box::new(file), size, etag: None, version_id: None })
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StorageError> {
+        let root = self.root.clone();
+        let dir = self.path(prefix)?;
+        let mut out = tokio::task::spawn_blocking(move || {
+            let mut out = Vec::new();
+            walk(&root, &dir, &mut out).map(|_| out)
+        })
+        .await
+        .map_err(|e| StorageError::new(ErrorKind::Retryable, e.to_string()))?
+        .map_err(|e| io_error(&self.describe(), e))?;
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+
+    async fn put(&self, key: &str, body: Vec<u8>) -> Result<(), StorageError> {
+        let path = self.path(key)?;
+        if let Some(parent) = path.parent() {
+            tokio::fs::create_dir_all(parent).await.map_err(|e| io_error(&parent.display().to_string(), e))?;
+        }
+        tokio::fs::write(&path, body).await.map_err(|e| io_error(&path.display().to_string(), e))
+    }
+
+    fn sink(&self, prefix: &str) -> Arc<dyn Sink + Send + Sync> {
+        Arc::new(DirSink::new_lazy(self.root.join(prefix)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dir_sink_commits_atomically_and_discards_on_drop() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = DirSink::new(dir.path()).unwrap();
+        let mut f = sink.create("a/b.txt").unwrap();
+        f.write_all(b"hello").unwrap();
+        assert!(!dir.path().join("a/b.txt").exists(), "invisible before commit");
+        f.commit().unwrap();
+        assert_eq!(fs::read(dir.path().join("a/b.txt")).unwrap(), b"hello");
+        let mut g = sink.create("a/c.txt").unwrap();
+        g.write_all(b"partial").unwrap();
+        drop(g);
+        let names: Vec<_> = fs::read_dir(dir.path().join("a")).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, ["b.txt"], "an uncommitted output leaves nothing behind");
+        for bad in ["../x", "/abs", "a/../../x", "a//b", "./a"] {
+            assert!(sink.create(bad).is_err(), "{bad}");
+        }
+    }
+}

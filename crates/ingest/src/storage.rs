@@ -1,0 +1,89 @@
+//! One small trait over where CloudTrail objects live and where the archive goes.
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use parquetrail_core::sink::Sink;
+use tokio::io::AsyncRead;
+
+/// Why a storage operation failed, and whether trying again can help.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct StorageError {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+/// The kinds of storage failure an operator acts on differently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The object does not exist.
+    NotFound,
+    /// Throttling, 5xx, timeouts, dropped connections, missing permissions: try again later
+    /// (permissions included, so a fixed policy plus a redrive loses nothing).
+    Retryable,
+    /// The request itself is wrong and will never succeed.
+    Permanent,
+}
+
+impl StorageError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        StorageError { kind, message: message.into() }
+    }
+
+    pub fn is_retryable(&self) -> bool {
+        self.kind == ErrorKind::Retryable
+    }
+}
+
+/// An object opened for streaming.
+pub struct Opened {
+    pub reader: Box<dyn AsyncRead + Send + Unpin>,
+    pub size: Option<u64>,
+    pub etag: Option<String>,
+    pub version_id: Option<String>,
+}
+
+impl fmt::Debug for Opened {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Opened").field("size", &self.size).field("etag", &self.etag).finish()
+    }
+}
+
+/// An object listed under a prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectMeta {
+    pub key: String,
+    pub size: u64,
+    pub etag: Option<String>,
+}
+
+/// Where objects are read from and written to: an S3 bucket or a local directory.
+#[async_trait]
+pub trait Storage: Send + Sync + fmt::Debug {
+    /// How to name this storage in messages: `s3://bucket` or a directory.
+    fn describe(&self) -> String;
+    /// The bucket, for S3 storage (recorded in quarantine objects).
+    fn bucket(&self) -> Option<&str> {
+        None
+    }
+    /// Opens an object for streaming.
+    async fn open(&self, key: &str, version_id: Option<&str>) -> Result<Opened, StorageError>;
+    /// Lists the objects under a prefix, sorted by key.
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StorageError>;
+    /// Reads a whole (small) object.
+    async fn read(&self, key: &str) -> Result<Vec<u8>, StorageError> {
+        let mut opened = self.open(key, None).await?;
+        let mut out = Vec::new();
+        tokio::io::AsyncReadExt::read_to_end(&mut opened.reader, &mut out)
+            .await
+            .map_err(|e| StorageError::new(ErrorKind::Retryable, format!("{}/{key}: {e}", self.describe())))?;
+        Ok(out)
+    }
+    /// Writes a whole object.
+    async fn put(&self, key: &str, body: Vec<u8>) -> Result<(), StorageError>;
+    /// A sink that writes under `prefix`, for the synchronous core. Its files must be written
+    /// and committed from a blocking thread (`tokio::task::spawn_blocking`).
+    fn sink(&self, prefix: &str) -> Arc<dyn Sink + Send + Sync>;
+}

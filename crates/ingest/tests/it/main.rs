@@ -1,0 +1,3 @@
+//! The ingest pipeline against a real local S3 endpoint (moto_server) through aws-sdk-s3.
+
+mod s3;
