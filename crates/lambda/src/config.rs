@@ -1,0 +1,246 @@
+//! The function's configuration: environment variables parsed once, at cold start, into one typed
+//! struct. A bad value fails the start with a message naming the variable; an unknown
+//! `PARQUETRAIL_*` variable is rejected too (a typo must not silently fall back to a default).
+
+use std::collections::BTreeMap;
+
+use parquetrail_core::convert::{EventFilter, Layout, Options};
+use parquetrail_core::encode::WriterSettings;
+use parquetrail_ingest::Location;
+use parquetrail_ingest::s3::S3Settings;
+
+/// A configuration error, naming the variable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{variable}: {message}")]
+pub struct ConfigError {
+    pub variable: String,
+    pub message: String,
+}
+
+fn err(variable: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError { variable: variable.to_string(), message: message.into() }
+}
+
+/// Every variable the function reads, with its meaning (also the `--help` of the deployment).
+pub const VARIABLES: &[(&str, &str)] = &[
+    ("PARQUETRAIL_DESTINATION", "required: where the archive goes, s3://bucket[/prefix]"),
+    ("PARQUETRAIL_QUARANTINE_PREFIX", "prefix under the destination for quarantine objects (default: quarantine)"),
+    ("PARQUETRAIL_COMPRESSION", "Parquet codec: zstd, zstd:LEVEL, snappy or none (default: zstd)"),
+    ("PARQUETRAIL_ROW_GROUP_ROWS", "rows per Parquet row group (default: 131072)"),
+    (
+        "PARQUETRAIL_EVENT_CATEGORIES",
+        "keep only these categories: management,data,insight,networkactivity (default: all)",
+    ),
+    ("PARQUETRAIL_READ_WRITE", "all, readonly or writeonly (default: all)"),
+    (
+        "PARQUETRAIL_EXCLUDE_EVENT_SOURCES",
+        "drop events from these sources, e.g. kms.amazonaws.com,rdsdata.amazonaws.com",
+    ),
+    ("PARQUETRAIL_CONCURRENCY", "objects converted at once per invocation (default: 4)"),
+    (
+        "PARQUETRAIL_S3_PATH_STYLE",
+        "true/false: path-style S3 addressing (default: on when AWS_ENDPOINT_URL[_S3] is set)",
+    ),
+    ("PARQUETRAIL_METRICS_NAMESPACE", "CloudWatch namespace of the embedded metrics (default: parquetrail)"),
+    ("PARQUETRAIL_LOG_FORMAT", "json or text (default: json)"),
+];
+
+/// The function's configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `PARQUETRAIL_DESTINATION`.
+    pub destination: Location,
+    /// Conversion options: writer settings, dataset layout (quarantine prefix), event filter.
+    pub options: Options,
+    /// `PARQUETRAIL_CONCURRENCY`.
+    pub concurrency: usize,
+    /// How to reach S3 (`PARQUETRAIL_S3_PATH_STYLE`; endpoint and credentials from the standard chain).
+    pub s3: S3Settings,
+    /// `PARQUETRAIL_METRICS_NAMESPACE`.
+    pub metrics_namespace: String,
+    /// `PARQUETRAIL_LOG_FORMAT` is `json`.
+    pub json_logs: bool,
+}
+
+fn list(value: &str) -> impl Iterator<Item = &str> {
+    value.split(',').map(str::trim).filter(|s| !s.is_empty())
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_vars(std::env::vars())
+    }
+
+    /// Parses the given variables (only `PARQUETRAIL_*` ones are looked at).
+    pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigError> {
+        let vars: BTreeMap<String, String> = vars.into_iter().filter(|(k, _)| k.starts_with("PARQUETRAIL_")).collect();
+        for name in vars.keys() {
+            if !VARIABLES.iter().any(|(known, _)| known == name) {
+                let known: Vec<&str> = VARIABLES.iter().map(|(k, _)| *k).collect();
+                return Err(err(name, format!("unknown variable (known: {})", known.join(", "))));
+            }
+        }
+        let get = |name: &str| vars.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
+
+        let destination = get("PARQUETRAIL_DESTINATION")
+            .ok_or_else(|| err("PARQUETRAIL_DESTINATION", "is required, e.g. s3://my-archive-bucket/cloudtrail"))?;
+        let destination = Location::parse(destination).map_err(|m| err("PARQUETRAIL_DESTINATION", m))?;
+        if !destination.is_s3() {
+            return Err(err("PARQUETRAIL_DESTINATION", "must be an s3:// URL in the Lambda"));
+        }
+
+        let mut writer = WriterSettings::default();
+        if let Some(v) = get("PARQUETRAIL_COMPRESSION") {
+            writer.codec = v.parse().map_err(|m: String| err("PARQUETRAIL_COMPRESSION", m))?;
+        }
+        if let Some(v) = get("PARQUETRAIL_ROW_GROUP_ROWS") {
+            writer.row_group_rows = v.parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                err("PARQUETRAIL_ROW_GROUP_ROWS", format!("expected a positive whole number, got {v:?}"))
+            })?;
+        }
+
+        let mut layout = Layout::default();
+        if let Some(v) = get("PARQUETRAIL_QUARANTINE_PREFIX") {
+            let v = v.trim_matches('/');
+            if v.is_empty() || v.split('/').any(|s| s.is_empty() || s == "." || s == "..") {
+                return Err(err("PARQUETRAIL_QUARANTINE_PREFIX", format!("not a usable prefix: {v:?}")));
+            }
+            if v == layout.events || v == layout.insights {
+                return Err(err("PARQUETRAIL_QUARANTINE_PREFIX", format!("{v:?} is a dataset's own prefix")));
+            }
+            layout.quarantine = v.to_string();
+        }
+
+        let mut filter = EventFilter::default();
+        if let Some(v) = get("PARQUETRAIL_EVENT_CATEGORIES") {
+            for c in list(v) {
+                filter.categories.insert(c.parse().map_err(|m: String| err("PARQUETRAIL_EVENT_CATEGORIES", m))?);
+            }
+        }
+        if let Some(v) = get("PARQUETRAIL_READ_WRITE") {
+            filter.read_write = v.parse().map_err(|m: String| err("PARQUETRAIL_READ_WRITE", m))?;
+        }
+        if let Some(v) = get("PARQUETRAIL_EXCLUDE_EVENT_SOURCES") {
+            for s in list(v) {
+                if !s.contains('.') {
+                    return Err(err(
+                        "PARQUETRAIL_EXCLUDE_EVENT_SOURCES",
+                        format!("{s:?} is not an event source like kms.amazonaws.com"),
+                    ));
+                }
+                filter.exclude_sources.insert(s.to_string());
+            }
+        }
+
+        let concurrency = match get("PARQUETRAIL_CONCURRENCY") {
+            None => 4,
+            Some(v) => v
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=64).contains(n))
+                .ok_or_else(|| err("PARQUETRAIL_CONCURRENCY", format!("expected 1 to 64, got {v:?}")))?,
+        };
+        let s3 =
+            S3Settings {
+                force_path_style: match get("PARQUETRAIL_S3_PATH_STYLE") {
+                    None => None,
+                    Some(v) => Some(parse_bool(v).ok_or_else(|| {
+                        err("PARQUETRAIL_S3_PATH_STYLE", format!("expected true or false, got {v:?}"))
+                    })?),
+                },
+                ..S3Settings::default()
+            };
+        let json_logs = match get("PARQUETRAIL_LOG_FORMAT") {
+            None | Some("json") => true,
+            Some("text") => false,
+            Some(v) => return Err(err("PARQUETRAIL_LOG_FORMAT", format!("expected json or text, got {v:?}"))),
+        };
+        Ok(Config {
+            destination,
+            options: Options { writer, layout, filter },
+            concurrency,
+            s3,
+            metrics_namespace: get("PARQUETRAIL_METRICS_NAMESPACE").unwrap_or("parquetrail").to_string(),
+            json_logs,
+        })
+    }
+}
+
+fn parse_bool(v: &str) -> Option<bool> {
+    match v.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" => Some(true),
+        "false" | "0" | "no" => Some(false),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use parquetrail_core::convert::{Category, ReadWrite};
+    use parquetrail_core::encode::Codec;
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn parses_a_full_configuration() {
+        let c = Config::from_vars(vars(&[
+            ("PARQUETRAIL_DESTINATION", "s3://archive-bucket/cloudtrail/"),
+            ("PARQUETRAIL_QUARANTINE_PREFIX", "/bad-input/"),
+            ("PARQUETRAIL_COMPRESSION", "zstd:6"),
+            ("PARQUETRAIL_ROW_GROUP_ROWS", "65536"),
+            ("PARQUETRAIL_EVENT_CATEGORIES", "management, data"),
+            ("PARQUETRAIL_READ_WRITE", "writeonly"),
+            ("PARQUETRAIL_EXCLUDE_EVENT_SOURCES", "kms.amazonaws.com,rdsdata.amazonaws.com"),
+            ("PARQUETRAIL_CONCURRENCY", "8"),
+            ("PARQUETRAIL_S3_PATH_STYLE", "true"),
+            ("HOME", "/ignored"),
+        ]))
+        .unwrap();
+        assert_eq!(c.destination, Location::S3 { bucket: "archive-bucket".into(), prefix: "cloudtrail".into() });
+        assert_eq!(c.options.layout.quarantine, "bad-input");
+        assert_eq!(c.options.writer.codec, Codec::Zstd(6));
+        assert_eq!(c.options.writer.row_group_rows, 65536);
+        assert_eq!(c.options.filter.categories, [Category::Management, Category::Data].into());
+        assert_eq!(c.options.filter.read_write, ReadWrite::WriteOnly);
+        assert_eq!(c.options.filter.exclude_sources.len(), 2);
+        assert_eq!((c.concurrency, c.s3.force_path_style, c.json_logs), (8, Some(true), true));
+    }
+
+    #[test]
+    fn defaults_with_only_the_destination() {
+        let c = Config::from_vars(vars(&[("PARQUETRAIL_DESTINATION", "s3://archive-bucket")])).unwrap();
+        assert_eq!(c.options.layout, Layout::default());
+        assert!(c.options.filter.keeps_all());
+        assert_eq!(c.options.writer, WriterSettings::default());
+        assert_eq!(c.concurrency, 4);
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        let base = ("PARQUETRAIL_DESTINATION", "s3://archive-bucket");
+        let cases = [
+            (vec![], "PARQUETRAIL_DESTINATION"),
+            (vec![("PARQUETRAIL_DESTINATION", "/local/path")], "PARQUETRAIL_DESTINATION"),
+            (vec![("PARQUETRAIL_DESTINATION", "s3://")], "PARQUETRAIL_DESTINATION"),
+            (vec![base, ("PARQUETRAIL_COMPRESSION", "gzip")], "PARQUETRAIL_COMPRESSION"),
+            (vec![base, ("PARQUETRAIL_ROW_GROUP_ROWS", "0")], "PARQUETRAIL_ROW_GROUP_ROWS"),
+            (vec![base, ("PARQUETRAIL_EVENT_CATEGORIES", "management,bogus")], "PARQUETRAIL_EVENT_CATEGORIES"),
+            (vec![base, ("PARQUETRAIL_READ_WRITE", "sometimes")], "PARQUETRAIL_READ_WRITE"),
+            (vec![base, ("PARQUETRAIL_EXCLUDE_EVENT_SOURCES", "kms")], "PARQUETRAIL_EXCLUDE_EVENT_SOURCES"),
+            (vec![base, ("PARQUETRAIL_CONCURRENCY", "1000")], "PARQUETRAIL_CONCURRENCY"),
+            (vec![base, ("PARQUETRAIL_S3_PATH_STYLE", "maybe")], "PARQUETRAIL_S3_PATH_STYLE"),
+            (vec![base, ("PARQUETRAIL_QUARANTINE_PREFIX", "a/../b")], "PARQUETRAIL_QUARANTINE_PREFIX"),
+            (vec![base, ("PARQUETRAIL_QUARANTINE_PREFIX", "events")], "PARQUETRAIL_QUARANTINE_PREFIX"),
+            (vec![base, ("PARQUETRAIL_DESTINATON", "typo")], "PARQUETRAIL_DESTINATON"),
+        ];
+        for (pairs, variable) in cases {
+            let e = Config::from_vars(vars(&pairs)).unwrap_err();
+            assert_eq!(e.variable, variable, "{pairs:?}: {e}");
+            assert!(e.to_string().starts_with(variable) && e.message.len() > 5, "{e}");
+        }
+    }
+}
