@@ -4,8 +4,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -16,6 +17,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use parquetrail_core::archive::{ExportFormat, Exporter, RowFilter, Summary};
 use parquetrail_core::convert::{self, FileReport, Options};
 use parquetrail_core::encode::WriterSettings;
+use parquetrail_ingest::s3::S3Settings;
+use parquetrail_ingest::{Location, Pipeline, Storage};
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -40,6 +43,8 @@ pub struct RunSummary {
     pub records: u64,
     pub rows: u64,
     pub quarantined: u64,
+    /// Records dropped by event filters.
+    pub filtered: u64,
     pub reconciled: bool,
     pub bytes_in: u64,
     pub json_bytes: u64,
@@ -64,22 +69,12 @@ pub struct Failure {
 }
 
 impl RunSummary {
-    fn add(
-        &mut self,
-        key: &str,
-        result: &Result<FileReport, parquetrail_core::Error>,
-        partitions: &mut BTreeSet<String>,
-    ) {
+    fn add(&mut self, key: &str, result: Result<&FileReport, (String, bool)>, partitions: &mut BTreeSet<String>) {
         self.files += 1;
         match result {
-            Err(e) => {
+            Err((reason, retryable)) => {
                 self.failed += 1;
-                self.failures.push(Failure {
-                    key: key.to_string(),
-                    reason: e.to_string(),
-                    retryable: !e.is_permanent(),
-                    quarantine_path: None,
-                });
+                self.failures.push(Failure { key: key.to_string(), reason, retryable, quarantine_path: None });
             }
             Ok(report) => {
                 self.bytes_in += report.bytes_in;
@@ -101,6 +96,7 @@ impl RunSummary {
                 self.records += report.records;
                 self.rows += report.rows;
                 self.quarantined += report.quarantined;
+                self.filtered += report.filtered;
                 for o in &report.outputs {
                     self.outputs += 1;
                     self.bytes_out += o.bytes;
@@ -118,16 +114,7 @@ impl RunSummary {
 /// terminal.
 pub fn run_convert(files: &[SourceFile], sink: &DirSink, options: &Options, jobs: usize) -> Result<RunSummary> {
     let total: u64 = files.iter().map(|f| f.size).sum();
-    let progress = if io::stderr().is_terminal() {
-        ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr())
-    } else {
-        ProgressBar::hidden()
-    };
-    progress.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} ETA {eta} {msg}")
-            .expect("valid template"),
-    );
-    progress.enable_steady_tick(Duration::from_millis(200));
+    let progress = progress_bar(total);
     let records = AtomicU64::new(0);
     let done = AtomicU64::new(0);
     let started = Instant::now();
@@ -160,11 +147,120 @@ pub fn run_convert(files: &[SourceFile], sink: &DirSink, options: &Options, jobs
     let mut summary = RunSummary::default();
     let mut partitions = BTreeSet::new();
     for (i, result) in &results {
+        let result = result.as_ref().map_err(|e| (e.to_string(), !e.is_permanent()));
         summary.add(&files[*i].key, result, &mut partitions);
     }
-    summary.partitions = partitions.len() as u64;
-    summary.seconds = started.elapsed().as_secs_f64();
-    summary.reconciled = summary.records == summary.rows + summary.quarantined;
+    summary.finish(partitions, started);
+    Ok(summary)
+}
+
+impl RunSummary {
+    fn finish(&mut self, partitions: BTreeSet<String>, started: Instant) {
+        self.partitions = partitions.len() as u64;
+        self.seconds = started.elapsed().as_secs_f64();
+        self.reconciled = self.records == self.rows + self.quarantined + self.filtered;
+    }
+}
+
+fn progress_bar(total: u64) -> ProgressBar {
+    let progress = if io::stderr().is_terminal() {
+        ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr())
+    } else {
+        ProgressBar::hidden()
+    };
+    progress.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {wide_bar} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} ETA {eta} {msg}",
+        )
+        .expect("valid template"),
+    );
+    progress.enable_steady_tick(Duration::from_millis(200));
+    progress
+}
+
+/// One object of an S3 or mixed conversion: where it is read from and its key.
+enum Item {
+    S3 { storage: Arc<dyn Storage>, key: String, size: u64 },
+    File(SourceFile),
+}
+
+/// Conversion when S3 is involved (source, destination or both): objects are listed and streamed
+/// through the ingest pipeline — the same code path as the Lambda.
+async fn run_convert_s3(args: &ConvertArgs, options: Options, jobs: usize) -> Result<RunSummary> {
+    let settings = S3Settings::from_env().map_err(anyhow::Error::msg)?;
+    let dest = Location::parse(&args.out).map_err(anyhow::Error::msg)?;
+    let pipeline = Arc::new(Pipeline::new(dest.storage(&settings).await, dest.prefix(), options));
+    let mut items = Vec::new();
+    for source in &args.sources {
+        match Location::parse(source).map_err(anyhow::Error::msg)? {
+            location @ Location::S3 { .. } => {
+                let storage = location.storage(&settings).await;
+                let objects = storage.list(location.prefix()).await.with_context(|| format!("listing {location}"))?;
+                if objects.is_empty() {
+                    bail!("no objects under {location}");
+                }
+                items.extend(objects.into_iter().map(|o| Item::S3 {
+                    storage: storage.clone(),
+                    key: o.key,
+                    size: o.size,
+                }));
+            }
+            Location::Local(path) => items.extend(local::list_sources(&[path])?.into_iter().map(Item::File)),
+        }
+    }
+    let total = items
+        .iter()
+        .map(|i| match i {
+            Item::S3 { size, .. } => *size,
+            Item::File(f) => f.size,
+        })
+        .sum();
+    let progress = progress_bar(total);
+    let started = Instant::now();
+    let permits = Arc::new(tokio::sync::Semaphore::new(jobs.max(1)));
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, item) in items.into_iter().enumerate() {
+        let permit = permits.clone().acquire_owned().await.expect("semaphore is never closed");
+        let pipeline = pipeline.clone();
+        let progress = progress.clone();
+        tasks.spawn(async move {
+            let (key, size, outcome) = match item {
+                Item::S3 { storage, key, size } => {
+                    let outcome = pipeline.process(storage.as_ref(), &key, None, None).await;
+                    (key, size, Some(outcome))
+                }
+                Item::File(f) if !f.explicit && !looks_like_log_file(&f.key) => (f.key, f.size, None),
+                Item::File(f) => {
+                    let outcome = pipeline.process_file(&f.path, &f.key).await;
+                    (f.key, f.size, Some(outcome))
+                }
+            };
+            progress.inc(size);
+            drop(permit);
+            (i, key, outcome)
+        });
+    }
+    let mut results = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        results.push(joined.context("a conversion task panicked")?);
+    }
+    progress.finish_and_clear();
+    results.sort_by_key(|(i, _, _)| *i);
+    let mut summary = RunSummary::default();
+    let mut partitions = BTreeSet::new();
+    for (_, key, outcome) in results {
+        let skipped;
+        let result = match &outcome {
+            None => {
+                skipped =
+                    FileReport { key: key.clone(), skipped: Some(NOT_A_LOG_NAME.into()), ..FileReport::default() };
+                Ok(&skipped)
+            }
+            Some(o) => o.result.as_ref().map_err(|e| (e.message.clone(), e.retryable)),
+        };
+        summary.add(&key, result, &mut partitions);
+    }
+    summary.finish(partitions, started);
     Ok(summary)
 }
 
@@ -179,33 +275,32 @@ fn mb(bytes: u64) -> String {
     format!("{:.1} MB", bytes as f64 / 1e6)
 }
 
-fn print_run(summary: &RunSummary, out: &Path) {
+fn print_run(summary: &RunSummary, out: &dyn std::fmt::Display) {
     let s = summary;
     let rate = if s.seconds > 0.0 { s.json_bytes as f64 / 1e6 / s.seconds } else { 0.0 };
     println!("Converted {} of {} files in {:.2} s ({:.0} MB/s of JSON)", s.converted, s.files, s.seconds, rate);
     println!(
-        "  records   {} = {} rows + {} quarantined  {}",
+        "  records   {} = {} rows + {} quarantined{}  {}",
         s.records,
         s.rows,
         s.quarantined,
+        if s.filtered > 0 { format!(" + {} filtered", s.filtered) } else { String::new() },
         if s.reconciled { "(reconciled)" } else { "(DOES NOT RECONCILE)" }
     );
     println!("  input     {} stored, {} of JSON", mb(s.bytes_in), mb(s.json_bytes));
     println!(
-        "  output    {} of Parquet in {} files, {} partitions, under {}",
+        "  output    {} of Parquet in {} files, {} partitions, under {out}",
         mb(s.bytes_out),
         s.outputs,
         s.partitions,
-        out.display()
     );
     for (reason, n) in &s.skip_reasons {
         println!("  skipped   {n} × {reason}");
     }
     if !s.record_quarantines.is_empty() {
         println!(
-            "  quarantined records (raw text + reason) in {} file(s) under {}",
+            "  quarantined records (raw text + reason) in {} file(s) under {out}/quarantine/records",
             s.record_quarantines.len(),
-            out.join("quarantine/records").display()
         );
     }
     if !s.failures.is_empty() {
@@ -227,16 +322,23 @@ fn exit_for(summary: &RunSummary) -> ExitCode {
 
 pub fn convert(args: &ConvertArgs) -> Result<ExitCode> {
     let options = Options { writer: writer_settings(&args.writer)?, ..Options::default() };
-    let files = local::list_sources(&args.sources)?;
-    if files.is_empty() {
-        bail!(
-            "no files found in {}",
-            args.sources.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
-        );
-    }
-    let sink = DirSink::new(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
-    let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
-    let summary = run_convert(&files, &sink, &options, jobs)?;
+    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let uses_s3 = args.sources.iter().chain([&args.out]).any(|s| s.starts_with("s3://"));
+    let summary = if uses_s3 {
+        // Network-bound: more objects in flight than cores.
+        let jobs = args.jobs.unwrap_or(cpus * 4);
+        let runtime =
+            tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
+        runtime.block_on(run_convert_s3(args, options, jobs))?
+    } else {
+        let sources: Vec<PathBuf> = args.sources.iter().map(PathBuf::from).collect();
+        let files = local::list_sources(&sources)?;
+        if files.is_empty() {
+            bail!("no files found in {}", args.sources.join(", "));
+        }
+        let sink = DirSink::new(&args.out).with_context(|| format!("creating {}", args.out))?;
+        run_convert(&files, &sink, &options, args.jobs.unwrap_or(cpus))?
+    };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
@@ -311,7 +413,7 @@ pub fn demo(args: &DemoArgs) -> Result<ExitCode> {
     let sink = DirSink::new(&archive)?;
     let jobs = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let run = run_convert(&files, &sink, &Options::default(), jobs)?;
-    print_run(&run, &archive);
+    print_run(&run, &archive.display());
     println!("\n3/3 What the archive holds");
     summarise(&archive, false)?;
     println!("\nNext: query it with DuckDB (pip install duckdb):");

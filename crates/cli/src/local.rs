@@ -1,84 +1,10 @@
-//! Local-disk adapter: the sink that writes an archive directory, and walking sources.
+//! Local sources: walking files and directories, and reading an archive directory's layout.
 
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
-use parquetrail_core::sink::{Sink, SinkFile};
-
-/// Writes outputs under a directory. Each output is written to a temporary file beside its final
-/// path and renamed on commit, so readers never see a half-written Parquet file and an
-/// interrupted run leaves no partial output behind.
-#[derive(Debug)]
-pub struct DirSink {
-    root: PathBuf,
-}
-
-impl DirSink {
-    pub fn new(root: impl Into<PathBuf>) -> io::Result<Self> {
-        let root = root.into();
-        fs::create_dir_all(&root)?;
-        Ok(DirSink { root })
-    }
-}
-
-static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
-
-struct DirFile {
-    tmp: PathBuf,
-    dest: PathBuf,
-    file: Option<io::BufWriter<fs::File>>,
-}
-
-impl Write for DirFile {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.file.as_mut().expect("open until commit").write(buf)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.file.as_mut().expect("open until commit").flush()
-    }
-}
-
-impl SinkFile for DirFile {
-    fn commit(mut self: Box<Self>) -> io::Result<()> {
-        let file = self.file.take().expect("committed once");
-        let file = file.into_inner().map_err(|e| e.into_error())?;
-        file.sync_data()?;
-        drop(file);
-        fs::rename(&self.tmp, &self.dest)
-    }
-}
-
-impl Drop for DirFile {
-    fn drop(&mut self) {
-        if self.file.take().is_some() {
-            let _ = fs::remove_file(&self.tmp);
-        }
-    }
-}
-
-impl Sink for DirSink {
-    fn create(&self, path: &str) -> io::Result<Box<dyn SinkFile>> {
-        // Paths come from the core (escaped partition values, sanitised stems); refuse anything
-        // that would still leave the root.
-        if path.split('/').any(|s| s.is_empty() || s == "." || s == "..") || path.starts_with('/') {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("refusing unsafe output path {path:?}")));
-        }
-        let dest = self.root.join(path);
-        if let Some(parent) = dest.parent() {
-            fs::create_dir_all(parent)?;
-        }
-        let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-        let tmp = dest.with_file_name(format!(
-            ".{}.{}-{n}.tmp",
-            dest.file_name().and_then(|f| f.to_str()).unwrap_or("out"),
-            std::process::id()
-        ));
-        let file = fs::File::create(&tmp)?;
-        Ok(Box::new(DirFile { tmp, dest, file: Some(io::BufWriter::with_capacity(1 << 20, file)) }))
-    }
-}
+pub use parquetrail_ingest::local::DirSink;
 
 /// One local source file and the object key it stands for.
 #[derive(Debug, Clone)]
@@ -201,25 +127,6 @@ mod tests {
         ];
         for (path, fallback, want) in cases {
             assert_eq!(key_for(Path::new(path), Path::new(fallback)), want, "{path}");
-        }
-    }
-
-    #[test]
-    fn dir_sink_commits_atomically_and_discards_on_drop() {
-        let dir = tempfile::tempdir().unwrap();
-        let sink = DirSink::new(dir.path()).unwrap();
-        let mut f = sink.create("a/b.txt").unwrap();
-        f.write_all(b"hello").unwrap();
-        assert!(!dir.path().join("a/b.txt").exists(), "invisible before commit");
-        f.commit().unwrap();
-        assert_eq!(fs::read(dir.path().join("a/b.txt")).unwrap(), b"hello");
-        let mut g = sink.create("a/c.txt").unwrap();
-        g.write_all(b"partial").unwrap();
-        drop(g);
-        let names: Vec<_> = fs::read_dir(dir.path().join("a")).unwrap().map(|e| e.unwrap().file_name()).collect();
-        assert_eq!(names, ["b.txt"], "an uncommitted output leaves nothing behind");
-        for bad in ["../x", "/abs", "a/../../x", "a//b", "./a"] {
-            assert!(sink.create(bad).is_err(), "{bad}");
         }
     }
 }

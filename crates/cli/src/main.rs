@@ -18,9 +18,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
         CloudTrail delivers gzipped JSON files ({\"Records\":[...]}) every ~5 minutes per account and region. \
         parquetrail reads them as delivered, keeps every field (unknown ones too), and writes \
         events/account=<id>/region=<r>/date=YYYY-MM-DD/<source>.parquet, partitioned by each record's own eventTime. \
-        Output names derive from the source object, so converting again never duplicates rows.",
+        Output names derive from the source object, so converting again never duplicates rows.\n\n\
+        S3 is reached with the standard AWS credential chain and region; AWS_ENDPOINT_URL_S3 points it at any \
+        S3-compatible endpoint (path-style addressing unless PARQUETRAIL_S3_PATH_STYLE=false).",
     after_help = "Try it without an AWS account:\n  parquetrail demo\n\n\
-        Typical local use:\n  aws s3 sync s3://my-trail-bucket/AWSLogs ./AWSLogs\n  parquetrail convert ./AWSLogs --out ./archive\n  parquetrail summary ./archive\n  parquetrail export ./archive --event-name ConsoleLogin --out logins.jsonl"
+        Typical use:\n  parquetrail convert s3://my-trail-bucket/AWSLogs/o-abc123def4/ --out s3://my-archive/cloudtrail\n  aws s3 sync s3://my-trail-bucket/AWSLogs ./AWSLogs\n  parquetrail convert ./AWSLogs --out ./archive\n  parquetrail summary ./archive\n  parquetrail export ./archive --event-name ConsoleLogin --out logins.jsonl"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -68,12 +70,14 @@ pub struct WriterArgs {
 
 #[derive(Debug, Args)]
 pub struct ConvertArgs {
-    /// Log files or directories (walked recursively). Gzip and plain JSON are both read.
+    /// Log files or directories (walked recursively), or s3://bucket[/prefix] (every object under
+    /// it). Gzip and plain JSON are both read.
     #[arg(required = true, value_name = "SRC")]
-    pub sources: Vec<PathBuf>,
-    /// Archive directory to write (created if missing; existing outputs are overwritten in place).
+    pub sources: Vec<String>,
+    /// Archive to write: a directory (created if missing) or s3://bucket[/prefix]. Existing outputs
+    /// are overwritten in place with identical bytes.
     #[arg(long, short)]
-    pub out: PathBuf,
+    pub out: String,
     /// Files converted in parallel (default: one per CPU).
     #[arg(long, short)]
     pub jobs: Option<usize>,
