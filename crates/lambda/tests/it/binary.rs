@@ -22,11 +22,23 @@ fn spawn(emulator: &RuntimeEmulator, env: Vec<(String, String)>) -> Child {
         .unwrap()
 }
 
-struct Killed(Child);
+/// Kills the function when the test ends, however it ends.
+struct Killed(Option<Child>);
+impl Killed {
+    /// Stops the function and returns what it printed.
+    fn output(mut self) -> String {
+        let mut child = self.0.take().unwrap();
+        let _ = child.kill();
+        let out = child.wait_with_output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
 impl Drop for Killed {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
@@ -36,7 +48,7 @@ async fn built_binary_serves_invocations_through_the_runtime_api() {
     let emulator = RuntimeEmulator::start();
     let mut env = w.moto.env();
     env.push(("PARQUETRAIL_DESTINATION".into(), format!("s3://{ARCHIVE}/cloudtrail")));
-    let child = Killed(spawn(&emulator, env));
+    let child = Killed(Some(spawn(&emulator, env)));
 
     let first = emulator.invoke(s3_event(TRAIL, &[keys::GOOD]));
     let answer =
@@ -57,7 +69,27 @@ async fn built_binary_serves_invocations_through_the_runtime_api() {
     let Invocation::Response(body) = answer else { panic!("function error: {answer:?}") };
     assert_eq!(body, json!({"batchItemFailures": [{"itemIdentifier": "bad"}]}));
     assert_eq!(w.rows().await.len(), 27);
-    drop(child);
+
+    // What the function printed: structured JSON logs with the object's facts, and one CloudWatch
+    // embedded-metrics line per invocation.
+    let stdout = child.output();
+    let lines: Vec<serde_json::Value> = stdout.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let converted = lines
+        .iter()
+        .find(|l| l["message"] == "converted" && l["key"] == keys::GOOD)
+        .unwrap_or_else(|| panic!("no JSON log line for the converted object in:\n{stdout}"));
+    assert_eq!(converted["bucket"], TRAIL);
+    assert_eq!((converted["records"].as_u64(), converted["rows"].as_u64()), (Some(21), Some(20)));
+    for field in ["bytes", "partitions", "duration_ms"] {
+        assert!(converted[field].is_u64(), "{field} missing: {converted}");
+    }
+    let emf: Vec<&serde_json::Value> = lines.iter().filter(|l| l["_aws"]["CloudWatchMetrics"].is_array()).collect();
+    assert_eq!(emf.len(), 2, "one EMF line per invocation:\n{stdout}");
+    assert_eq!(
+        (emf[0]["RecordsIn"].as_u64(), emf[0]["RowsOut"].as_u64(), emf[0]["RecordsQuarantined"].as_u64()),
+        (Some(21), Some(20), Some(1))
+    );
+    assert_eq!(emf[0]["FunctionName"], "parquetrail");
 }
 
 #[test]
