@@ -1,36 +1,13 @@
 //! Shared helpers: locating the shared corpus and the Python readers, converting into a directory.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use parquetrail_core::convert::{FileReport, Options, convert};
 use parquetrail_core::sink::MemorySink;
 
-/// Says plainly, on the real stderr (not captured by the test harness), that a check did not run.
-pub fn not_run(what: &str, why: &str) {
-    let _ = writeln!(std::io::stderr(), "\nNOT RUN: {what}\n  because {why}\n");
-}
-
-/// True on CI, where every prerequisite must be present and a missing one is a failure.
-pub fn on_ci() -> bool {
-    std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false" && v != "0")
-}
-
-/// The shared CloudTrail corpus (`../shared/data/cloudtrail` beside the repository), if present.
-pub fn corpus(test: &str) -> Option<PathBuf> {
-    let dir = std::env::var_os("PARQUETRAIL_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/cloudtrail"));
-    if dir.join("AWSLogs").is_dir() {
-        return Some(dir);
-    }
-    let why = format!("the shared corpus is not at {} (set PARQUETRAIL_CORPUS to run it)", dir.display());
-    assert!(!on_ci(), "{test}: {why}");
-    not_run(test, &why);
-    None
-}
+pub use parquetrail_testkit::{corpus, not_run, on_ci};
 
 /// A Python interpreter that has duckdb and pyarrow (`PARQUETRAIL_PYTHON`, else `python3`).
 pub fn python(test: &str) -> Option<String> {

@@ -43,3 +43,19 @@ pub fn not_run(test: &str, why: &str) {
     let _ = stderr.write_all(line.as_bytes());
     let _ = stderr.flush();
 }
+
+/// The shared corpus of real-format CloudTrail deliveries (`../shared/data/cloudtrail` beside the
+/// repository, or `PARQUETRAIL_CORPUS`), if present. When it is absent: a failure on CI, otherwise
+/// [`not_run`] and `None`.
+pub fn corpus(test: &str) -> Option<std::path::PathBuf> {
+    let dir = std::env::var_os("PARQUETRAIL_CORPUS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/cloudtrail"));
+    if dir.join("AWSLogs").is_dir() {
+        return Some(dir);
+    }
+    let why = format!("the shared corpus is not at {} (set PARQUETRAIL_CORPUS to run it)", dir.display());
+    assert!(!on_ci(), "{test}: {why}");
+    not_run(test, &why);
+    None
+}

@@ -12,20 +12,7 @@ use parquetrail_core::convert::Options;
 use parquetrail_core::sink::Sink;
 use parquetrail_ingest::s3::{S3Sink, S3Storage};
 use parquetrail_ingest::{Pipeline, Storage};
-use parquetrail_testkit::{Fault, FaultPlan, MotoServer, not_run, on_ci};
-
-fn corpus(test: &str) -> Option<PathBuf> {
-    let dir = std::env::var_os("PARQUETRAIL_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/cloudtrail"));
-    if dir.join("AWSLogs").is_dir() {
-        return Some(dir);
-    }
-    let why = format!("the shared corpus is not at {} (set PARQUETRAIL_CORPUS)", dir.display());
-    assert!(!on_ci(), "{test}: {why}");
-    not_run(test, &why);
-    None
-}
+use parquetrail_testkit::{Fault, FaultPlan, MotoServer, corpus};
 
 fn files(dir: &Path, root: &Path, out: &mut Vec<(String, PathBuf)>) {
     let mut entries: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
