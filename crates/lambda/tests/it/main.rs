@@ -4,5 +4,6 @@
 //! emulator.
 
 mod binary;
+mod corpus;
 mod handler;
 mod support;
