@@ -1,4 +1,7 @@
-//! The subcommands. Each returns the process exit code: 0 when everything converted, 1 when some
+//! The subcommands.
+//!
+//! Output goes through `outln!`, which returns write errors instead of panicking, so
+//! `parquetrail summary … | head` ends quietly (see `main`). Each returns the process exit code: 0 when everything converted, 1 when some
 //! input could not be (it is quarantined and named), 2 for usage or I/O errors.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -24,6 +27,14 @@ use serde::Serialize;
 
 use crate::local::{self, DirSink, SourceFile};
 use crate::{ConvertArgs, DemoArgs, ExportArgs, FormatArg, GenerateArgs, SummaryArgs, WriterArgs};
+
+/// `println!` that returns the write error (a closed pipe) instead of panicking.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout(), $($arg)*)?;
+    }};
+}
 
 fn writer_settings(args: &WriterArgs) -> Result<WriterSettings> {
     let codec = args.compression.parse().map_err(|e: String| anyhow::anyhow!("--compression: {e}"))?;
@@ -275,11 +286,11 @@ fn mb(bytes: u64) -> String {
     format!("{:.1} MB", bytes as f64 / 1e6)
 }
 
-fn print_run(summary: &RunSummary, out: &dyn std::fmt::Display) {
+fn print_run(summary: &RunSummary, out: &dyn std::fmt::Display) -> Result<()> {
     let s = summary;
     let rate = if s.seconds > 0.0 { s.json_bytes as f64 / 1e6 / s.seconds } else { 0.0 };
-    println!("Converted {} of {} files in {:.2} s ({:.0} MB/s of JSON)", s.converted, s.files, s.seconds, rate);
-    println!(
+    outln!("Converted {} of {} files in {:.2} s ({:.0} MB/s of JSON)", s.converted, s.files, s.seconds, rate);
+    outln!(
         "  records   {} = {} rows + {} quarantined{}  {}",
         s.records,
         s.rows,
@@ -287,33 +298,34 @@ fn print_run(summary: &RunSummary, out: &dyn std::fmt::Display) {
         if s.filtered > 0 { format!(" + {} filtered", s.filtered) } else { String::new() },
         if s.reconciled { "(reconciled)" } else { "(DOES NOT RECONCILE)" }
     );
-    println!("  input     {} stored, {} of JSON", mb(s.bytes_in), mb(s.json_bytes));
-    println!(
+    outln!("  input     {} stored, {} of JSON", mb(s.bytes_in), mb(s.json_bytes));
+    outln!(
         "  output    {} of Parquet in {} files, {} partitions, under {out}",
         mb(s.bytes_out),
         s.outputs,
         s.partitions,
     );
     for (reason, n) in &s.skip_reasons {
-        println!("  skipped   {n} × {reason}");
+        outln!("  skipped   {n} × {reason}");
     }
     if !s.record_quarantines.is_empty() {
-        println!(
+        outln!(
             "  quarantined records (raw text + reason) in {} file(s) under {out}/quarantine/records",
             s.record_quarantines.len(),
         );
     }
     if !s.failures.is_empty() {
-        println!("  FAILED    {} file(s) not converted:", s.failures.len());
+        outln!("  FAILED    {} file(s) not converted:", s.failures.len());
         for f in &s.failures {
             let hint = match (&f.quarantine_path, f.retryable) {
                 (Some(q), _) => format!(" [quarantined: {q}]"),
                 (None, true) => " [retry may succeed]".to_string(),
                 (None, false) => String::new(),
             };
-            println!("    {}{hint}\n      {}", f.key, f.reason);
+            outln!("    {}{hint}\n      {}", f.key, f.reason);
         }
     }
+    Ok(())
 }
 
 fn exit_for(summary: &RunSummary) -> ExitCode {
@@ -340,16 +352,16 @@ pub fn convert(args: &ConvertArgs) -> Result<ExitCode> {
         run_convert(&files, &sink, &options, args.jobs.unwrap_or(cpus))?
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
+        outln!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
-        print_run(&summary, &args.out);
+        print_run(&summary, &args.out)?;
     }
     Ok(exit_for(&summary))
 }
 
 pub fn generate(args: &GenerateArgs) -> Result<ExitCode> {
     let summary = generate_tree(args)?;
-    println!(
+    outln!(
         "Wrote {} files ({} records, {} of JSON, {} gzip; {} Insight files) for accounts {} in {} under {}",
         summary.files,
         summary.records,
@@ -391,7 +403,7 @@ fn generate_tree(args: &GenerateArgs) -> Result<parquetrail_synth::TreeSummary> 
 pub fn demo(args: &DemoArgs) -> Result<ExitCode> {
     let trail = args.dir.join("trail");
     let archive = args.dir.join("archive");
-    println!(
+    outln!(
         "1/3 Generating a sample CloudTrail delivery tree ({} MB of JSON, seed {}) in {}",
         args.mb,
         args.seed,
@@ -407,21 +419,21 @@ pub fn demo(args: &DemoArgs) -> Result<ExitCode> {
         prefix: None,
         no_insights: false,
     })?;
-    println!("    {} files, {} records, {} gzip\n", generated.files, generated.records, mb(generated.gzip_bytes));
-    println!("2/3 Converting it to Parquet in {}", archive.display());
+    outln!("    {} files, {} records, {} gzip\n", generated.files, generated.records, mb(generated.gzip_bytes));
+    outln!("2/3 Converting it to Parquet in {}", archive.display());
     let files = local::list_sources(std::slice::from_ref(&trail))?;
     let sink = DirSink::new(&archive)?;
     let jobs = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let run = run_convert(&files, &sink, &Options::default(), jobs)?;
-    print_run(&run, &archive.display());
-    println!("\n3/3 What the archive holds");
+    print_run(&run, &archive.display())?;
+    outln!("\n3/3 What the archive holds");
     summarise(&archive, false)?;
-    println!("\nNext: query it with DuckDB (pip install duckdb):");
-    println!(
+    outln!("\nNext: query it with DuckDB (pip install duckdb):");
+    outln!(
         "  duckdb -c \"SELECT eventname, count(*) n FROM read_parquet('{}/events/**/*.parquet', hive_partitioning=true) GROUP BY 1 ORDER BY n DESC LIMIT 10\"",
         archive.display()
     );
-    println!(
+    outln!(
         "or get CloudTrail JSON back:\n  parquetrail export {} --event-name ConsoleLogin --out logins.jsonl",
         archive.display()
     );
@@ -464,7 +476,7 @@ fn summarise(archive: &Path, json: bool) -> Result<()> {
         all.push(DatasetSummary { dataset: dataset.into(), accounts, regions, dates: dates.len(), summary });
     }
     if json {
-        println!("{}", serde_json::to_string_pretty(&all)?);
+        outln!("{}", serde_json::to_string_pretty(&all)?);
         return Ok(());
     }
     let top = |m: &BTreeMap<String, u64>, n| {
@@ -473,10 +485,10 @@ fn summarise(archive: &Path, json: bool) -> Result<()> {
     for d in &all {
         let s = &d.summary;
         if s.rows == 0 {
-            println!("{}: empty", d.dataset);
+            outln!("{}: empty", d.dataset);
             continue;
         }
-        println!(
+        outln!(
             "{}: {} rows in {} files ({}), {} account(s), {} region(s), {} day(s), {} → {}",
             d.dataset,
             s.rows,
@@ -489,13 +501,16 @@ fn summarise(archive: &Path, json: bool) -> Result<()> {
             s.last_event.as_deref().unwrap_or("?")
         );
         if d.dataset == "events" {
-            println!("  top sources:     {}", top(&s.by_source, 6));
-            println!("  top events:      {}", top(&s.by_name, 6));
-            println!("  identity types:  {}", top(&s.by_identity_type, 8));
-            println!("  errors:          {} ({})", s.errors, top(&s.by_error, 4));
-            println!(
+            outln!("  top sources:     {}", top(&s.by_source, 6));
+            outln!("  top events:      {}", top(&s.by_name, 6));
+            outln!("  identity types:  {}", top(&s.by_identity_type, 8));
+            outln!("  errors:          {} ({})", s.errors, top(&s.by_error, 4));
+            outln!(
                 "  console logins:  {} ({} without MFA, {} failed); root calls: {}",
-                s.console_logins, s.console_logins_without_mfa, s.console_login_failures, s.root_calls
+                s.console_logins,
+                s.console_logins_without_mfa,
+                s.console_login_failures,
+                s.root_calls
             );
         }
     }

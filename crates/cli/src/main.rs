@@ -189,12 +189,23 @@ fn main() -> ExitCode {
         Command::Summary(args) => commands::summary(&args),
         Command::Export(args) => commands::export(&args),
         Command::Columns => {
-            print!("{}", parquetrail_core::schema::columns_markdown());
-            Ok(ExitCode::SUCCESS)
+            use std::io::Write as _;
+            std::io::stdout()
+                .write_all(parquetrail_core::schema::columns_markdown().as_bytes())
+                .map(|_| ExitCode::SUCCESS)
+                .map_err(anyhow::Error::from)
         }
     };
     match result {
         Ok(code) => code,
+        // The reader went away (`| head`): stop quietly, as Unix tools do.
+        Err(e)
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(2)

@@ -126,8 +126,11 @@ fn sdk_error<E: ProvideErrorMetadata + std::error::Error + 'static>(
     let status = err.raw_response().map(|r| r.status().as_u16());
     let kind = classify(&err, status);
     let detail = match err.as_service_error() {
-        Some(e) => format!("{} ({})", e.code().unwrap_or("error"), e.message().unwrap_or("no message")),
-        None => format!("{}", aws_sdk_s3::error::DisplayErrorContext(&err)),
+        Some(e) if e.code().is_some() || e.message().is_some() => {
+            format!("{} ({})", e.code().unwrap_or("error"), e.message().unwrap_or("no message"))
+        }
+        // No code or message: the response itself was not understood; say all the SDK knows.
+        _ => format!("{}", aws_sdk_s3::error::DisplayErrorContext(&err)),
     };
     StorageError::new(kind, format!("{what}: {detail}"))
 }

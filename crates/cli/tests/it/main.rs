@@ -221,3 +221,28 @@ fn converts_from_and_to_s3_through_the_standard_credential_chain() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout(&parquetrail(&["summary", "from-s3"], cwd)).contains("events: "));
 }
+
+#[test]
+fn a_closed_pipe_ends_output_quietly() {
+    // `parquetrail export … --out - | head` must not panic when head stops reading.
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    assert!(parquetrail(&["generate", "trail", "--mb", "1"], cwd).status.success());
+    assert!(parquetrail(&["convert", "trail", "--out", "archive"], cwd).status.success());
+    for args in [&["export", "archive", "--out", "-"][..], &["summary", "archive"][..]] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_parquetrail"))
+            .args(args)
+            .current_dir(cwd)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = [0u8; 16];
+        std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut first).unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+    }
+}
