@@ -28,23 +28,9 @@ pub fn python(test: &str) -> Option<String> {
     None
 }
 
-/// Every file under `dir`, with its key (path from `AWSLogs/` on, else relative to `dir`).
+/// Every `.json.gz` file under `dir`, with its key (its path relative to `dir`).
 pub fn files_under(dir: &Path) -> Vec<(String, PathBuf)> {
-    fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) {
-        let mut entries: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
-        entries.sort();
-        for p in entries {
-            if p.is_dir() {
-                walk(root, &p, out);
-            } else if p.to_string_lossy().ends_with(".json.gz") {
-                let rel = p.strip_prefix(root).unwrap().to_string_lossy().replace('\\', "/");
-                out.push((rel, p));
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(dir, dir, &mut out);
-    out
+    parquetrail_testkit::gz_files(dir)
 }
 
 /// Converts every file through the core into memory; returns the sink and the reports by key.

@@ -59,3 +59,24 @@ pub fn corpus(test: &str) -> Option<std::path::PathBuf> {
     not_run(test, &why);
     None
 }
+
+/// The `.json.gz` files under `dir`, sorted, each with its key: its path relative to `dir`,
+/// `/`-separated (so `AWSLogs/…` for the corpus root).
+pub fn gz_files(dir: &std::path::Path) -> Vec<(String, std::path::PathBuf)> {
+    fn walk(root: &std::path::Path, dir: &std::path::Path, out: &mut Vec<(String, std::path::PathBuf)>) {
+        let mut entries: Vec<_> =
+            std::fs::read_dir(dir).expect("readable corpus").map(|e| e.expect("entry").path()).collect();
+        entries.sort();
+        for p in entries {
+            if p.is_dir() {
+                walk(root, &p, out);
+            } else if p.to_string_lossy().ends_with(".json.gz") {
+                let rel = p.strip_prefix(root).expect("under root").to_string_lossy().replace('\\', "/");
+                out.push((rel, p));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out
+}

@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,19 +11,7 @@ use parquetrail_core::convert::Options;
 use parquetrail_core::sink::Sink;
 use parquetrail_ingest::s3::{S3Sink, S3Storage};
 use parquetrail_ingest::{Pipeline, Storage};
-use parquetrail_testkit::{Fault, FaultPlan, MotoServer, corpus};
-
-fn files(dir: &Path, root: &Path, out: &mut Vec<(String, PathBuf)>) {
-    let mut entries: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
-    entries.sort();
-    for p in entries {
-        if p.is_dir() {
-            files(&p, root, out);
-        } else if p.to_string_lossy().ends_with(".json.gz") {
-            out.push((p.strip_prefix(root).unwrap().to_string_lossy().replace('\\', "/"), p));
-        }
-    }
-}
+use parquetrail_testkit::{Fault, FaultPlan, MotoServer, corpus, gz_files};
 
 async fn all_objects(client: &aws_sdk_s3::Client, bucket: &str) -> BTreeMap<String, Vec<u8>> {
     let storage = S3Storage::new(client.clone(), bucket);
@@ -43,8 +30,7 @@ async fn corpus_on_s3_converts_reconciles_and_reruns_identically() {
     let client = moto.client().await;
     moto.create_bucket("trail").await;
     moto.create_bucket("archive").await;
-    let mut local = Vec::new();
-    files(&dir, &dir, &mut local);
+    let local = gz_files(&dir);
     // Realistic keys: a trail prefix with a space and a plus, the org-trail layout as delivered,
     // and the edge cases beside them.
     let mut keys = Vec::new();

@@ -3,26 +3,13 @@
 //! one SQS batch of S3 notifications with form-encoded keys.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 
 use aws_sdk_s3::primitives::ByteStream;
 use parquetrail_lambda::handler::handle;
-use parquetrail_testkit::{MotoServer, corpus};
+use parquetrail_testkit::{MotoServer, corpus, gz_files};
 use serde_json::Value;
 
 use crate::support::*;
-
-fn files(dir: &Path, root: &Path, out: &mut Vec<(String, PathBuf)>) {
-    let mut entries: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
-    entries.sort();
-    for p in entries {
-        if p.is_dir() {
-            files(&p, root, out);
-        } else if p.to_string_lossy().ends_with(".json.gz") {
-            out.push((p.strip_prefix(root).unwrap().to_string_lossy().replace('\\', "/"), p));
-        }
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shared_corpus_through_the_handler_reconciles_and_quarantines_edge_cases() {
@@ -32,8 +19,7 @@ async fn shared_corpus_through_the_handler_reconciles_and_quarantines_edge_cases
     let client = moto.client().await;
     moto.create_bucket(TRAIL).await;
     moto.create_bucket(ARCHIVE).await;
-    let mut local = Vec::new();
-    files(&dir, &dir, &mut local);
+    let local = gz_files(&dir);
     let mut keys = Vec::new();
     for (rel, path) in &local {
         let key =
