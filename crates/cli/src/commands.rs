@@ -26,7 +26,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::local::{self, DirSink, SourceFile};
-use crate::{ConvertArgs, DemoArgs, ExportArgs, FormatArg, GenerateArgs, SummaryArgs, WriterArgs};
+use crate::{ConvertArgs, DdlArgs, DemoArgs, ExportArgs, FormatArg, GenerateArgs, SummaryArgs, WriterArgs};
 
 /// `println!` that returns the write error (a closed pipe) instead of panicking.
 macro_rules! outln {
@@ -570,5 +570,21 @@ pub fn export(args: &ExportArgs) -> Result<ExitCode> {
     }
     let (_, written) = exporter.finish()?;
     eprintln!("Exported {written} record(s) from {files_read} Parquet file(s) to {}", args.out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn ddl(args: &DdlArgs) -> Result<ExitCode> {
+    let since = NaiveDate::parse_from_str(&args.since, "%Y-%m-%d")
+        .map_err(|_| anyhow::anyhow!("--since: expected YYYY-MM-DD, got {:?}", args.since))?;
+    let options = parquetrail_core::schema::DdlOptions {
+        database: args.database.clone(),
+        table_prefix: args.table_prefix.clone(),
+        location: args.location.clone(),
+        accounts: args.accounts.clone(),
+        regions: args.regions.clone(),
+        since,
+    };
+    let ddl = parquetrail_core::schema::athena_ddl(&options).map_err(anyhow::Error::msg)?;
+    outln!("{ddl}");
     Ok(ExitCode::SUCCESS)
 }

@@ -41,6 +41,8 @@ enum Command {
     Summary(SummaryArgs),
     /// Turn an archive (or a filtered part of it) back into CloudTrail JSON.
     Export(ExportArgs),
+    /// Print the Athena DDL for an archive in S3 (tables with partition projection).
+    Ddl(DdlArgs),
     /// Print the column reference of the Parquet datasets (Markdown).
     Columns,
 }
@@ -133,6 +135,32 @@ impl DatasetArg {
 }
 
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Example:\n  parquetrail ddl --location s3://my-archive/cloudtrail --accounts 111122223333,444455556666 > tables.sql\n\n\
+    Run the statements in Athena. Partitions are found by projection, so new days, accounts and regions need no crawler. \
+    Without --accounts, queries must name the account (WHERE account = '111122223333')."
+)]
+pub struct DdlArgs {
+    /// The archive's root in S3, as given to `convert --out` or PARQUETRAIL_DESTINATION.
+    #[arg(long)]
+    pub location: String,
+    #[arg(long, default_value = "cloudtrail")]
+    pub database: String,
+    /// Prefix of the table names (tables are <prefix>events and <prefix>insights).
+    #[arg(long, default_value = "")]
+    pub table_prefix: String,
+    /// Accounts to enumerate, comma-separated (default: injected, named in each query).
+    #[arg(long, value_delimiter = ',')]
+    pub accounts: Vec<String>,
+    /// Regions to enumerate, comma-separated (default: every commercial and GovCloud region).
+    #[arg(long, value_delimiter = ',')]
+    pub regions: Vec<String>,
+    /// First day of the date projection (YYYY-MM-DD).
+    #[arg(long, default_value = "2020-01-01")]
+    pub since: String,
+}
+
+#[derive(Debug, Args)]
 pub struct SummaryArgs {
     /// Archive directory written by `parquetrail convert`.
     pub archive: PathBuf,
@@ -188,6 +216,7 @@ fn main() -> ExitCode {
         Command::Generate(args) => commands::generate(&args),
         Command::Summary(args) => commands::summary(&args),
         Command::Export(args) => commands::export(&args),
+        Command::Ddl(args) => commands::ddl(&args),
         Command::Columns => {
             use std::io::Write as _;
             std::io::stdout()

@@ -153,6 +153,12 @@ fn help_teaches_and_usage_errors_are_clear() {
     for needle in ["demo", "convert", "export", "parquetrail convert ./AWSLogs --out ./archive"] {
         assert!(help.contains(needle), "--help lacks {needle:?}:\n{help}");
     }
+    let ddl = parquetrail(&["ddl", "--location", "s3://archive-bucket/lake", "--accounts", "111122223333"], dir.path());
+    assert!(ddl.status.success());
+    assert_eq!(stdout(&ddl).matches("CREATE EXTERNAL TABLE").count(), 2, "events and insights tables");
+    let out = parquetrail(&["ddl", "--location", "./local"], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("s3://"), "the error says what a location looks like");
     let out = parquetrail(&["convert", "nowhere", "--out", "a"], dir.path());
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("nowhere"), "the error names the missing path");
