@@ -146,7 +146,7 @@ pub struct DdlArgs {
     pub location: String,
     #[arg(long, default_value = "cloudtrail")]
     pub database: String,
-    /// Prefix of the table names (tables are <prefix>events and <prefix>insights).
+    /// Prefix of the table names: with "org_", the tables are org_events and org_insights.
     #[arg(long, default_value = "")]
     pub table_prefix: String,
     /// Accounts to enumerate, comma-separated (default: injected, named in each query).
