@@ -46,17 +46,6 @@ impl Error {
             Error::Write { .. } => false,
         }
     }
-
-    /// A short machine-readable reason class, used in quarantine objects and metrics.
-    pub fn class(&self) -> &'static str {
-        match self {
-            Error::Read { .. } => "unreadable",
-            Error::Json { .. } => "malformed_json",
-            Error::Write { .. } => "write_failed",
-            Error::Encode { .. } => "encode_failed",
-            Error::Archive { .. } => "archive_unreadable",
-        }
-    }
 }
 
 /// The core's result type.

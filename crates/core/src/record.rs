@@ -528,14 +528,6 @@ impl<'a> Row<'a> {
         node.write(&mut out);
         out
     }
-
-    /// The same row with every string owned, detached from the input buffer.
-    pub fn into_owned(self) -> Row<'static> {
-        // Round-trips through serde's owned deserialization of `Cow`: simple and only used off the
-        // hot path (tests, export).
-        let value = serde_json::to_value(&self).expect("rows serialize");
-        serde_json::from_value(value).expect("rows deserialize")
-    }
 }
 
 fn apply_unmapped<'n>(node: &mut Node<'n>, unmapped: &'n str) {
@@ -652,14 +644,5 @@ mod tests {
         // Fractional seconds and offsets are accepted and normalised to UTC.
         let row = Row::parse(br#"{"eventTime":"2024-01-01T01:00:00.5+01:00"}"#, "k", 0).unwrap();
         assert_eq!(row.event_time().unwrap().to_rfc3339(), "2024-01-01T00:00:00.500+00:00");
-    }
-
-    #[test]
-    fn into_owned_keeps_everything() {
-        let input = r#"{"eventTime":"2024-01-01T00:00:00Z","errorMessage":"a\"b","x":1,"resources":[{"ARN":"a"},7]}"#;
-        let row = Row::parse(input.as_bytes(), "key", 3).unwrap();
-        let owned = row.clone().into_owned();
-        assert_eq!(owned, row);
-        assert_eq!(owned.to_json(), row.to_json());
     }
 }

@@ -87,7 +87,8 @@ impl S3Settings {
     }
 }
 
-pub(crate) fn parse_bool(v: &str) -> Option<bool> {
+/// `true`/`false` (also `1`/`0`, `yes`/`no`, `on`/`off`), as environment variables spell them.
+pub fn parse_bool(v: &str) -> Option<bool> {
     match v.trim().to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" | "on" => Some(true),
         "false" | "0" | "no" | "off" => Some(false),

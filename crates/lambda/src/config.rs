@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use parquetrail_core::convert::{EventFilter, Layout, Options};
 use parquetrail_core::encode::WriterSettings;
 use parquetrail_ingest::Location;
-use parquetrail_ingest::s3::S3Settings;
+use parquetrail_ingest::s3::{S3Settings, parse_bool};
 
 /// A configuration error, naming the variable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -164,14 +164,6 @@ impl Config {
             metrics_namespace: get("PARQUETRAIL_METRICS_NAMESPACE").unwrap_or("parquetrail").to_string(),
             json_logs,
         })
-    }
-}
-
-fn parse_bool(v: &str) -> Option<bool> {
-    match v.to_ascii_lowercase().as_str() {
-        "true" | "1" | "yes" => Some(true),
-        "false" | "0" | "no" => Some(false),
-        _ => None,
     }
 }
 

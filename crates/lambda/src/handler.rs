@@ -214,27 +214,7 @@ async fn process_all(app: &App, pipeline: &Pipeline, objects: &[ObjectRef]) -> V
             process_one(app, pipeline, object).await
         }
     });
-    join_all(tasks).await
-}
-
-/// Runs futures concurrently on the current task, results in input order.
-async fn join_all<F: std::future::Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
-    let mut pinned: Vec<_> = futures.into_iter().map(Box::pin).collect();
-    let mut out: Vec<Option<F::Output>> = (0..pinned.len()).map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (i, f) in pinned.iter_mut().enumerate() {
-            if out[i].is_none() {
-                match f.as_mut().poll(cx) {
-                    std::task::Poll::Ready(v) => out[i] = Some(v),
-                    std::task::Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending { std::task::Poll::Pending } else { std::task::Poll::Ready(()) }
-    })
-    .await;
-    out.into_iter().map(|o| o.expect("every future completed")).collect()
+    futures_util::future::join_all(tasks).await
 }
 
 fn add(m: &mut InvocationMetrics, o: &Outcome) {
