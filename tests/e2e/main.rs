@@ -2,5 +2,6 @@
 //! read back by independent engines (DuckDB, pyarrow), reconciled, and exported back losslessly.
 
 mod corpus;
+mod spark;
 mod support;
 mod synthetic;

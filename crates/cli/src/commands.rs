@@ -26,7 +26,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::local::{self, DirSink, SourceFile};
-use crate::{ConvertArgs, DdlArgs, DemoArgs, ExportArgs, FormatArg, GenerateArgs, SummaryArgs, WriterArgs};
+use crate::{ConvertArgs, DdlArgs, DemoArgs, EngineArg, ExportArgs, FormatArg, GenerateArgs, SummaryArgs, WriterArgs};
 
 /// `println!` that returns the write error (a closed pipe) instead of panicking.
 macro_rules! outln {
@@ -576,7 +576,11 @@ pub fn export(args: &ExportArgs) -> Result<ExitCode> {
 pub fn ddl(args: &DdlArgs) -> Result<ExitCode> {
     let since = NaiveDate::parse_from_str(&args.since, "%Y-%m-%d")
         .map_err(|_| anyhow::anyhow!("--since: expected YYYY-MM-DD, got {:?}", args.since))?;
-    let options = parquetrail_core::schema::DdlOptions {
+    let options = parquetrail_core::ddl::DdlOptions {
+        engine: match args.engine {
+            EngineArg::Athena => parquetrail_core::ddl::Engine::Athena,
+            EngineArg::Spark => parquetrail_core::ddl::Engine::Spark,
+        },
         database: args.database.clone(),
         table_prefix: args.table_prefix.clone(),
         location: args.location.clone(),
@@ -584,7 +588,7 @@ pub fn ddl(args: &DdlArgs) -> Result<ExitCode> {
         regions: args.regions.clone(),
         since,
     };
-    let ddl = parquetrail_core::schema::athena_ddl(&options).map_err(anyhow::Error::msg)?;
+    let ddl = parquetrail_core::ddl::ddl(&options).map_err(anyhow::Error::msg)?;
     outln!("{ddl}");
     Ok(ExitCode::SUCCESS)
 }

@@ -41,7 +41,7 @@ enum Command {
     Summary(SummaryArgs),
     /// Turn an archive (or a filtered part of it) back into CloudTrail JSON.
     Export(ExportArgs),
-    /// Print the Athena DDL for an archive in S3 (tables with partition projection).
+    /// Print the Athena (or Spark) DDL for an archive: tables with partition projection, and a view with the official names.
     Ddl(DdlArgs),
     /// Print the column reference of the Parquet datasets (Markdown).
     Columns,
@@ -134,19 +134,35 @@ impl DatasetArg {
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EngineArg {
+    /// Amazon Athena: partitions found by projection.
+    Athena,
+    /// Apache Spark SQL with Hive support (EMR, Glue jobs, local): partitions registered by MSCK REPAIR TABLE.
+    Spark,
+}
+
 #[derive(Debug, Args)]
 #[command(
     after_help = "Example:\n  parquetrail ddl --location s3://my-archive/cloudtrail --accounts 111122223333,444455556666 > tables.sql\n\n\
     Run the statements in Athena. Partitions are found by projection, so new days, accounts and regions need no crawler. \
-    Without --accounts, queries must name the account (WHERE account = '111122223333')."
+    Without --accounts, queries must name the account (WHERE account = '111122223333').\n\n\
+    The view cloudtrail_logs is the events table plus the official Athena CloudTrail table's `timestamp` column \
+    (yyyy/MM/dd), so queries written for AWS's documented table run unchanged. Filter on `date` (yyyy-MM-dd) when you can: \
+    it is the column partitions are projected from.\n\n\
+    Spark (a local archive, EMR, Glue):\n  parquetrail ddl --engine spark --location file:/data/archive > tables.sql"
 )]
 pub struct DdlArgs {
-    /// The archive's root in S3, as given to `convert --out` or PARQUETRAIL_DESTINATION.
+    /// The archive's root, as given to `convert --out` or PARQUETRAIL_DESTINATION (s3://bucket[/prefix];
+    /// with --engine spark also s3a://, file:/ or hdfs://).
     #[arg(long)]
     pub location: String,
+    /// The engine the statements are written for.
+    #[arg(long, value_enum, default_value_t = EngineArg::Athena)]
+    pub engine: EngineArg,
     #[arg(long, default_value = "cloudtrail")]
     pub database: String,
-    /// Prefix of the table names: with "org_", the tables are org_events and org_insights.
+    /// Prefix of the table names: with "org_", the tables are org_events, org_insights and org_cloudtrail_logs.
     #[arg(long, default_value = "")]
     pub table_prefix: String,
     /// Accounts to enumerate, comma-separated (default: injected, named in each query).

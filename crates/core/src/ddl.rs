@@ -1,0 +1,305 @@
+//! The SQL that puts tables over an archive: Athena (`CREATE EXTERNAL TABLE` with partition
+//! projection) and Spark SQL with Hive support (the same tables, partitions registered by
+//! `MSCK REPAIR TABLE`, since Spark has no projection).
+//!
+//! Column types come from [`schema`], the writer's own schema, so a table never disagrees with
+//! its files (Athena fails a query on a type mismatch). Both engines also get a view named like
+//! AWS's documented table, `cloudtrail_logs`, that adds the official `timestamp` partition
+//! column (`yyyy/MM/dd`), so saved queries written for the official table run unchanged.
+
+use crate::schema::{hive_type, schema};
+
+/// Every commercial and GovCloud region CloudTrail delivers from, for the `region` projection.
+pub const ALL_REGIONS: &[&str] = &[
+    "af-south-1",
+    "ap-east-1",
+    "ap-east-2",
+    "ap-northeast-1",
+    "ap-northeast-2",
+    "ap-northeast-3",
+    "ap-south-1",
+    "ap-south-2",
+    "ap-southeast-1",
+    "ap-southeast-2",
+    "ap-southeast-3",
+    "ap-southeast-4",
+    "ap-southeast-5",
+    "ap-southeast-6",
+    "ap-southeast-7",
+    "ca-central-1",
+    "ca-west-1",
+    "eu-central-1",
+    "eu-central-2",
+    "eu-north-1",
+    "eu-south-1",
+    "eu-south-2",
+    "eu-west-1",
+    "eu-west-2",
+    "eu-west-3",
+    "il-central-1",
+    "me-central-1",
+    "me-south-1",
+    "mx-central-1",
+    "sa-east-1",
+    "us-east-1",
+    "us-east-2",
+    "us-west-1",
+    "us-west-2",
+    "us-gov-east-1",
+    "us-gov-west-1",
+];
+
+/// Which engine the statements are written for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Engine {
+    /// Amazon Athena (Trino and Hive DDL): partitions found by projection.
+    #[default]
+    Athena,
+    /// Apache Spark SQL with Hive support (EMR, Glue jobs, a laptop): partitions registered with
+    /// `MSCK REPAIR TABLE`. The projection properties are kept, so the table documents them.
+    Spark,
+}
+
+/// What `parquetrail ddl` generates: tables over the archive, found by partition projection
+/// (no crawler, no `MSCK REPAIR`, no partition Lambda) on Athena.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DdlOptions {
+    pub engine: Engine,
+    pub database: String,
+    /// Table name prefix: tables are `<prefix>events`, `<prefix>insights` and the view
+    /// `<prefix>cloudtrail_logs`.
+    pub table_prefix: String,
+    /// The archive's root, `s3://bucket/prefix` (datasets are `events/` and `insights/` below it).
+    /// Spark also takes other schemes (`s3a://`, `file:/`, `hdfs://`).
+    pub location: String,
+    /// Accounts to enumerate; empty: `injected` (queries must then name the account).
+    pub accounts: Vec<String>,
+    /// Regions to enumerate; empty: [`ALL_REGIONS`].
+    pub regions: Vec<String>,
+    /// First date of the `date` projection, `YYYY-MM-DD`.
+    pub since: chrono::NaiveDate,
+}
+
+/// The view adding the official table's `timestamp` partition column to the events table.
+pub const OFFICIAL_VIEW: &str = "cloudtrail_logs";
+
+fn valid_identifier(what: &str, name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 255
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && !name.starts_with(|c: char| c.is_ascii_digit());
+    if ok { Ok(()) } else { Err(format!("{what} {name:?}: use lowercase letters, digits and _ (Athena folds case)")) }
+}
+
+fn valid_location(engine: Engine, location: &str) -> Result<(), String> {
+    let scheme_ok = match engine {
+        Engine::Athena => location.starts_with("s3://") && location.len() > 5,
+        Engine::Spark => {
+            location.split_once("://").is_some_and(|(scheme, rest)| !scheme.is_empty() && !rest.is_empty())
+                || location.starts_with("file:/")
+        }
+    };
+    let expected = match engine {
+        Engine::Athena => "s3://bucket[/prefix]",
+        Engine::Spark => "a URI such as s3://bucket/prefix, s3a://bucket/prefix or file:/path",
+    };
+    if scheme_ok && !location.contains('\'') {
+        Ok(())
+    } else {
+        Err(format!("location {location:?}: expected {expected}"))
+    }
+}
+
+/// The statements for the archive, each ending in `;` and a newline: the database, one
+/// `CREATE EXTERNAL TABLE` per dataset and the [`OFFICIAL_VIEW`].
+pub fn ddl(options: &DdlOptions) -> Result<String, String> {
+    valid_identifier("database", &options.database)?;
+    if !options.table_prefix.is_empty() {
+        valid_identifier("table prefix", &options.table_prefix)?;
+    }
+    let location = options.location.trim_end_matches('/');
+    valid_location(options.engine, location)?;
+    for account in &options.accounts {
+        if account.is_empty() || !account.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            return Err(format!("account {account:?}: expected an account id such as 123456789012"));
+        }
+    }
+    for region in &options.regions {
+        if region.is_empty() || !region.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
+            return Err(format!("region {region:?}: expected a region such as us-east-1"));
+        }
+    }
+    let regions: Vec<&str> = if options.regions.is_empty() {
+        ALL_REGIONS.to_vec()
+    } else {
+        options.regions.iter().map(String::as_str).collect()
+    };
+    let schema = schema();
+    let columns: Vec<String> =
+        schema.fields().iter().map(|f| format!("  `{}` {}", f.name(), hive_type(f.data_type()))).collect();
+    let db = &options.database;
+    let mut out = format!(
+        "-- Generated by parquetrail {} from the archive's own schema; columns match the Parquet files exactly.\n{}\n\
+         CREATE DATABASE IF NOT EXISTS `{db}`;\n",
+        env!("CARGO_PKG_VERSION"),
+        match options.engine {
+            Engine::Athena =>
+                "-- Partitions are found by projection: no crawler, no MSCK REPAIR, no partition Lambda.\n",
+            Engine::Spark => "-- Spark SQL with Hive support: partitions are registered by MSCK REPAIR TABLE.\n",
+        },
+    );
+    if options.engine == Engine::Spark {
+        // Spark substitutes `${name}` in SQL text (an unknown name becomes empty), which would
+        // erase the template's placeholders.
+        out.push_str("SET spark.sql.variable.substitute=false;\n");
+    }
+    for dataset in ["events", "insights"] {
+        let table = format!("{}{dataset}", options.table_prefix);
+        let account_projection = if options.accounts.is_empty() {
+            "  'projection.account.type'='injected',\n".to_string()
+        } else {
+            format!(
+                "  'projection.account.type'='enum',\n  'projection.account.values'='{}',\n",
+                options.accounts.join(",")
+            )
+        };
+        out.push_str(&format!(
+            "\nCREATE EXTERNAL TABLE IF NOT EXISTS `{db}`.`{table}` (\n{columns}\n)\n\
+             PARTITIONED BY (`account` string, `region` string, `date` string)\n\
+             STORED AS PARQUET\n\
+             LOCATION '{location}/{dataset}/'\n\
+             TBLPROPERTIES (\n\
+             \x20 'projection.enabled'='true',\n\
+             {account_projection}\
+             \x20 'projection.region.type'='enum',\n\
+             \x20 'projection.region.values'='{regions}',\n\
+             \x20 'projection.date.type'='date',\n\
+             \x20 'projection.date.format'='yyyy-MM-dd',\n\
+             \x20 'projection.date.range'='{since}',\n\
+             \x20 'projection.date.interval'='1',\n\
+             \x20 'projection.date.interval.unit'='DAYS',\n\
+             \x20 'storage.location.template'='{location}/{dataset}/account=${{account}}/region=${{region}}/date=${{date}}/'\n\
+             );\n",
+            columns = columns.join(",\n"),
+            regions = regions.join(","),
+            since = format_args!("{},NOW", options.since.format("%Y-%m-%d")),
+        ));
+        if options.engine == Engine::Spark {
+            out.push_str(&format!("MSCK REPAIR TABLE `{db}`.`{table}`;\n"));
+        }
+    }
+    let view = format!("{}{OFFICIAL_VIEW}", options.table_prefix);
+    let events = format!("{}events", options.table_prefix);
+    // Athena runs views on Trino, which quotes identifiers with double quotes; Spark uses backticks.
+    let q = |name: &str| match options.engine {
+        Engine::Athena => format!("\"{name}\""),
+        Engine::Spark => format!("`{name}`"),
+    };
+    out.push_str(&format!(
+        "\n-- The official Athena CloudTrail table's names: every column of `{events}` plus its `timestamp`\n\
+         -- partition (yyyy/MM/dd). Saved queries run unchanged; filter on `date` (yyyy-MM-dd) when you\n\
+         -- can, the column Athena projects partitions from.\n\
+         CREATE OR REPLACE VIEW {v} AS\n\
+         SELECT *, replace({date}, '-', '/') AS {ts}\n\
+         FROM {e};\n",
+        v = format_args!("{}.{}", q(db), q(&view)),
+        e = format_args!("{}.{}", q(db), q(&events)),
+        date = q("date"),
+        ts = q("timestamp"),
+    ));
+    Ok(out)
+}
+
+#[cfg(test)]
+mod ddl_tests {
+    use super::*;
+
+    fn options() -> DdlOptions {
+        DdlOptions {
+            engine: Engine::Athena,
+            database: "cloudtrail".into(),
+            table_prefix: String::new(),
+            location: "s3://archive-bucket/lake/".into(),
+            accounts: vec![],
+            regions: vec![],
+            since: chrono::NaiveDate::from_ymd_opt(2020, 1, 1).unwrap(),
+        }
+    }
+
+    #[test]
+    fn ddl_has_every_column_with_its_exact_type_and_projection_matching_the_writer() {
+        let ddl = ddl(&options()).unwrap();
+        for f in schema().fields() {
+            let line = format!("`{}` {}", f.name(), hive_type(f.data_type()));
+            assert_eq!(ddl.matches(&line).count(), 2, "{line} in both tables");
+        }
+        // The template is the writer's own partition path with placeholders.
+        let sample = crate::partition::PartitionKey {
+            account: "111122223333".into(),
+            region: "us-east-1".into(),
+            date: chrono::NaiveDate::from_ymd_opt(2024, 3, 1).unwrap(),
+        };
+        assert_eq!(sample.path(), "account=111122223333/region=us-east-1/date=2024-03-01");
+        assert!(ddl.contains("'storage.location.template'='s3://archive-bucket/lake/events/account=${account}/region=${region}/date=${date}/'"));
+        assert!(ddl.contains("LOCATION 's3://archive-bucket/lake/insights/'"));
+        assert!(ddl.contains("'projection.account.type'='injected'"));
+        assert!(ddl.contains("us-gov-west-1") && ddl.contains("'projection.date.range'='2020-01-01,NOW'"));
+        assert!(ddl.contains("PARTITIONED BY (`account` string, `region` string, `date` string)"));
+        assert!(!ddl.contains("MSCK REPAIR TABLE"), "Athena projects partitions");
+        assert!(ddl.contains(
+            "CREATE OR REPLACE VIEW \"cloudtrail\".\"cloudtrail_logs\" AS\nSELECT *, replace(\"date\", '-', '/') AS \"timestamp\"\nFROM \"cloudtrail\".\"events\";"
+        ));
+        assert_eq!(ddl.matches(";\n").count(), 4, "database, two tables, view");
+    }
+
+    #[test]
+    fn spark_registers_partitions_and_quotes_with_backticks() {
+        let mut o = options();
+        o.engine = Engine::Spark;
+        o.location = "file:/tmp/archive".into();
+        o.table_prefix = "t_".into();
+        let ddl = ddl(&o).unwrap();
+        assert!(ddl.contains("LOCATION 'file:/tmp/archive/events/'"));
+        assert!(ddl.contains("SET spark.sql.variable.substitute=false;\n"), "keeps ${{account}} in the template");
+        assert!(ddl.contains("MSCK REPAIR TABLE `cloudtrail`.`t_events`;\n"));
+        assert!(ddl.contains("MSCK REPAIR TABLE `cloudtrail`.`t_insights`;\n"));
+        assert!(ddl.contains("CREATE OR REPLACE VIEW `cloudtrail`.`t_cloudtrail_logs` AS"));
+        assert!(ddl.contains("replace(`date`, '-', '/') AS `timestamp`"));
+        // Athena only takes S3; Spark takes any scheme but still no quotes.
+        o.location = "s3a://bucket/lake".into();
+        assert!(super::ddl(&o).is_ok());
+        for bad in ["/no/scheme", "file:/it's"] {
+            o.location = bad.into();
+            assert!(super::ddl(&o).is_err(), "{bad}");
+        }
+        let mut athena = options();
+        athena.location = "s3a://bucket/lake".into();
+        assert!(super::ddl(&athena).is_err());
+    }
+
+    #[test]
+    fn enumerated_accounts_and_regions_and_bad_input() {
+        let mut o = options();
+        o.accounts = vec!["111122223333".into(), "444455556666".into()];
+        o.regions = vec!["eu-west-1".into()];
+        o.table_prefix = "org_".into();
+        let ddl = ddl(&o).unwrap();
+        assert!(ddl.contains("'projection.account.values'='111122223333,444455556666'"));
+        assert!(ddl.contains("'projection.region.values'='eu-west-1'"));
+        assert!(ddl.contains("`cloudtrail`.`org_events`") && ddl.contains("`cloudtrail`.`org_insights`"));
+        type Change = Box<dyn Fn(&mut DdlOptions)>;
+        let bad: Vec<Change> = vec![
+            Box::new(|o| o.database = "Bad-Name".into()),
+            Box::new(|o| o.location = "/local/path".into()),
+            Box::new(|o| o.location = "s3://b/it's".into()),
+            Box::new(|o| o.accounts = vec!["1;DROP".into()]),
+            Box::new(|o| o.regions = vec!["US EAST".into()]),
+            Box::new(|o| o.table_prefix = "x-y".into()),
+        ];
+        for (i, change) in bad.iter().enumerate() {
+            let mut o = options();
+            change(&mut o);
+            assert!(super::ddl(&o).is_err(), "case {i}: {o:?}");
+        }
+    }
+}
