@@ -1,6 +1,7 @@
 //! End-to-end tests across crates: the shared corpus and synthetic trees converted by the core,
 //! read back by independent engines (DuckDB, pyarrow), reconciled, and exported back losslessly.
 
+mod backfill;
 mod corpus;
 mod spark;
 mod support;

@@ -181,6 +181,10 @@ pub struct FileReport {
     pub bytes_in: u64,
     /// Bytes of JSON after decompression.
     pub json_bytes: u64,
+    /// Hex SHA-256 of the decompressed content, when it was read to its end: the value
+    /// CloudTrail's digest files sign for each log file (`logFiles[].hashValue`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
     pub records: u64,
     pub rows: u64,
     pub quarantined: u64,
@@ -261,6 +265,7 @@ pub fn convert_source(source: Source<'_>, input: impl Read, sink: &dyn Sink, opt
     let outcome = state.read_all(&mut reader);
     report.bytes_in = counter.get();
     report.json_bytes = reader.offset();
+    report.sha256 = reader.content_sha256().map(|d| hex(&d));
     match outcome {
         Ok(()) => {}
         Err(ReadFault::Sink(e)) => return Err(e),
@@ -507,6 +512,14 @@ fn quarantine_file(
     Ok(failure)
 }
 
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
 struct CountingReader<R> {
     inner: R,
     count: Rc<Cell<u64>>,
@@ -559,5 +572,29 @@ mod tests {
         }
         assert!("Management".parse::<Category>().is_ok() && "bogus".parse::<Category>().is_err());
         assert_eq!("writeonly".parse(), Ok(ReadWrite::WriteOnly));
+    }
+
+    #[test]
+    fn reports_the_sha256_of_the_decompressed_content() {
+        use sha2::{Digest as _, Sha256};
+        use std::io::Write as _;
+        let want = hex(&Sha256::digest(FILE.as_bytes()));
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(FILE.as_bytes()).unwrap();
+        let gz = gz.finish().unwrap();
+        // Two gzip members, as concatenated deliveries have: still the hash of all the JSON.
+        let (a, b) = FILE.as_bytes().split_at(100);
+        let mut two = Vec::new();
+        for part in [a, b] {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            e.write_all(part).unwrap();
+            two.extend(e.finish().unwrap());
+        }
+        for (name, input) in [("plain", FILE.as_bytes().to_vec()), ("gzip", gz), ("two members", two)] {
+            let report = convert("k.json", &input[..], &MemorySink::default(), &Options::default()).unwrap();
+            assert_eq!(report.sha256.as_deref(), Some(want.as_str()), "{name}");
+        }
+        let broken = convert("k.json", &br#"{"Records":[{"a":1}"#[..], &MemorySink::default(), &Options::default());
+        assert!(broken.unwrap().failure.is_some());
     }
 }

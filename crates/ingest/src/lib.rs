@@ -11,7 +11,13 @@
 //!   CloudTrail's own SNS notice, S3 Batch Operations) → object references.
 //! - [`pipeline`]: one object through the core, with retries and a verdict the Lambda can act on
 //!   (retryable or permanent).
+//! - [`listing`], [`ledger`], [`backfill`]: converting a trail's history for a date range —
+//!   delimiter listing of only the day prefixes in range, bounded concurrency, and a ledger in
+//!   the archive that makes reruns resume where a crash or Ctrl-C left off.
 
+pub mod backfill;
+pub mod ledger;
+pub mod listing;
 pub mod local;
 pub mod location;
 pub mod notifications;
@@ -21,4 +27,4 @@ pub mod storage;
 
 pub use location::Location;
 pub use pipeline::{IngestError, Outcome, Pipeline};
-pub use storage::{ObjectMeta, Opened, Storage, StorageError};
+pub use storage::{ListPage, ObjectMeta, Opened, Storage, StorageError};

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use async_trait::async_trait;
 use parquetrail_core::sink::{Sink, SinkFile};
 
-use crate::storage::{ErrorKind, ObjectMeta, Opened, Storage, StorageError};
+use crate::storage::{ErrorKind, ListPage, ObjectMeta, Opened, Storage, StorageError};
 
 /// Writes outputs under a directory. Each output is written to a temporary file beside its final
 /// path and renamed on commit, so readers never see a half-written Parquet file and an
@@ -167,12 +167,60 @@ impl Storage for LocalStorage {
         Ok(out)
     }
 
+    async fn list_prefixes(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+        let dir = self.path(prefix)?;
+        let prefix = prefix.to_string();
+        let what = dir.display().to_string();
+        tokio::task::spawn_blocking(move || {
+            let entries = match fs::read_dir(&dir) {
+                Ok(e) => e,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+                Err(e) => return Err(e),
+            };
+            let mut out = Vec::new();
+            for entry in entries {
+                let entry = entry?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if !name.starts_with('.') && entry.file_type()?.is_dir() {
+                    out.push(format!("{prefix}{name}/"));
+                }
+            }
+            out.sort();
+            Ok(out)
+        })
+        .await
+        .map_err(|e| StorageError::new(ErrorKind::Retryable, e.to_string()))?
+        .map_err(|e| io_error(&what, e))
+    }
+
+    /// A directory is listed in one page: the prefixes a backfill lists are single days of one
+    /// account and region (at most a few thousand files), so one page stays small.
+    async fn list_page(&self, prefix: &str, _token: Option<&str>) -> Result<ListPage, StorageError> {
+        Ok(ListPage { objects: self.list(prefix).await?, next: None })
+    }
+
     async fn put(&self, key: &str, body: Vec<u8>) -> Result<(), StorageError> {
         let path = self.path(key)?;
         if let Some(parent) = path.parent() {
             tokio::fs::create_dir_all(parent).await.map_err(|e| io_error(&parent.display().to_string(), e))?;
         }
-        tokio::fs::write(&path, body).await.map_err(|e| io_error(&path.display().to_string(), e))
+        // Beside the destination, hidden (listings skip dot files), then renamed over it.
+        let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let name = path.file_name().and_then(|f| f.to_str()).unwrap_or("object");
+        let tmp = path.with_file_name(format!(".{name}.{}-{n}.tmp", std::process::id()));
+        let what = path.display().to_string();
+        let written = async {
+            let mut file = tokio::fs::File::create(&tmp).await?;
+            tokio::io::AsyncWriteExt::write_all(&mut file, &body).await?;
+            file.sync_data().await?;
+            drop(file);
+            tokio::fs::rename(&tmp, &path).await
+        }
+        .await;
+        if written.is_err() {
+            let _ = tokio::fs::remove_file(&tmp).await;
+        }
+        written.map_err(|e| io_error(&what, e))
     }
 
     fn sink(&self, prefix: &str) -> Arc<dyn Sink + Send + Sync> {

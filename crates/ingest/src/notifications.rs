@@ -484,7 +484,7 @@ fn eventbridge_objects(obj: &Map<String, Value>) -> Result<Vec<ObjectRef>, Notif
 
 /// A key that may or may not be form-encoded: (decoded key, the original when it differs). A key that does not
 /// decode to UTF-8 cannot have been encoded by AWS, so it is used as written.
-fn decode_maybe_encoded(raw: &str) -> (String, Option<String>) {
+pub(crate) fn decode_maybe_encoded(raw: &str) -> (String, Option<String>) {
     match decode_form_key(raw) {
         Ok(decoded) if decoded != raw => (decoded, Some(raw.to_owned())),
         _ => (raw.to_owned(), None),

@@ -15,7 +15,7 @@ use parquetrail_core::sink::{Sink, SinkFile};
 use tokio::runtime::Handle;
 
 use crate::location::join;
-use crate::storage::{ErrorKind, ObjectMeta, Opened, Storage, StorageError};
+use crate::storage::{ErrorKind, ListPage, ObjectMeta, Opened, Storage, StorageError};
 
 /// Multipart part size: S3's minimum is 5 MiB; 8 MiB keeps a Lambda's buffer small.
 pub const PART_SIZE: usize = 8 * 1024 * 1024;
@@ -195,6 +195,41 @@ impl Storage for S3Storage {
             }
         }
         Ok(out)
+    }
+
+    async fn list_prefixes(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+        let mut pages =
+            self.client.list_objects_v2().bucket(&self.bucket).prefix(prefix).delimiter("/").into_paginator().send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| sdk_error(&format!("listing s3://{}/{prefix} by /", self.bucket), e))?;
+            out.extend(page.common_prefixes().iter().filter_map(|p| p.prefix()).map(str::to_string));
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    async fn list_page(&self, prefix: &str, token: Option<&str>) -> Result<ListPage, StorageError> {
+        let page = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .set_continuation_token(token.map(str::to_string))
+            .send()
+            .await
+            .map_err(|e| sdk_error(&format!("listing s3://{}/{prefix}", self.bucket), e))?;
+        let objects = page
+            .contents()
+            .iter()
+            .map(|object| ObjectMeta {
+                key: object.key().unwrap_or_default().to_string(),
+                size: object.size().and_then(|n| u64::try_from(n).ok()).unwrap_or(0),
+                etag: object.e_tag().map(str::to_string),
+            })
+            .collect();
+        let next = page.next_continuation_token().filter(|_| page.is_truncated() == Some(true)).map(str::to_string);
+        Ok(ListPage { objects, next })
     }
 
     async fn put(&self, key: &str, body: Vec<u8>) -> Result<(), StorageError> {

@@ -59,6 +59,14 @@ pub struct ObjectMeta {
     pub etag: Option<String>,
 }
 
+/// One page of a listing: up to 1,000 objects (S3's page size) and where the next page starts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListPage {
+    pub objects: Vec<ObjectMeta>,
+    /// Pass to the next [`Storage::list_page`] call; `None` on the last page.
+    pub next: Option<String>,
+}
+
 /// Where objects are read from and written to: an S3 bucket or a local directory.
 #[async_trait]
 pub trait Storage: Send + Sync + fmt::Debug {
@@ -72,6 +80,14 @@ pub trait Storage: Send + Sync + fmt::Debug {
     async fn open(&self, key: &str, version_id: Option<&str>) -> Result<Opened, StorageError>;
     /// Lists the objects under a prefix, sorted by key.
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StorageError>;
+    /// The "directories" directly under `prefix` (empty, or ending with `/`): the common prefixes
+    /// of a delimiter listing, each ending with `/`, sorted. Walking a CloudTrail layout with it
+    /// touches one request per level instead of every object below.
+    async fn list_prefixes(&self, prefix: &str) -> Result<Vec<String>, StorageError>;
+    /// One page of the objects under `prefix`, sorted by key, continuing from `token` (the
+    /// previous page's [`ListPage::next`]). Callers that stream pages hold one page at a time
+    /// however many objects there are.
+    async fn list_page(&self, prefix: &str, token: Option<&str>) -> Result<ListPage, StorageError>;
     /// Reads a whole (small) object.
     async fn read(&self, key: &str) -> Result<Vec<u8>, StorageError> {
         let mut opened = self.open(key, None).await?;
@@ -81,7 +97,7 @@ pub trait Storage: Send + Sync + fmt::Debug {
             .map_err(|e| StorageError::new(ErrorKind::Retryable, format!("{}/{key}: {e}", self.describe())))?;
         Ok(out)
     }
-    /// Writes a whole object.
+    /// Writes a whole object, atomically: readers see the old object or the new one, never a part.
     async fn put(&self, key: &str, body: Vec<u8>) -> Result<(), StorageError>;
     /// A sink that writes under `prefix`, for the synchronous core. Its files must be written
     /// and committed from a blocking thread (`tokio::task::spawn_blocking`).

@@ -15,7 +15,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse};
-use parquetrail_core::convert::{Category, Options};
+use parquetrail_core::convert::Options;
+use parquetrail_ingest::listing::DatasetChoice;
 use parquetrail_ingest::notifications::{
     BatchInvocation, BatchResponse, BatchResult, ObjectRef, ResultCode, Trigger, parse_trigger,
 };
@@ -182,14 +183,11 @@ fn batch_pipeline(app: &App, args: &BTreeMap<String, String>) -> Result<Option<P
                     return Err(format!("userArguments.destination: {v:?} is not an s3:// URL"));
                 }
             }
-            "dataset" => match v.as_str() {
-                "all" => {}
-                "events" => {
-                    options.filter.categories =
-                        [Category::Management, Category::Data, Category::NetworkActivity].into_iter().collect()
-                }
-                "insights" => options.filter.categories = [Category::Insight].into_iter().collect(),
-                other => return Err(format!("userArguments.dataset: {other:?} is not events, insights or all")),
+            // The same filter `parquetrail backfill --dataset` applies, so both write identical outputs.
+            "dataset" => match v.parse::<DatasetChoice>() {
+                Ok(DatasetChoice::All) => {}
+                Ok(choice) => options.filter.categories = choice.filter().categories,
+                Err(e) => return Err(format!("userArguments.dataset: {e}")),
             },
             other => return Err(format!("userArguments: unknown argument {other:?} (known: destination, dataset)")),
         }
