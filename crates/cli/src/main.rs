@@ -1,6 +1,8 @@
 //! `parquetrail`: turn AWS CloudTrail log archives into a fast, queryable, Hive-partitioned
 //! Parquet lake. See `parquetrail --help`.
 
+mod backfill;
+mod batch_job;
 mod commands;
 mod local;
 
@@ -35,6 +37,8 @@ enum Command {
     Demo(DemoArgs),
     /// Convert CloudTrail log files (files or directories) into a Parquet archive.
     Convert(ConvertArgs),
+    /// Convert a trail's history for a date range, resumably (or as an S3 Batch Operations job).
+    Backfill(backfill::BackfillArgs),
     /// Write a realistic synthetic CloudTrail delivery tree (for trying things, tests, benchmarks).
     Generate(GenerateArgs),
     /// Summarise what an archive holds: accounts, regions, time range, top events, errors, logins.
@@ -229,6 +233,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Demo(args) => commands::demo(&args),
         Command::Convert(args) => commands::convert(&args),
+        Command::Backfill(args) => backfill::backfill(&args),
         Command::Generate(args) => commands::generate(&args),
         Command::Summary(args) => commands::summary(&args),
         Command::Export(args) => commands::export(&args),

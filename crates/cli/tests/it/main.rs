@@ -1,5 +1,7 @@
 //! The `parquetrail` binary as a user runs it: exit codes, summaries, quarantine, round trips.
 
+mod backfill;
+
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output};
