@@ -3,6 +3,7 @@
 
 mod backfill;
 mod corpus;
+mod infra;
 mod spark;
 mod support;
 mod synthetic;
