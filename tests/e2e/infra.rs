@@ -4,10 +4,14 @@
 //! (an unknown `PARQUETRAIL_*` name stops it at start-up), and its queue must outlast it.
 //!
 //! A template that drifts from the writer deploys fine and then fails every Athena query with a
-//! type mismatch, so the drift is caught here, offline. The template is read with a small parser
-//! for the block YAML it is written in (maps, lists, scalars; flow values and intrinsic functions
-//! kept as text), and the few intrinsic functions the tables use are evaluated with the
-//! parameters' defaults.
+//! type mismatch, so the drift is caught here, offline. The few intrinsic functions the checked
+//! values use are evaluated with the parameters' defaults (or given values).
+//!
+//! The template is read with `serde_norway`, the maintained fork of `serde_yaml` (which is no
+//! longer maintained), because its `Value::Tagged` keeps CloudFormation's short-form functions
+//! (`!Ref x`, `!If [c, a, b]`, `!Sub`, `!FindInMap`, nested or in block form) as a tag over the
+//! parsed scalar, list or map, so they are evaluated as structure rather than as text. `saphyr`
+//! keeps tags too, but the serde `Value` API is the one the workspace's JSON code already uses.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -17,204 +21,59 @@ use parquetrail_core::ddl::{DdlOptions, Engine, ddl};
 use parquetrail_core::partition::PartitionKey;
 use parquetrail_core::schema::{hive_type, schema};
 use parquetrail_lambda::config::{Config, VARIABLES};
+use serde_norway::Value;
 
-fn template() -> Node {
+fn template() -> Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/template.yaml");
-    parse(&std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_norway::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The node at a path of map keys; panics naming the path.
+fn at<'v>(node: &'v Value, path: &[&str]) -> &'v Value {
+    path.iter()
+        .enumerate()
+        .fold(node, |node, (i, key)| node.get(key).unwrap_or_else(|| panic!("template: no {}", path[..=i].join("."))))
+}
+
+/// A scalar as CloudFormation passes it on: numbers and booleans as their text.
+fn text(node: &Value) -> String {
+    match node {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        other => panic!("template: expected a scalar, found {other:?}"),
+    }
+}
+
+fn entries(node: &Value) -> impl Iterator<Item = (&str, &Value)> {
+    let map = node.as_mapping().unwrap_or_else(|| panic!("template: expected a map, found {node:?}"));
+    map.iter().map(|(k, v)| (k.as_str().unwrap_or_else(|| panic!("template: key {k:?} is not a string")), v))
+}
+
+fn items(node: &Value) -> &[Value] {
+    node.as_sequence().unwrap_or_else(|| panic!("template: expected a list, found {node:?}"))
+}
+
+/// The resources of a type: `(logical id, resource)`.
+fn resources<'t>(template: &'t Value, kind: &str) -> impl Iterator<Item = (&'t str, &'t Value)> {
+    entries(at(template, &["Resources"])).filter(move |(_, r)| r.get("Type").and_then(Value::as_str) == Some(kind))
 }
 
 // ------------------------------------------------------------------------------------------------
-// A parser for the block YAML of the template.
-
-#[derive(Debug, Clone, PartialEq)]
-enum Node {
-    /// A plain or quoted scalar, a flow collection or an intrinsic function, as written (quotes
-    /// of a plain quoted string removed).
-    Scalar(String),
-    Map(Vec<(String, Node)>),
-    List(Vec<Node>),
-}
-
-impl Node {
-    fn get(&self, key: &str) -> Option<&Node> {
-        match self {
-            Node::Map(entries) => entries.iter().find(|(k, _)| k == key).map(|(_, v)| v),
-            _ => None,
-        }
-    }
-
-    /// The node at a path of map keys; panics naming the path.
-    fn at(&self, path: &[&str]) -> &Node {
-        let mut node = self;
-        for (i, key) in path.iter().enumerate() {
-            node = node.get(key).unwrap_or_else(|| panic!("template: no {}", path[..=i].join(".")));
-        }
-        node
-    }
-
-    fn text(&self) -> &str {
-        match self {
-            Node::Scalar(s) => s,
-            other => panic!("template: expected a scalar, found {other:?}"),
-        }
-    }
-
-    fn entries(&self) -> &[(String, Node)] {
-        match self {
-            Node::Map(entries) => entries,
-            other => panic!("template: expected a map, found {other:?}"),
-        }
-    }
-
-    fn items(&self) -> &[Node] {
-        match self {
-            Node::List(items) => items,
-            other => panic!("template: expected a list, found {other:?}"),
-        }
-    }
-}
-
-#[derive(Debug)]
-struct Line {
-    indent: usize,
-    text: String,
-}
-
-fn is_item(text: &str) -> bool {
-    text == "-" || text.starts_with("- ")
-}
-
-/// `key: value` (value possibly empty); keys may be quoted.
-fn split_key(text: &str) -> Option<(String, &str)> {
-    let (key, value) = match text.split_once(": ") {
-        Some((k, v)) => (k, v.trim()),
-        None => (text.strip_suffix(':')?, ""),
-    };
-    Some((unquote(key.trim()).to_string(), value))
-}
-
-fn unquote(s: &str) -> &str {
-    for q in ['"', '\''] {
-        if s.len() >= 2 && s.starts_with(q) && s.ends_with(q) {
-            return &s[1..s.len() - 1];
-        }
-    }
-    s
-}
-
-/// Drops a trailing ` # comment` outside quotes.
-fn strip_comment(line: &str) -> &str {
-    let mut quote = None;
-    let mut prev = ' ';
-    for (i, c) in line.char_indices() {
-        match quote {
-            Some(q) if c == q => quote = None,
-            Some(_) => {}
-            None if c == '"' || c == '\'' => quote = Some(c),
-            None if c == '#' && prev == ' ' => return line[..i].trim_end(),
-            None => {}
-        }
-        prev = c;
-    }
-    line
-}
-
-fn lines(src: &str) -> Vec<Line> {
-    let mut out = Vec::new();
-    for raw in src.lines() {
-        let trimmed = raw.trim_start();
-        if trimmed.is_empty() || trimmed.starts_with('#') {
-            continue;
-        }
-        let indent = raw.len() - trimmed.len();
-        let text = strip_comment(trimmed).to_string();
-        // `- key: value` opens a map item: split it into the item marker and the map's first line.
-        if let Some(rest) = text.strip_prefix("- ")
-            && !rest.starts_with(['!', '{', '[', '"', '\''])
-            && split_key(rest).is_some()
-        {
-            out.push(Line { indent, text: "-".into() });
-            out.push(Line { indent: indent + 2, text: rest.to_string() });
-        } else {
-            out.push(Line { indent, text });
-        }
-    }
-    out
-}
-
-fn parse(src: &str) -> Node {
-    let lines = lines(src);
-    let mut i = 0;
-    block(&lines, &mut i, 0)
-}
-
-fn block(lines: &[Line], i: &mut usize, indent: usize) -> Node {
-    if *i < lines.len() && is_item(&lines[*i].text) { list(lines, i, indent) } else { map(lines, i, indent) }
-}
-
-/// A value written after `key:` or `-`: nested block, tagged block (`!If` + list), or scalar with
-/// any more-indented continuation lines (folded block scalars, long flow values).
-fn value(lines: &[Line], i: &mut usize, indent: usize, written: &str) -> Node {
-    let next = lines.get(*i).filter(|l| l.indent > indent || (l.indent == indent && is_item(&l.text)));
-    let opens_block = written.is_empty() || (written.starts_with('!') && !written.contains(' '));
-    match next {
-        Some(next) if opens_block && (next.indent > indent || written.is_empty()) => {
-            let child = block(lines, i, next.indent);
-            if written.is_empty() { child } else { Node::Map(vec![(written.to_string(), child)]) }
-        }
-        _ => {
-            let mut text = match written {
-                ">-" | ">" | "|" | "|-" => String::new(),
-                w => w.to_string(),
-            };
-            while let Some(line) = lines.get(*i).filter(|l| l.indent > indent) {
-                if !text.is_empty() {
-                    text.push(' ');
-                }
-                text.push_str(&line.text);
-                *i += 1;
-            }
-            Node::Scalar(if text.starts_with('!') { text } else { unquote(&text).to_string() })
-        }
-    }
-}
-
-fn map(lines: &[Line], i: &mut usize, indent: usize) -> Node {
-    let mut entries = Vec::new();
-    while let Some(line) = lines.get(*i).filter(|l| l.indent == indent && !is_item(&l.text)) {
-        let (key, written) = split_key(&line.text).unwrap_or_else(|| panic!("template: not `key: value`: {line:?}"));
-        *i += 1;
-        entries.push((key, value(lines, i, indent, written)));
-    }
-    Node::Map(entries)
-}
-
-fn list(lines: &[Line], i: &mut usize, indent: usize) -> Node {
-    let mut items = Vec::new();
-    while let Some(line) = lines.get(*i).filter(|l| l.indent == indent && is_item(&l.text)) {
-        let written = line.text[1..].trim();
-        *i += 1;
-        items.push(value(lines, i, indent, written));
-    }
-    Node::List(items)
-}
-
-// ------------------------------------------------------------------------------------------------
-// Evaluating the intrinsic functions the tables use, with given parameter values.
+// Evaluating the intrinsic functions the checked values use, with given parameter values.
 
 struct Stack<'a> {
-    template: &'a Node,
+    template: &'a Value,
     parameters: BTreeMap<String, String>,
 }
 
 impl<'a> Stack<'a> {
     /// The parameters' defaults, some overridden.
-    fn new(template: &'a Node, overrides: &[(&str, &str)]) -> Self {
-        let mut parameters = BTreeMap::new();
-        for (name, p) in template.at(&["Parameters"]).entries() {
-            let default = p.get("Default").map(|d| d.text().to_string()).unwrap_or_default();
-            parameters.insert(name.clone(), default);
-        }
+    fn new(template: &'a Value, overrides: &[(&str, &str)]) -> Self {
+        let mut parameters: BTreeMap<String, String> = entries(at(template, &["Parameters"]))
+            .map(|(name, p)| (name.to_string(), p.get("Default").map(text).unwrap_or_default()))
+            .collect();
         for (name, value) in overrides {
             assert!(parameters.contains_key(*name), "template has no parameter {name}");
             parameters.insert(name.to_string(), value.to_string());
@@ -222,19 +81,28 @@ impl<'a> Stack<'a> {
         Stack { template, parameters }
     }
 
-    /// A scalar's value; None for `!Ref AWS::NoValue`. Resources stay as `${Name}`.
-    fn resolve(&self, written: &str) -> Option<String> {
-        if written == "!Ref AWS::NoValue" {
-            None
-        } else if let Some(name) = written.strip_prefix("!Ref ") {
-            Some(self.parameters.get(name).cloned().unwrap_or_else(|| format!("${{{name}}}")))
-        } else if let Some(body) = written.strip_prefix("!Sub ") {
-            Some(self.substitute(unquote(body)))
-        } else if let Some(args) = call(written, "!If") {
-            let [condition, then, otherwise] = args[..] else { panic!("template: !If needs 3 arguments: {written}") };
-            self.resolve(if self.condition(condition) { then } else { otherwise })
-        } else {
-            Some(unquote(written).to_string())
+    /// A value; None for `!Ref AWS::NoValue`. Resources stay as `${Name}`.
+    fn resolve(&self, node: &Value) -> Option<String> {
+        let Value::Tagged(call) = node else { return Some(text(node)) };
+        let function = call.tag.to_string();
+        match (function.as_str(), &call.value) {
+            ("!Ref", Value::String(name)) if name == "AWS::NoValue" => None,
+            ("!Ref", Value::String(name)) => {
+                Some(self.parameters.get(name).cloned().unwrap_or_else(|| format!("${{{name}}}")))
+            }
+            ("!Sub", Value::String(body)) => Some(self.substitute(body)),
+            ("!If", Value::Sequence(args)) => {
+                let [condition, then, otherwise] = &args[..] else {
+                    panic!("template: !If needs 3 arguments: {node:?}")
+                };
+                self.resolve(if self.condition(&text(condition)) { then } else { otherwise })
+            }
+            ("!FindInMap", Value::Sequence(args)) => {
+                let keys: Vec<String> = args.iter().map(|a| self.resolve(a).expect("!FindInMap key")).collect();
+                let [map, key, field] = &keys[..] else { panic!("template: !FindInMap needs 3 arguments: {node:?}") };
+                Some(text(at(self.template, &["Mappings", map, key, field])))
+            }
+            _ => panic!("template: function form not understood by this test: {node:?}"),
         }
     }
 
@@ -247,10 +115,7 @@ impl<'a> Stack<'a> {
             let name = &rest[start + 2..end];
             match name.strip_prefix('!') {
                 Some(literal) => out.push_str(&format!("${{{literal}}}")),
-                None => match self.parameters.get(name) {
-                    Some(v) => out.push_str(v),
-                    None => out.push_str(&rest[start..=end]),
-                },
+                None => out.push_str(self.parameters.get(name).map_or(&rest[start..=end], String::as_str)),
             }
             rest = &rest[end + 1..];
         }
@@ -259,61 +124,34 @@ impl<'a> Stack<'a> {
     }
 
     fn condition(&self, name: &str) -> bool {
-        let expr = self.template.at(&["Conditions", name]).text();
-        self.evaluate(expr)
+        self.evaluate(at(self.template, &["Conditions", name]))
     }
 
-    fn evaluate(&self, expr: &str) -> bool {
-        if let Some(args) = call(expr, "!Not") {
-            !self.evaluate(args[0])
-        } else if let Some(args) = call(expr, "!Equals") {
-            self.resolve(args[0]) == self.resolve(args[1])
-        } else if let Some(name) = expr.strip_prefix("!Condition ") {
-            self.condition(name)
-        } else {
-            panic!("template: condition form not understood by this test: {expr}")
+    fn evaluate(&self, expr: &Value) -> bool {
+        let Value::Tagged(call) = expr else { panic!("template: a condition is a function, found {expr:?}") };
+        match (call.tag.to_string().as_str(), &call.value) {
+            ("!Not", Value::Sequence(args)) if args.len() == 1 => !self.evaluate(&args[0]),
+            ("!Equals", Value::Sequence(args)) if args.len() == 2 => self.resolve(&args[0]) == self.resolve(&args[1]),
+            ("!Condition", Value::String(name)) => self.condition(name),
+            _ => panic!("template: condition form not understood by this test: {expr:?}"),
         }
     }
-}
-
-/// The arguments of `!Name [a, b, …]`, split at top-level commas.
-fn call<'s>(written: &'s str, name: &str) -> Option<Vec<&'s str>> {
-    let inner = written.strip_prefix(name)?.trim().strip_prefix('[')?.strip_suffix(']')?;
-    let (mut args, mut depth, mut start) = (Vec::new(), 0, 0);
-    for (i, c) in inner.char_indices() {
-        match c {
-            '[' | '{' => depth += 1,
-            ']' | '}' => depth -= 1,
-            ',' if depth == 0 => {
-                args.push(inner[start..i].trim());
-                start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    args.push(inner[start..].trim());
-    Some(args)
 }
 
 // ------------------------------------------------------------------------------------------------
 // What the code says.
 
 /// The Glue table whose `TableInput.Name` is `name`.
-fn glue_table<'t>(template: &'t Node, name: &str) -> &'t Node {
-    template
-        .at(&["Resources"])
-        .entries()
-        .iter()
-        .map(|(_, r)| r)
-        .filter(|r| r.get("Type").map(Node::text) == Some("AWS::Glue::Table"))
-        .map(|r| r.at(&["Properties", "TableInput"]))
-        .find(|t| t.get("Name").map(Node::text) == Some(name))
+fn glue_table<'t>(template: &'t Value, name: &str) -> &'t Value {
+    resources(template, "AWS::Glue::Table")
+        .map(|(_, r)| at(r, &["Properties", "TableInput"]))
+        .find(|t| t.get("Name").and_then(Value::as_str) == Some(name))
         .unwrap_or_else(|| panic!("template: no AWS::Glue::Table named {name}"))
 }
 
 /// `(name, type)` of each `- Name: … Type: …` item.
-fn name_types(list: &Node) -> Vec<(String, String)> {
-    list.items().iter().map(|c| (c.at(&["Name"]).text().to_string(), c.at(&["Type"]).text().to_string())).collect()
+fn name_types(list: &Value) -> Vec<(String, String)> {
+    items(list).iter().map(|c| (text(at(c, &["Name"])), text(at(c, &["Type"])))).collect()
 }
 
 /// The datasets the writer lays out, with their directory names.
@@ -369,7 +207,7 @@ fn glue_tables_have_the_writers_columns_and_partitions() {
         .collect();
     for (table, _) in datasets() {
         let input = glue_table(&template, table);
-        let columns = name_types(input.at(&["StorageDescriptor", "Columns"]));
+        let columns = name_types(at(input, &["StorageDescriptor", "Columns"]));
         for (i, (want, got)) in expected.iter().zip(&columns).enumerate() {
             assert!(
                 want == got,
@@ -384,19 +222,19 @@ fn glue_tables_have_the_writers_columns_and_partitions() {
         let extra: Vec<&str> = columns.iter().skip(expected.len()).map(|c| c.0.as_str()).collect();
         assert!(missing.is_empty(), "{table}: infra/template.yaml lacks the writer's columns {missing:?}");
         assert!(extra.is_empty(), "{table}: infra/template.yaml has columns the writer lacks: {extra:?}");
-        assert_eq!(name_types(input.at(&["PartitionKeys"])), partitions, "{table}: partition keys");
+        assert_eq!(name_types(at(input, &["PartitionKeys"])), partitions, "{table}: partition keys");
 
-        let storage = input.at(&["StorageDescriptor"]);
+        let storage = at(input, &["StorageDescriptor"]);
         let parquet = "org.apache.hadoop.hive.ql.io.parquet";
-        assert_eq!(storage.at(&["InputFormat"]).text(), format!("{parquet}.MapredParquetInputFormat"), "{table}");
-        assert_eq!(storage.at(&["OutputFormat"]).text(), format!("{parquet}.MapredParquetOutputFormat"), "{table}");
+        assert_eq!(text(at(storage, &["InputFormat"])), format!("{parquet}.MapredParquetInputFormat"), "{table}");
+        assert_eq!(text(at(storage, &["OutputFormat"])), format!("{parquet}.MapredParquetOutputFormat"), "{table}");
         assert_eq!(
-            storage.at(&["SerdeInfo", "SerializationLibrary"]).text(),
+            text(at(storage, &["SerdeInfo", "SerializationLibrary"])),
             format!("{parquet}.serde.ParquetHiveSerDe"),
             "{table}"
         );
-        assert_eq!(input.at(&["Parameters", "classification"]).text(), "parquet", "{table}");
-        assert_eq!(input.at(&["TableType"]).text(), "EXTERNAL_TABLE", "{table}");
+        assert_eq!(text(at(input, &["Parameters", "classification"])), "parquet", "{table}");
+        assert_eq!(text(at(input, &["TableType"])), "EXTERNAL_TABLE", "{table}");
     }
 }
 
@@ -438,9 +276,9 @@ fn glue_tables_project_partitions_as_parquetrail_ddl_does() {
             let input = glue_table(&template, table);
             let (location, want) = ddl_table(&ddl, &database, table);
             let mut got = BTreeMap::new();
-            for (key, value) in input.at(&["Parameters"]).entries() {
-                if let Some(v) = stack.resolve(value.text()) {
-                    got.insert(key.clone(), v);
+            for (key, value) in entries(at(input, &["Parameters"])) {
+                if let Some(v) = stack.resolve(value) {
+                    got.insert(key.to_string(), v);
                 }
             }
             got.remove("classification");
@@ -456,7 +294,7 @@ fn glue_tables_project_partitions_as_parquetrail_ddl_does() {
                 );
             }
 
-            let resolved_location = stack.resolve(input.at(&["StorageDescriptor", "Location"]).text()).unwrap();
+            let resolved_location = stack.resolve(at(input, &["StorageDescriptor", "Location"])).unwrap();
             assert_eq!(resolved_location, location, "{table}: location differs from `parquetrail ddl`");
             assert_eq!(location, format!("{root}/{directory}/"), "{table}: location is not the writer's dataset");
             assert_eq!(
@@ -465,8 +303,8 @@ fn glue_tables_project_partitions_as_parquetrail_ddl_does() {
                 "{table}: storage.location.template is not the writer's partition layout"
             );
         }
-        let variables = template.at(&["Resources", "Function", "Properties", "Environment", "Variables"]);
-        let destination = stack.resolve(variables.at(&["PARQUETRAIL_DESTINATION"]).text());
+        let variables = at(&template, &["Resources", "Function", "Properties", "Environment", "Variables"]);
+        let destination = stack.resolve(at(variables, &["PARQUETRAIL_DESTINATION"]));
         assert_eq!(destination.unwrap(), root, "the function writes where the tables read");
     }
 }
@@ -474,10 +312,10 @@ fn glue_tables_project_partitions_as_parquetrail_ddl_does() {
 #[test]
 fn function_starts_with_the_templates_configuration() {
     let template = template();
-    let variables = template.at(&["Resources", "Function", "Properties", "Environment", "Variables"]);
-    for (name, _) in variables.entries() {
+    let variables = at(&template, &["Resources", "Function", "Properties", "Environment", "Variables"]);
+    for (name, _) in entries(variables) {
         assert!(
-            VARIABLES.iter().any(|(known, _)| known == name),
+            VARIABLES.iter().any(|(known, _)| *known == name),
             "infra/template.yaml sets {name}, which the function does not know (crates/lambda/src/config.rs \
              VARIABLES): it would refuse to start"
         );
@@ -495,10 +333,8 @@ fn function_starts_with_the_templates_configuration() {
     ];
     for overrides in cases {
         let stack = Stack::new(&template, overrides);
-        let environment: Vec<(String, String)> = variables
-            .entries()
-            .iter()
-            .filter_map(|(name, value)| Some((name.clone(), stack.resolve(value.text())?)))
+        let environment: Vec<(String, String)> = entries(variables)
+            .filter_map(|(name, value)| Some((name.to_string(), stack.resolve(value)?)))
             .map(|(name, value)| (name, value.replace("${ArchiveBucket}", "archive-bucket")))
             .collect();
         let config = Config::from_vars(environment.clone())
@@ -512,47 +348,54 @@ fn function_starts_with_the_templates_configuration() {
 #[test]
 fn queue_outlasts_the_function_and_reports_partial_failures() {
     let template = template();
-    let timeouts = template.at(&["Parameters", "FunctionTimeout", "AllowedValues"]).text();
-    let timeouts: Vec<u64> = timeouts
-        .trim_matches(|c| c == '[' || c == ']')
-        .split(',')
-        .map(|t| t.trim().parse().expect("FunctionTimeout values are numbers"))
-        .collect();
-    let events = template.at(&["Resources", "Function", "Properties", "Events"]);
-    let (_, sqs) = events
-        .entries()
-        .iter()
-        .find(|(_, e)| e.get("Type").map(Node::text) == Some("SQS"))
+    let function = at(&template, &["Resources", "Function", "Properties"]);
+    let (_, sqs) = entries(at(function, &["Events"]))
+        .find(|(_, e)| e.get("Type").and_then(Value::as_str) == Some("SQS"))
         .expect("the function has an SQS event");
-    let window: u64 = sqs.at(&["Properties", "MaximumBatchingWindowInSeconds"]).text().parse().unwrap();
-    assert_eq!(sqs.at(&["Properties", "FunctionResponseTypes"]).text(), "[ReportBatchItemFailures]");
-    for timeout in timeouts {
-        let entry = template.at(&["Mappings", "VisibilityTimeout", &timeout.to_string()]).text();
-        let seconds: u64 = entry
-            .trim_matches(|c| c == '{' || c == '}')
-            .trim()
-            .strip_prefix("Seconds:")
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or_else(|| panic!("VisibilityTimeout {timeout}: not {{ Seconds: N }}: {entry}"));
+    let sqs = at(sqs, &["Properties"]);
+    let window = at(sqs, &["MaximumBatchingWindowInSeconds"]).as_u64().expect("the batching window is a number");
+    let responses: Vec<String> = items(at(sqs, &["FunctionResponseTypes"])).iter().map(text).collect();
+    assert_eq!(responses, ["ReportBatchItemFailures"], "the SQS event's FunctionResponseTypes");
+    // The queue the event reads: `!GetAtt Queue.Arn`.
+    let source = match at(sqs, &["Queue"]) {
+        Value::Tagged(call) if call.tag == "GetAtt" => text(&call.value),
+        other => panic!("template: the SQS event's Queue is not `!GetAtt Name.Arn`: {other:?}"),
+    };
+    let queue = source.strip_suffix(".Arn").unwrap_or_else(|| panic!("template: the SQS event reads {source}"));
+    let visibility = at(&template, &["Resources", queue, "Properties", "VisibilityTimeout"]);
+
+    for timeout in items(at(&template, &["Parameters", "FunctionTimeout", "AllowedValues"])) {
+        let timeout = timeout.as_u64().expect("FunctionTimeout values are numbers");
+        let stack = Stack::new(&template, &[("FunctionTimeout", &timeout.to_string())]);
+        let resolved = stack.resolve(at(function, &["Timeout"]));
+        assert_eq!(resolved, Some(timeout.to_string()), "the function's Timeout is the FunctionTimeout parameter");
+        let seconds: u64 = stack
+            .resolve(visibility)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("{queue}: VisibilityTimeout for a {timeout}s function is not a number"));
         assert!(
             seconds >= 6 * timeout + window,
-            "visibility timeout {seconds}s for a {timeout}s function: needs 6 × timeout + batching window"
+            "{queue}: visibility timeout {seconds}s for a {timeout}s function: needs 6 × timeout + batching window"
         );
     }
 }
 
 #[test]
-fn parser_reads_the_forms_the_template_uses() {
-    let node = parse(
-        "A:\n  B: plain # comment\n  C: \"quoted # not a comment\"\n  D: >-\n    folded\n    text\n  E:\n    - Name: x\n      Type: struct<a:string,b:int>\n    - !If\n      - Cond\n      - y\n  F: !If [Has, !Ref P, !Ref AWS::NoValue]\n",
-    );
-    assert_eq!(node.at(&["A", "B"]).text(), "plain");
-    assert_eq!(node.at(&["A", "C"]).text(), "quoted # not a comment");
-    assert_eq!(node.at(&["A", "D"]).text(), "folded text");
-    assert_eq!(
-        name_types(&Node::List(node.at(&["A", "E"]).items()[..1].to_vec())),
-        [("x".to_string(), "struct<a:string,b:int>".to_string())]
-    );
-    assert_eq!(node.at(&["A", "E"]).items()[1].at(&["!If"]).items().len(), 2);
-    assert_eq!(call(node.at(&["A", "F"]).text(), "!If"), Some(vec!["Has", "!Ref P", "!Ref AWS::NoValue"]));
+fn intrinsic_functions_evaluate_as_cloudformation_does() {
+    let template: Value = serde_norway::from_str(
+        "Parameters:\n  P: { Default: p }\n  Empty: { Type: String }\n  N: { Default: 60 }\n\
+         Conditions:\n  HasP: !Not [!Equals [!Ref P, \"\"]]\n  NoP: !Not [!Condition HasP]\n\
+         Mappings:\n  M: { \"60\": { Seconds: 370 } }\n\
+         Values:\n  Ref: !Ref P\n  Sub: !Sub \"s3://${Bucket}/${P}/x=${!x}\"\n  Gone: !If [NoP, yes, !Ref AWS::NoValue]\n\
+         \x20 Find: !FindInMap [M, !Ref N, Seconds]\n  Block: !If\n    - HasP\n    - !Ref Empty\n    - other\n",
+    )
+    .unwrap();
+    let stack = Stack::new(&template, &[]);
+    let value = |name: &str| stack.resolve(at(&template, &["Values", name]));
+    assert_eq!(value("Ref").as_deref(), Some("p"));
+    assert_eq!(value("Sub").as_deref(), Some("s3://${Bucket}/p/x=${x}"));
+    assert_eq!(value("Gone"), None);
+    assert_eq!(value("Find").as_deref(), Some("370"));
+    assert_eq!(value("Block").as_deref(), Some(""));
+    assert!(!Stack::new(&template, &[("P", "")]).condition("HasP"));
 }
