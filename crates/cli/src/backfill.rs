@@ -119,10 +119,10 @@ pub struct BackfillArgs {
     /// CreateJob request that runs the deployed Lambda on every object.
     #[arg(long)]
     pub via_batch_operations: bool,
-    /// Where to write the manifest (default: <dest>/_batch/<run>/manifest.csv).
+    /// Where to write the manifest (default: DEST/_batch/RUN/manifest.csv).
     #[arg(long, requires = "via_batch_operations")]
     pub manifest: Option<String>,
-    /// Where the job writes its completion report (default: <dest>/_batch/<run>/report).
+    /// Where the job writes its completion report (default: DEST/_batch/RUN/report).
     #[arg(long, requires = "via_batch_operations")]
     pub report: Option<String>,
     /// The deployed parquetrail Lambda's ARN.
@@ -163,7 +163,7 @@ fn parse_date(flag: &str, value: &Option<String>) -> Result<Option<NaiveDate>> {
 }
 
 /// A location's trail root: `…/AWSLogs` given by mistake means its parent.
-fn trail_root(location: Location) -> Location {
+pub(crate) fn trail_root(location: Location) -> Location {
     match location {
         Location::S3 { bucket, prefix } if prefix == "AWSLogs" || prefix.ends_with("/AWSLogs") => {
             let prefix = prefix.trim_end_matches("AWSLogs").trim_end_matches('/').to_string();
