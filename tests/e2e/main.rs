@@ -7,3 +7,4 @@ mod infra;
 mod spark;
 mod support;
 mod synthetic;
+mod verify;

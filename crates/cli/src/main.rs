@@ -5,6 +5,7 @@ mod backfill;
 mod batch_job;
 mod commands;
 mod local;
+mod verify;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -39,6 +40,8 @@ enum Command {
     Convert(ConvertArgs),
     /// Convert a trail's history for a date range, resumably (or as an S3 Batch Operations job).
     Backfill(backfill::BackfillArgs),
+    /// Prove a trail bucket, and the archive made from it, hold exactly what CloudTrail signed in its digest files.
+    Verify(verify::VerifyArgs),
     /// Write a realistic synthetic CloudTrail delivery tree (for trying things, tests, benchmarks).
     Generate(GenerateArgs),
     /// Summarise what an archive holds: accounts, regions, time range, top events, errors, logins.
@@ -234,6 +237,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => commands::demo(&args),
         Command::Convert(args) => commands::convert(&args),
         Command::Backfill(args) => backfill::backfill(&args),
+        Command::Verify(args) => verify::verify(&args),
         Command::Generate(args) => commands::generate(&args),
         Command::Summary(args) => commands::summary(&args),
         Command::Export(args) => commands::export(&args),

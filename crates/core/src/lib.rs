@@ -11,6 +11,7 @@
 //! - [`record`]: the lossless record model ([`record::Row`]).
 //! - [`partition`]: `account=/region=/date=` from each record's own `eventTime`.
 //! - [`schema`]: the Arrow schema and its column documentation.
+//! - [`digest`]: CloudTrail digest files: model, signature, chain verification.
 //! - [`ddl`]: Athena and Spark tables over an archive, typed from the schema.
 //! - [`encode`]: rows → Parquet with the writer settings chosen in one place.
 //! - [`convert`]: one log file through all of the above, with quarantine and reconciliation.
@@ -32,6 +33,7 @@
 pub mod archive;
 pub mod convert;
 pub mod ddl;
+pub mod digest;
 pub mod encode;
 mod error;
 mod json;

@@ -14,6 +14,8 @@
 //! - [`listing`], [`ledger`], [`backfill`]: converting a trail's history for a date range —
 //!   delimiter listing of only the day prefixes in range, bounded concurrency, and a ledger in
 //!   the archive that makes reruns resume where a crash or Ctrl-C left off.
+//! - [`verify`]: CloudTrail's digest chains walked over the trail bucket, every signed log file
+//!   hashed, and the archive's ledger reconciled with what was signed.
 
 pub mod backfill;
 pub mod ledger;
@@ -24,6 +26,7 @@ pub mod notifications;
 pub mod pipeline;
 pub mod s3;
 pub mod storage;
+pub mod verify;
 
 pub use location::Location;
 pub use pipeline::{IngestError, Outcome, Pipeline};

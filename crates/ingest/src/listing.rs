@@ -131,11 +131,13 @@ pub struct Discovered {
     pub failures: Vec<String>,
 }
 
-/// How many times a listing request is tried before its prefix is reported as failed (the SDK
-/// retries each attempt again with backoff).
+/// How many times a listing (or verification) request is tried before it is reported as failed
+/// (the SDK retries each attempt again with backoff).
 const LIST_ATTEMPTS: u32 = 3;
 
-async fn retry<T, F, Fut>(mut call: F) -> Result<T, StorageError>
+/// Runs a storage call until it succeeds, fails permanently, or failed retryably
+/// [`LIST_ATTEMPTS`] times, with exponential backoff between attempts.
+pub(crate) async fn retry<T, F, Fut>(mut call: F) -> Result<T, StorageError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, StorageError>>,
@@ -175,7 +177,20 @@ pub async fn list_objects(
     tx: mpsc::Sender<ObjectMeta>,
     cancel: CancellationToken,
 ) -> Discovered {
-    let mut walk = Walk { storage, selection, tx, cancel, found: Discovered::default() };
+    list_kinds(storage, root, selection, selection.dataset.dirs(), tx, cancel).await
+}
+
+/// [`list_objects`] of other kinds of CloudTrail prefix than the selection's dataset:
+/// `&["CloudTrail-Digest"]` lists the digest files of the range (`verify`).
+pub async fn list_kinds(
+    storage: &dyn Storage,
+    root: &str,
+    selection: &Selection,
+    kinds: &[&str],
+    tx: mpsc::Sender<ObjectMeta>,
+    cancel: CancellationToken,
+) -> Discovered {
+    let mut walk = Walk { storage, selection, kinds, tx, cancel, found: Discovered::default() };
     walk.run(root).await;
     walk.found
 }
@@ -183,6 +198,7 @@ pub async fn list_objects(
 struct Walk<'a> {
     storage: &'a dyn Storage,
     selection: &'a Selection,
+    kinds: &'a [&'a str],
     tx: mpsc::Sender<ObjectMeta>,
     cancel: CancellationToken,
     found: Discovered,
@@ -229,7 +245,7 @@ impl Walk<'_> {
                 continue;
             }
             self.found.accounts.insert(id);
-            for kind in self.selection.dataset.dirs() {
+            for kind in self.kinds {
                 for region in self.dirs(&format!("{account}{kind}/")).await {
                     let name = segment(&region).to_string();
                     if !self.selection.regions.is_empty() && !self.selection.regions.contains(&name) {

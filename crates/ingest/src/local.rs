@@ -150,7 +150,7 @@ impl Storage for LocalStorage {
         let path = self.path(key)?;
         let file = tokio::fs::File::open(&path).await.map_err(|e| io_error(&path.display().to_string(), e))?;
         let size = file.metadata().await.ok().map(|m| m.len());
-        Ok(Opened { reader: Box::new(file), size, etag: None, version_id: None })
+        Ok(Opened { reader: Box::new(file), size, etag: None, version_id: None, metadata: Default::default() })
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StorageError> {

@@ -150,8 +150,13 @@ impl Pipeline {
         let started = Instant::now();
         let result = match tokio::fs::File::open(path).await {
             Ok(file) => {
-                let opened =
-                    crate::storage::Opened { reader: Box::new(file), size: None, etag: None, version_id: None };
+                let opened = crate::storage::Opened {
+                    reader: Box::new(file),
+                    size: None,
+                    etag: None,
+                    version_id: None,
+                    metadata: Default::default(),
+                };
                 self.convert_opened(opened, None, key.to_string(), None).await
             }
             Err(e) => Err(IngestError { retryable: false, message: format!("{}: {e}", path.display()) }),

@@ -177,6 +177,10 @@ impl Storage for S3Storage {
             size: out.content_length().and_then(|n| u64::try_from(n).ok()),
             etag: out.e_tag().map(str::to_string),
             version_id: out.version_id().map(str::to_string),
+            metadata: out
+                .metadata()
+                .map(|m| m.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.clone())).collect())
+                .unwrap_or_default(),
             reader: Box::new(out.body.into_async_read()),
         })
     }

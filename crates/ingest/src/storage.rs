@@ -43,6 +43,9 @@ pub struct Opened {
     pub size: Option<u64>,
     pub etag: Option<String>,
     pub version_id: Option<String>,
+    /// The object's user metadata (S3 `x-amz-meta-*`, without the prefix; lower-case names).
+    /// CloudTrail keeps each digest's signature there (`signature`, `signature-algorithm`).
+    pub metadata: std::collections::BTreeMap<String, String>,
 }
 
 impl fmt::Debug for Opened {

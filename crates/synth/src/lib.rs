@@ -51,6 +51,7 @@
 mod agent;
 mod body;
 mod catalog;
+pub mod digest;
 mod identity;
 mod ids;
 mod insight;
