@@ -263,3 +263,83 @@ fn the_corpus_digest_examples_parse() {
         }
     }
 }
+
+/// Digest files converted through the S3 pipeline become the `digests` dataset: read back with
+/// pyarrow, one row per digest with every log file it lists and its hash, the signature from the
+/// object's metadata, and hashes that chain each digest to the one before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn digests_convert_to_a_dataset_with_signatures_and_every_listed_log_file() {
+    let test = "digests_convert_to_a_dataset_with_signatures_and_every_listed_log_file";
+    let Some(python) = crate::support::python(test) else { return };
+    let Some(moto) = MotoServer::start(test) else { return };
+    let client = moto.client().await;
+    moto.create_bucket("trail-digests").await;
+    let chain = trail("trail-digests");
+    upload(&client, "trail-digests", &chain, &[]).await;
+
+    let out = tempfile::tempdir().unwrap();
+    let dest: Arc<dyn Storage> = Arc::new(parquetrail_ingest::local::LocalStorage::new(out.path()));
+    let pipeline = parquetrail_ingest::Pipeline::new(dest, "", Options::default());
+    let source = S3Storage::new(client.clone(), "trail-digests");
+    for d in &chain.digests {
+        let report = pipeline.process(&source, &d.key, None, None).await.result.unwrap();
+        assert_eq!(report.outputs.len(), 1, "{}: {report:?}", d.key);
+        assert!(report.outputs[0].path.starts_with("digests/account="), "{:?}", report.outputs[0]);
+    }
+
+    let script = "import json, sys, pyarrow.dataset as ds\n\
+                  t = ds.dataset(sys.argv[1], format='parquet', partitioning='hive').to_table()\n\
+                  print(json.dumps(t.to_pylist(), default=str))";
+    let read = std::process::Command::new(&python)
+        .args(["-c", script, &out.path().join("digests").display().to_string()])
+        .output()
+        .unwrap();
+    assert!(read.status.success(), "{}", String::from_utf8_lossy(&read.stderr));
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&read.stdout).unwrap();
+    assert_eq!(rows.len(), chain.digests.len());
+    let by_key: BTreeMap<&str, &serde_json::Value> =
+        rows.iter().map(|r| (r["source_key"].as_str().unwrap(), r)).collect();
+    let mut previous: Option<&str> = None;
+    for d in &chain.digests {
+        let row = by_key[d.key.as_str()];
+        assert_eq!(row["signature"], d.signature.as_str(), "{}", d.key);
+        assert_eq!(row["signature_algorithm"], "SHA256withRSA");
+        assert_eq!(row["trail"], "management_trail");
+        assert_eq!(row["sha256"], parquetrail_core::digest::hex(&parquetrail_core::digest::sha256(&d.json)));
+        assert_eq!(row["previousdigesthashvalue"].as_str(), previous, "{}: chains to the digest before", d.key);
+        previous = row["sha256"].as_str();
+        let listed: BTreeMap<&str, &str> = row["logfiles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| (f["s3object"].as_str().unwrap(), f["hashvalue"].as_str().unwrap()))
+            .collect();
+        assert_eq!(listed.len(), d.log_files.len(), "{}", d.key);
+        for key in &d.log_files {
+            let want = parquetrail_core::digest::hex(&parquetrail_core::digest::sha256(
+                &inflate(&chain.logs[key][..]).unwrap(),
+            ));
+            assert_eq!(listed.get(key.as_str()), Some(&want.as_str()), "{key} listed with its hash");
+        }
+    }
+}
+
+#[test]
+fn the_corpus_digest_examples_convert_to_digests_rows() {
+    use parquetrail_core::convert::{Dataset, convert};
+    let test = "the_corpus_digest_examples_convert_to_digests_rows";
+    let Some(corpus) = parquetrail_testkit::corpus(test) else { return };
+    let digests: Vec<_> =
+        parquetrail_testkit::gz_files(&corpus).into_iter().filter(|(k, _)| k.contains("/CloudTrail-Digest/")).collect();
+    assert!(!digests.is_empty(), "the corpus has digest examples");
+    for (key, path) in digests {
+        let sink = parquetrail_core::sink::MemorySink::default();
+        let report = convert(&key, &std::fs::read(&path).unwrap()[..], &sink, &Options::default()).unwrap();
+        assert_eq!((report.skipped.as_ref(), report.failure.as_ref()), (None, None), "{key}");
+        assert_eq!(report.outputs.len(), 1, "{key}");
+        assert_eq!(report.outputs[0].dataset, Dataset::Digests);
+        let stamp = key.rsplit('_').next().unwrap();
+        let date = format!("{}-{}-{}", &stamp[..4], &stamp[4..6], &stamp[6..8]);
+        assert_eq!(report.outputs[0].date, date, "{key}: partitioned by digestEndTime");
+    }
+}

@@ -56,6 +56,8 @@ pub struct RunSummary {
     pub quarantined: u64,
     /// Records dropped by event filters.
     pub filtered: u64,
+    /// Digest files converted, one `digests` row each (not counted in `records`).
+    pub digests: u64,
     pub reconciled: bool,
     pub bytes_in: u64,
     pub json_bytes: u64,
@@ -109,6 +111,7 @@ impl RunSummary {
                 self.quarantined += report.quarantined;
                 self.filtered += report.filtered;
                 for o in &report.outputs {
+                    self.digests += u64::from(o.dataset == convert::Dataset::Digests);
                     self.outputs += 1;
                     self.bytes_out += o.bytes;
                     partitions.insert(o.path.rsplit_once('/').map(|(p, _)| p.to_string()).unwrap_or_default());
@@ -298,6 +301,9 @@ fn print_run(summary: &RunSummary, out: &dyn std::fmt::Display) -> Result<()> {
         if s.filtered > 0 { format!(" + {} filtered", s.filtered) } else { String::new() },
         if s.reconciled { "(reconciled)" } else { "(DOES NOT RECONCILE)" }
     );
+    if s.digests > 0 {
+        outln!("  digests   {} digest file(s), one row each in the digests dataset", s.digests);
+    }
     outln!("  input     {} stored, {} of JSON", mb(s.bytes_in), mb(s.json_bytes));
     outln!(
         "  output    {} of Parquet in {} files, {} partitions, under {out}",
@@ -475,6 +481,19 @@ fn summarise(archive: &Path, json: bool) -> Result<()> {
         }
         all.push(DatasetSummary { dataset: dataset.into(), accounts, regions, dates: dates.len(), summary });
     }
+    // Digest files are counted, not read: one row each, about integrity rather than activity.
+    let files = local::list_archive(archive, "digests")?;
+    let mut summary = Summary::default();
+    summary.rows = files.len() as u64;
+    summary.files = files.len() as u64;
+    summary.bytes = files.iter().map(|f| f.size).sum();
+    all.push(DatasetSummary {
+        dataset: "digests".into(),
+        accounts: files.iter().map(|f| f.account.clone()).collect(),
+        regions: files.iter().map(|f| f.region.clone()).collect(),
+        dates: files.iter().map(|f| &f.date).collect::<BTreeSet<_>>().len(),
+        summary,
+    });
     if json {
         outln!("{}", serde_json::to_string_pretty(&all)?);
         return Ok(());
@@ -486,6 +505,17 @@ fn summarise(archive: &Path, json: bool) -> Result<()> {
         let s = &d.summary;
         if s.rows == 0 {
             outln!("{}: empty", d.dataset);
+            continue;
+        }
+        if d.dataset == "digests" {
+            outln!(
+                "digests: {} digest files ({}), {} account(s), {} region(s), {} day(s)",
+                s.files,
+                mb(s.bytes),
+                d.accounts.len(),
+                d.regions.len(),
+                d.dates
+            );
             continue;
         }
         outln!(

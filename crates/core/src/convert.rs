@@ -1,5 +1,6 @@
 //! One CloudTrail object through the whole pipeline: classify → read → normalize → partition →
-//! write, with quarantine and a report that reconciles.
+//! write, with quarantine and a report that reconciles. Log and Insights files become rows of
+//! `events` and `insights`; a digest file becomes one row of `digests` ([`crate::digest_table`]).
 //!
 //! Guarantees, for every call:
 //! - **Deterministic outputs.** Paths derive from the source key and the partition; bytes from
@@ -31,12 +32,29 @@ use crate::{Error, Result};
 pub struct Layout {
     pub events: String,
     pub insights: String,
+    pub digests: String,
     pub quarantine: String,
+}
+
+impl Layout {
+    /// The prefix of a dataset.
+    pub fn prefix(&self, dataset: Dataset) -> &str {
+        match dataset {
+            Dataset::Events => &self.events,
+            Dataset::Insights => &self.insights,
+            Dataset::Digests => &self.digests,
+        }
+    }
 }
 
 impl Default for Layout {
     fn default() -> Self {
-        Layout { events: "events".into(), insights: "insights".into(), quarantine: "quarantine".into() }
+        Layout {
+            events: "events".into(),
+            insights: "insights".into(),
+            digests: "digests".into(),
+            quarantine: "quarantine".into(),
+        }
     }
 }
 
@@ -143,6 +161,8 @@ impl EventFilter {
 pub enum Dataset {
     Events,
     Insights,
+    /// One row per digest file.
+    Digests,
 }
 
 /// One Parquet object written.
@@ -160,7 +180,8 @@ pub struct OutputReport {
 /// Why a whole file was not converted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FileFailure {
-    /// `unreadable` (gzip or I/O) or `malformed_json`.
+    /// `unreadable` (gzip or I/O), `malformed_json`, or `malformed_digest` (a digest file that is
+    /// JSON but not a digest).
     pub class: String,
     pub reason: String,
     /// Byte offset in the decompressed stream where the fault is.
@@ -173,7 +194,7 @@ pub struct FileFailure {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct FileReport {
     pub key: String,
-    /// Set when the object is not a log file (digest, Config, empty…): nothing was written.
+    /// Set when the object is neither a log nor a digest file (Config, empty…): nothing was written.
     pub skipped: Option<String>,
     /// Set when the file could not be read; nothing but its quarantine object was written.
     pub failure: Option<FileFailure>,
@@ -185,6 +206,7 @@ pub struct FileReport {
     /// CloudTrail's digest files sign for each log file (`logFiles[].hashValue`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
+    /// Records of a log file (a digest file has none: its one `digests` row is in `outputs`).
     pub records: u64,
     pub rows: u64,
     pub quarantined: u64,
@@ -216,15 +238,15 @@ struct QuarantinedRecord<'a> {
 /// Why a key is skipped without reading it, if it is.
 pub fn skip_reason(key: &ObjectKey<'_>) -> Option<String> {
     match key.kind {
-        KeyKind::Digest => Some("CloudTrail digest file (integrity data, not events)".into()),
         KeyKind::Config => Some("AWS Config object, not CloudTrail".into()),
         KeyKind::OtherService => Some("another service's logs under AWSLogs/, not CloudTrail".into()),
-        KeyKind::Log | KeyKind::Insight | KeyKind::Unknown => None,
+        KeyKind::Log | KeyKind::Insight | KeyKind::Digest | KeyKind::Unknown => None,
     }
 }
 
-/// Where an object came from: its key, and for objects in S3 its bucket and version. The key names
-/// the outputs; the rest is recorded in quarantine objects so an operator can find the source.
+/// Where an object came from: its key, and for objects in S3 its bucket, version and the digest
+/// signature kept in its user metadata. The key names the outputs; bucket and version are recorded
+/// in quarantine objects so an operator can find the source.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Source<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -232,6 +254,10 @@ pub struct Source<'a> {
     pub key: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub version_id: Option<&'a str>,
+    /// A digest's signature and its algorithm (S3 user metadata `signature` and
+    /// `signature-algorithm`); `None` for a local copy or any other object.
+    #[serde(skip)]
+    pub signature: crate::digest_table::Signature<'a>,
 }
 
 /// Converts one object read from `input`, writing through `sink`.
@@ -252,6 +278,9 @@ pub fn convert_source(source: Source<'_>, input: impl Read, sink: &dyn Sink, opt
         report.skipped = Some(reason);
         return Ok(report);
     }
+    if object.kind == KeyKind::Digest {
+        return convert_digest(source, &object, input, sink, options);
+    }
     let counter = Rc::new(Cell::new(0u64));
     let counted = CountingReader { inner: input, count: counter.clone() };
     let mut reader =
@@ -271,20 +300,16 @@ pub fn convert_source(source: Source<'_>, input: impl Read, sink: &dyn Sink, opt
         Err(ReadFault::Sink(e)) => return Err(e),
         Err(ReadFault::Source(err)) => {
             drop(state); // discards every uncommitted output
-            if let ReadError::Io { source, offset } = &err {
-                let transient = !matches!(
-                    source.kind(),
-                    io::ErrorKind::InvalidData | io::ErrorKind::InvalidInput | io::ErrorKind::UnexpectedEof
-                );
-                if transient {
-                    return Err(Error::Read {
-                        key: key.to_string(),
-                        offset: *offset,
-                        source: io::Error::new(source.kind(), source.to_string()),
-                    });
-                }
+            if let ReadError::Io { source, offset } = &err
+                && !is_corrupt(source)
+            {
+                return Err(Error::Read {
+                    key: key.to_string(),
+                    offset: *offset,
+                    source: io::Error::new(source.kind(), source.to_string()),
+                });
             }
-            report.failure = Some(quarantine_file(source, &err, sink, options, &stem)?);
+            report.failure = Some(quarantine_read_error(source, &err, sink, options, &stem)?);
             return Ok(report);
         }
     }
@@ -300,7 +325,7 @@ pub fn convert_source(source: Source<'_>, input: impl Read, sink: &dyn Sink, opt
         };
         if quarantine {
             let err = ReadError::Json { offset: 0, reason: reason.clone() };
-            report.failure = Some(quarantine_file(source, &err, sink, options, &stem)?);
+            report.failure = Some(quarantine_read_error(source, &err, sink, options, &stem)?);
         } else {
             report.skipped = Some(reason);
         }
@@ -379,10 +404,7 @@ impl<'s> FileState<'s> {
         let dataset = if row.is_insight() { Dataset::Insights } else { Dataset::Events };
         let slot = (dataset, partition);
         if !self.outputs.contains_key(&slot) {
-            let prefix = match dataset {
-                Dataset::Events => &self.options.layout.events,
-                Dataset::Insights => &self.options.layout.insights,
-            };
+            let prefix = self.options.layout.prefix(dataset);
             let path = format!("{prefix}/{}/{}.parquet", slot.1.path(), self.stem);
             let file = self.sink.create(&path).map_err(|source| Error::Write {
                 key: self.key().into(),
@@ -431,15 +453,7 @@ impl<'s> FileState<'s> {
     fn commit(self, report: &mut FileReport) -> Result<()> {
         let key = self.object.key.to_string();
         for ((dataset, partition), output) in self.outputs {
-            let path = format!(
-                "{}/{}/{}.parquet",
-                match dataset {
-                    Dataset::Events => &self.options.layout.events,
-                    Dataset::Insights => &self.options.layout.insights,
-                },
-                partition.path(),
-                self.stem
-            );
+            let path = format!("{}/{}/{}.parquet", self.options.layout.prefix(dataset), partition.path(), self.stem);
             let (rows, bytes, file) =
                 output.finish().map_err(|reason| Error::Encode { key: key.clone(), path: path.clone(), reason })?;
             file.commit().map_err(|source| Error::Write { key: key.clone(), path: path.clone(), source })?;
@@ -465,26 +479,97 @@ impl<'s> FileState<'s> {
     }
 }
 
-/// Writes `<quarantine>/files/<stem>.json` for a file that could not be read.
-fn quarantine_file(
+/// A digest file through to its one `digests` row. All or nothing like a log file: the row is
+/// written only once the whole digest was read and parsed; a digest that cannot be read or parsed
+/// is quarantined with the reason (class `malformed_digest` when it inflates but is no digest).
+fn convert_digest(
+    source: Source<'_>,
+    object: &ObjectKey<'_>,
+    input: impl Read,
+    sink: &dyn Sink,
+    options: &Options,
+) -> Result<FileReport> {
+    let key = source.key;
+    let mut report = FileReport { key: key.to_string(), ..FileReport::default() };
+    let stem = object.output_stem();
+    let counter = Rc::new(Cell::new(0u64));
+    let inflated = crate::digest::inflate(CountingReader { inner: input, count: counter.clone() });
+    report.bytes_in = counter.get();
+    let inflated = match inflated {
+        Ok(bytes) => bytes,
+        Err(e) if is_corrupt(&e) => {
+            let err = ReadError::Io { offset: 0, source: e };
+            report.failure = Some(quarantine_read_error(source, &err, sink, options, &stem)?);
+            return Ok(report);
+        }
+        Err(e) => return Err(Error::Read { key: key.to_string(), offset: 0, source: e }),
+    };
+    if report.bytes_in == 0 {
+        report.skipped = Some("zero-byte object".into());
+        return Ok(report);
+    }
+    report.json_bytes = inflated.len() as u64;
+    report.sha256 = Some(hex(&crate::digest::sha256(&inflated)));
+    let row = match crate::digest_table::DigestRow::parse(&inflated, object, source.signature) {
+        Ok(row) => row,
+        Err(reason) => {
+            report.failure = Some(quarantine_file(source, "malformed_digest", &reason, 0, sink, options, &stem)?);
+            return Ok(report);
+        }
+    };
+    let path = format!("{}/{}/{stem}.parquet", options.layout.digests, row.partition.path());
+    let bytes = crate::digest_table::encode(std::slice::from_ref(&row), &options.writer)
+        .map_err(|reason| Error::Encode { key: key.into(), path: path.clone(), reason })?;
+    let write = |source| Error::Write { key: key.into(), path: path.clone(), source };
+    let mut file = sink.create(&path).map_err(write)?;
+    file.write_all(&bytes).map_err(write)?;
+    file.commit().map_err(write)?;
+    report.outputs.push(OutputReport {
+        path: path.clone(),
+        dataset: Dataset::Digests,
+        account: row.partition.account.clone(),
+        region: row.partition.region.clone(),
+        date: row.partition.date.format("%Y-%m-%d").to_string(),
+        rows: 1,
+        bytes: bytes.len() as u64,
+    });
+    Ok(report)
+}
+
+/// Whether a read error means corrupt content (quarantine) rather than a failing stream (retry).
+fn is_corrupt(e: &io::Error) -> bool {
+    matches!(e.kind(), io::ErrorKind::InvalidData | io::ErrorKind::InvalidInput | io::ErrorKind::UnexpectedEof)
+}
+
+/// [`quarantine_file`] for a read error.
+fn quarantine_read_error(
     source: Source<'_>,
     err: &ReadError,
     sink: &dyn Sink,
     options: &Options,
     stem: &str,
 ) -> Result<FileFailure> {
-    let key = source.key;
     let class = match err {
         ReadError::Io { .. } => "unreadable",
         ReadError::Json { .. } => "malformed_json",
     };
+    quarantine_file(source, class, &err.to_string(), err.offset(), sink, options, stem)
+}
+
+/// Writes `<quarantine>/files/<stem>.json` for a file that could not be read.
+fn quarantine_file(
+    source: Source<'_>,
+    class: &str,
+    reason: &str,
+    offset: u64,
+    sink: &dyn Sink,
+    options: &Options,
+    stem: &str,
+) -> Result<FileFailure> {
+    let key = source.key;
     let path = format!("{}/files/{stem}.json", options.layout.quarantine);
-    let failure = FileFailure {
-        class: class.into(),
-        reason: err.to_string(),
-        offset: err.offset(),
-        quarantine_path: path.clone(),
-    };
+    let failure =
+        FileFailure { class: class.into(), reason: reason.to_string(), offset, quarantine_path: path.clone() };
     #[derive(Serialize)]
     struct Marker<'a> {
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -596,5 +681,53 @@ mod tests {
         }
         let broken = convert("k.json", &br#"{"Records":[{"a":1}"#[..], &MemorySink::default(), &Options::default());
         assert!(broken.unwrap().failure.is_some());
+    }
+
+    #[test]
+    fn a_digest_becomes_one_row_of_digests_named_like_the_other_outputs() {
+        use crate::digest_table::tests::{DIGEST, KEY};
+        let sink = MemorySink::default();
+        let signature = crate::digest_table::Signature { signature: Some("ab12"), algorithm: Some("SHA256withRSA") };
+        let source = Source { key: KEY, signature, ..Source::default() };
+        let report = convert_source(source, DIGEST.as_bytes(), &sink, &Options::default()).unwrap();
+        assert_eq!((report.skipped.as_deref(), report.failure.as_ref()), (None, None), "{report:?}");
+        assert_eq!((report.records, report.rows), (0, 0), "no CloudTrail records");
+        assert!(report.reconciles());
+        assert_eq!(report.outputs.len(), 1);
+        let out = &report.outputs[0];
+        assert_eq!((out.dataset, out.rows), (Dataset::Digests, 1));
+        // Partitioned by digestEndTime, named by the source key's stem like events outputs.
+        let stem = ObjectKey::parse(KEY).output_stem();
+        let want = format!("digests/account=111122223333/region=us-east-2/date=2015-08-17/{stem}.parquet");
+        assert_eq!(out.path, want);
+        assert_eq!(sink.paths(), vec![want.clone()]);
+        // Deterministic: the same digest again gives the same object, byte for byte.
+        let first = sink.get(&want).unwrap();
+        let again = MemorySink::default();
+        convert_source(source, DIGEST.as_bytes(), &again, &Options::default()).unwrap();
+        assert_eq!(again.get(&want).unwrap(), first);
+        assert_eq!(report.sha256.as_deref(), Some(hex(&crate::digest::sha256(DIGEST.as_bytes())).as_str()));
+    }
+
+    #[test]
+    fn a_digest_that_does_not_parse_is_quarantined_with_its_reason() {
+        use crate::digest_table::tests::KEY;
+        let cases: [(&str, &[u8], &str); 3] = [
+            ("missing fields", br#"{"awsAccountId":"111122223333","logFiles":[]}"#, "malformed_digest"),
+            ("not json", b"{\"awsAccountId\":", "malformed_digest"),
+            ("corrupt gzip", &[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff, 1, 2, 3], "unreadable"),
+        ];
+        for (name, input, class) in cases {
+            let sink = MemorySink::default();
+            let report = convert(KEY, input, &sink, &Options::default()).unwrap();
+            let failure = report.failure.unwrap_or_else(|| panic!("{name}: not quarantined"));
+            assert_eq!(failure.class, class, "{name}: {failure:?}");
+            assert!(report.outputs.is_empty(), "{name}");
+            assert_eq!(sink.paths(), vec![failure.quarantine_path.clone()], "{name}: nothing but the marker");
+            let marker: serde_json::Value =
+                serde_json::from_slice(&sink.get(&failure.quarantine_path).unwrap()).unwrap();
+            assert_eq!(marker["source_key"], KEY, "{name}");
+            assert!(!marker["reason"].as_str().unwrap().is_empty(), "{name}");
+        }
     }
 }

@@ -12,9 +12,10 @@
 //! - [`partition`]: `account=/region=/date=` from each record's own `eventTime`.
 //! - [`schema`]: the Arrow schema and its column documentation.
 //! - [`digest`]: CloudTrail digest files: model, signature, chain verification.
+//! - [`digest_table`]: the `digests` dataset, one row per digest file.
 //! - [`ddl`]: Athena and Spark tables over an archive, typed from the schema.
 //! - [`encode`]: rows → Parquet with the writer settings chosen in one place.
-//! - [`convert`]: one log file through all of the above, with quarantine and reconciliation.
+//! - [`convert`]: one log or digest file through all of the above, with quarantine and reconciliation.
 //! - [`archive`]: reading an archive back (summaries, export to CloudTrail JSON).
 //!
 //! ```
@@ -34,6 +35,7 @@ pub mod archive;
 pub mod convert;
 pub mod ddl;
 pub mod digest;
+pub mod digest_table;
 pub mod encode;
 mod error;
 mod json;

@@ -213,7 +213,8 @@ docs! {
     "unmapped", "—", Added, "Lossless remainder as JSON: `{\"fields\":{<JSON Pointer>:<value>},\"absent\":[<JSON Pointer>]}` for unknown fields (at any depth), values of unexpected types and explicit nulls. NULL when the typed columns hold the whole record.";
 }
 
-/// `docs/COLUMNS.md`, rendered from [`schema`] and [`COLUMNS`].
+/// `docs/COLUMNS.md`, rendered from [`schema`] and [`COLUMNS`], then the `digests` dataset's
+/// section ([`crate::digest_table::columns_markdown`]).
 pub fn columns_markdown() -> String {
     let mut out = String::from(
         "# Columns of the `events` and `insights` datasets\n\n\
@@ -232,6 +233,7 @@ pub fn columns_markdown() -> String {
         };
         out.push_str(&format!("| `{}` | `{}` | `{}` | {} | {} |\n", col.path, ty, col.json, origin, col.doc));
     }
+    out.push_str(&crate::digest_table::columns_markdown());
     out
 }
 
@@ -259,7 +261,7 @@ pub fn hive_type(dt: &DataType) -> String {
     }
 }
 
-fn hive_type_of_path(schema: &Schema, path: &str) -> Option<String> {
+pub(crate) fn hive_type_of_path(schema: &Schema, path: &str) -> Option<String> {
     let mut parts = path.split('.');
     let mut field = schema.field_with_name(parts.next()?).ok()?.clone();
     for part in parts {

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parquetrail_core::convert::{FileReport, Options, Source, convert_source, skip_reason};
+use parquetrail_core::digest_table::Signature;
 use parquetrail_core::object_key::ObjectKey;
 use serde::Serialize;
 use tokio_util::io::SyncIoBridge;
@@ -184,8 +185,16 @@ impl Pipeline {
         let options = self.options.clone();
         let used = key.clone();
         let key_owned = key;
+        // A digest's signature lives in its user metadata; the core takes it as plain values.
+        let signature = opened.metadata.get("signature").cloned();
+        let signature_algorithm = opened.metadata.get("signature-algorithm").cloned();
         let joined = tokio::task::spawn_blocking(move || {
-            let source = Source { bucket: bucket.as_deref(), key: &key_owned, version_id: version.as_deref() };
+            let source = Source {
+                bucket: bucket.as_deref(),
+                key: &key_owned,
+                version_id: version.as_deref(),
+                signature: Signature { signature: signature.as_deref(), algorithm: signature_algorithm.as_deref() },
+            };
             convert_source(source, reader, sink.as_ref(), &options)
         })
         .await;

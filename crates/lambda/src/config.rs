@@ -106,7 +106,7 @@ impl Config {
             if v.is_empty() || v.split('/').any(|s| s.is_empty() || s == "." || s == "..") {
                 return Err(err("PARQUETRAIL_QUARANTINE_PREFIX", format!("not a usable prefix: {v:?}")));
             }
-            if v == layout.events || v == layout.insights {
+            if v == layout.events || v == layout.insights || v == layout.digests {
                 return Err(err("PARQUETRAIL_QUARANTINE_PREFIX", format!("{v:?} is a dataset's own prefix")));
             }
             layout.quarantine = v.to_string();

@@ -112,27 +112,32 @@ fn bad_input_is_quarantined_named_and_the_rest_proceeds() {
         &gzip(br#"{"Records":[{"a":1} {"b":2}]}"#),
     );
     write(&trail.join("111122223333_CloudTrail_us-east-1_20240301T1015Z_empty00000000000.json.gz"), b"");
+    let digests = cwd.join("trail/AWSLogs/111122223333/CloudTrail-Digest/us-east-1/2024/03/01");
+    // A digest that is no digest is quarantined like a broken log file; a real one is converted.
+    write(&digests.join("111122223333_CloudTrail-Digest_us-east-1_t_us-east-1_20240301T110000Z.json.gz"), &gzip(b"{}"));
     write(
-        &cwd.join("trail/AWSLogs/111122223333/CloudTrail-Digest/us-east-1/2024/03/01/111122223333_CloudTrail-Digest_us-east-1_t_us-east-1_20240301T110000Z.json.gz"),
-        &gzip(b"{}"),
+        &digests.join("111122223333_CloudTrail-Digest_us-east-1_t_us-east-1_20240301T120000Z.json.gz"),
+        &gzip(br#"{"awsAccountId":"111122223333","digestStartTime":"2024-03-01T11:00:00Z","digestEndTime":"2024-03-01T12:00:00Z","digestS3Bucket":"b","digestS3Object":"k","digestPublicKeyFingerprint":"ab","digestSignatureAlgorithm":"SHA256withRSA","previousDigestSignature":null,"logFiles":[]}"#),
     );
     let out = parquetrail(&["convert", "trail", "--out", "archive"], cwd);
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(text.contains("FAILED    2 file(s)"), "{text}");
+    assert!(text.contains("FAILED    3 file(s)"), "{text}");
+    assert!(text.contains("digests   1 digest file(s), one row each in the digests dataset"), "{text}");
+    assert!(text.contains("not a CloudTrail digest: invalid format: no digestPublicKeyFingerprint"), "{text}");
     assert!(text.contains("_trunc00000000000.json.gz") && text.contains("_badjson000000000.json.gz"), "{text}");
     assert!(text.contains("malformed JSON at byte 20"), "{text}");
     assert!(text.contains("records   2 = 1 rows + 1 quarantined  (reconciled)"), "{text}");
 
     let out = parquetrail(&["convert", "trail", "--out", "archive2", "--json"], cwd);
     let s: Value = serde_json::from_str(&stdout(&out)).unwrap();
-    assert_eq!((s["converted"].as_u64(), s["failed"].as_u64(), s["skipped"].as_u64()), (Some(1), Some(2), Some(2)));
+    assert_eq!((s["converted"].as_u64(), s["failed"].as_u64(), s["skipped"].as_u64()), (Some(2), Some(3), Some(1)));
+    assert_eq!(s["digests"].as_u64(), Some(1));
     assert_eq!((s["records"].as_u64(), s["rows"].as_u64(), s["quarantined"].as_u64()), (Some(2), Some(1), Some(1)));
     let reasons: Vec<&String> = s["skip_reasons"].as_object().unwrap().keys().collect();
-    assert!(
-        reasons.iter().any(|r| r.contains("zero-byte")) && reasons.iter().any(|r| r.contains("digest")),
-        "{reasons:?}"
-    );
+    assert!(reasons.len() == 1 && reasons[0].contains("zero-byte"), "{reasons:?}");
+    let summary = stdout(&parquetrail(&["summary", "archive2"], cwd));
+    assert!(summary.contains("digests: 1 digest files"), "{summary}");
     // Each failed file has a quarantine object naming it; the unplaceable record keeps its raw text.
     for f in s["failures"].as_array().unwrap() {
         let q = cwd.join("archive2").join(f["quarantine_path"].as_str().unwrap());
@@ -157,7 +162,7 @@ fn help_teaches_and_usage_errors_are_clear() {
     }
     let ddl = parquetrail(&["ddl", "--location", "s3://archive-bucket/lake", "--accounts", "111122223333"], dir.path());
     assert!(ddl.status.success());
-    assert_eq!(stdout(&ddl).matches("CREATE EXTERNAL TABLE").count(), 2, "events and insights tables");
+    assert_eq!(stdout(&ddl).matches("CREATE EXTERNAL TABLE").count(), 3, "events, insights and digests tables");
     let out = parquetrail(&["ddl", "--location", "./local"], dir.path());
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("s3://"), "the error says what a location looks like");

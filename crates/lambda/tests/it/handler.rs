@@ -183,6 +183,12 @@ async fn batch_operations_answer_per_task_result_codes() {
         archive.keys().any(|k| k.starts_with("backfill/events/account=111122223333/")),
         "userArguments.destination used"
     );
+    assert!(
+        archive
+            .keys()
+            .any(|k| k.starts_with("backfill/digests/account=111122223333/region=us-east-1/date=2024-03-01/")),
+        "the digest is a row of `digests`"
+    );
 
     let bad_args = json!({"invocationSchemaVersion": "2.0", "invocationId": "inv-3",
         "job": {"id": "job-3", "userArguments": {"destinaton": "s3://x"}}, "tasks": [task2("t-1", TRAIL, keys::GOOD)]});
