@@ -1,6 +1,7 @@
 //! Backfill against a real local S3 endpoint (moto): a generated multi-account, multi-region
 //! organization trail of more than 5,000 objects under a trail prefix, then
-//! 1. a date-range backfill converts exactly the objects in range (reconciled against the upload);
+//! 1. a date-range backfill converts exactly the objects in range (reconciled against the upload),
+//!    log files into rows and signed digest files into `digests` rows with their signatures;
 //! 2. a second run does no work;
 //! 3. a run interrupted midway and rerun leaves every row exactly once;
 //! 4. injected transient S3 errors (listing, GETs, PUTs) are retried without loss;
@@ -22,6 +23,7 @@ use parquetrail_ingest::listing::{DatasetChoice, Selection};
 use parquetrail_ingest::s3::{S3Settings, S3Storage};
 use parquetrail_lambda::config::Config;
 use parquetrail_lambda::handler::{App, handle};
+use parquetrail_synth::digest::{ChainSpec, TestSigner, sign_chain};
 use parquetrail_synth::{TreeOptions, generate_files};
 use parquetrail_testkit::{Fault, FaultPlan, MotoServer};
 use serde_json::json;
@@ -34,10 +36,16 @@ const PREFIX: &str = "cloudtrail";
 const ORG: &str = "o-e2etest0001";
 const OBJECTS: usize = 5200;
 
-/// One uploaded object: its records, and its delivery date and dataset from the key.
+/// One uploaded object: its records, its delivery date from the key, and for a digest file its
+/// signature (its S3 metadata).
 struct Uploaded {
     records: u64,
     date: NaiveDate,
+    signature: Option<String>,
+}
+
+fn is_digest(key: &str) -> bool {
+    key.contains("/CloudTrail-Digest/")
 }
 
 fn delivery_date(key: &str) -> NaiveDate {
@@ -62,26 +70,56 @@ async fn upload(client: &aws_sdk_s3::Client) -> BTreeMap<String, Uploaded> {
     };
     let mut uploaded = BTreeMap::new();
     let mut puts = JoinSet::new();
+    // The log files the digests below sign: the first account's, in us-east-1 (inflated).
+    let mut account_dir: Option<String> = None;
+    let mut logs: Vec<(String, Vec<u8>)> = Vec::new();
     for file in generate_files(&options).take(OBJECTS) {
-        uploaded.insert(file.key.clone(), Uploaded { records: file.records as u64, date: delivery_date(&file.key) });
+        let dir = account_dir.get_or_insert_with(|| file.key.split("/CloudTrail").next().unwrap().to_string());
+        if file.key.starts_with(dir.as_str()) && file.key.contains("/CloudTrail/us-east-1/") {
+            logs.push((file.key.clone(), parquetrail_core::digest::inflate(&file.gz[..]).unwrap()));
+        }
+        let (records, date) = (file.records as u64, delivery_date(&file.key));
+        uploaded.insert(file.key.clone(), Uploaded { records, date, signature: None });
         while puts.len() >= 32 {
             puts.join_next().await.unwrap().unwrap();
         }
         let put = client.put_object().bucket(TRAIL).key(&file.key).body(ByteStream::from(file.gz)).send();
         puts.spawn(async move { put.await.map(|_| ()).unwrap() });
     }
-    // Objects a backfill must never list: a digest, and AWS Config's check file.
-    let first_day = uploaded.keys().next().unwrap().clone();
-    let account_dir: String = first_day.split("/CloudTrail").next().unwrap().to_string();
-    for (key, body) in [
-        (format!("{account_dir}/CloudTrail-Digest/us-east-1/2024/03/03/d.json.gz"), b"{}".to_vec()),
-        (format!("{account_dir}/Config/ConfigWritabilityCheckFile"), Vec::new()),
-    ] {
-        client.put_object().bucket(TRAIL).key(key).body(ByteStream::from(body)).send().await.unwrap();
-    }
     while let Some(done) = puts.join_next().await {
         done.unwrap();
     }
+    // Signed digest chains of one account and region: two hours of the first day (before the
+    // range) and three hours of the third (the range's first day), with the signature in the
+    // objects' metadata as CloudTrail stores it.
+    let account_dir = account_dir.unwrap();
+    let account = account_dir.rsplit('/').next().unwrap().to_string();
+    let days: Vec<NaiveDate> = uploaded.values().map(|u| u.date).collect::<BTreeSet<_>>().into_iter().collect();
+    for (day, hours) in [(days[0], 2), (days[2], 3)] {
+        let spec = ChainSpec {
+            bucket: TRAIL.into(),
+            prefix: Some(PREFIX.into()),
+            org_id: Some(ORG.into()),
+            account: account.clone(),
+            region: "us-east-1".into(),
+            trail: "org_trail".into(),
+            home_region: "us-east-1".into(),
+            start: day.and_hms_opt(0, 0, 0).unwrap().and_utc(),
+            hours,
+        };
+        for d in sign_chain(&TestSigner::fixture(), &spec, &logs) {
+            let mut put = client.put_object().bucket(TRAIL).key(&d.key).body(ByteStream::from(d.gz.clone()));
+            for (name, value) in d.metadata() {
+                put = put.metadata(name, value);
+            }
+            put.send().await.unwrap();
+            let signature = Some(d.signature.clone());
+            uploaded.insert(d.key.clone(), Uploaded { records: 0, date: delivery_date(&d.key), signature });
+        }
+    }
+    // An object a backfill must never list: AWS Config's check file.
+    let config = format!("{account_dir}/Config/ConfigWritabilityCheckFile");
+    client.put_object().bucket(TRAIL).key(config).body(ByteStream::from(Vec::new())).send().await.unwrap();
     uploaded
 }
 
@@ -119,10 +157,11 @@ async fn archive(storage: &S3Storage, prefix: &str) -> BTreeMap<String, Vec<u8>>
     out
 }
 
-/// Rows of every Parquet output, by (source key, record index): a duplicate row fails the test.
+/// Rows of every events and insights output, by (source key, record index): a duplicate row
+/// fails the test.
 fn rows(files: &BTreeMap<String, Vec<u8>>) -> BTreeMap<(String, i32), String> {
     let mut rows = BTreeMap::new();
-    for (path, bytes) in files.iter().filter(|(p, _)| p.ends_with(".parquet")) {
+    for (path, bytes) in files.iter().filter(|(p, _)| p.ends_with(".parquet") && !p.starts_with("digests/")) {
         for row in parquetrail_core::archive::read_rows(bytes::Bytes::from(bytes.clone()), Some(path)).unwrap() {
             let id = (row.source_key.to_string(), row.source_index);
             assert!(rows.insert(id.clone(), path.clone()).is_none(), "duplicate row {id:?} in {path}");
@@ -149,6 +188,29 @@ fn datasets(files: &BTreeMap<String, Vec<u8>>) -> BTreeMap<String, Vec<u8>> {
     files.iter().filter(|(p, _)| !p.starts_with("_ledger/")).map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 
+/// The `digests` rows of an archive read back with pyarrow: signature by source key.
+fn digest_signatures(python: &str, files: &BTreeMap<String, Vec<u8>>) -> BTreeMap<String, String> {
+    let dir = tempfile::tempdir().unwrap();
+    for (path, bytes) in files.iter().filter(|(p, _)| p.starts_with("digests/")) {
+        let file = dir.path().join(path);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(file, bytes).unwrap();
+    }
+    let script = "import json, sys, pyarrow.dataset as ds\n\
+                  t = ds.dataset(sys.argv[1], format='parquet', partitioning='hive').to_table()\n\
+                  print(json.dumps([[r['source_key'], r['signature']] for r in t.to_pylist()]))";
+    let read = std::process::Command::new(python)
+        .args(["-c", script, &dir.path().join("digests").display().to_string()])
+        .output()
+        .unwrap();
+    assert!(read.status.success(), "{}", String::from_utf8_lossy(&read.stderr));
+    let rows: Vec<(String, String)> = serde_json::from_slice(&read.stdout).unwrap();
+    let n = rows.len();
+    let by_key: BTreeMap<String, String> = rows.into_iter().collect();
+    assert_eq!(by_key.len(), n, "one row per digest");
+    by_key
+}
+
 async fn run(job: &Backfill) -> Report {
     job.run(Arc::new(Progress::default()), CancellationToken::new()).await.unwrap()
 }
@@ -173,6 +235,8 @@ async fn backfill_of_an_org_trail_is_exact_resumable_retried_and_matches_batch_o
         uploaded.iter().filter(|(_, u)| u.date >= start && u.date <= end).collect();
     let in_range_records: u64 = in_range.values().map(|u| u.records).sum();
     assert!(in_range.len() > 100 && in_range.len() < uploaded.len() / 2, "{}", in_range.len());
+    let in_range_digests: BTreeSet<String> = in_range.keys().filter(|k| is_digest(k)).map(|k| k.to_string()).collect();
+    assert_eq!(in_range_digests.len(), 3, "the range's digests, not the first day's");
 
     let source: Arc<dyn Storage> = Arc::new(S3Storage::new(client.clone(), TRAIL));
     let archive_storage = S3Storage::new(client.clone(), ARCHIVE);
@@ -188,14 +252,16 @@ async fn backfill_of_an_org_trail_is_exact_resumable_retried_and_matches_batch_o
     assert_eq!(first.accounts.len(), 4);
     assert_eq!(first.regions.len(), 3);
     assert_eq!(first.orgs, [ORG]);
-    // Only day prefixes in range were listed: 4 accounts × (events in 3 regions + insight regions) × 3 days at most.
-    assert!(first.days <= 4 * 6 * 3, "{} day prefixes listed", first.days);
+    // Only day prefixes in range were listed: 4 accounts × (events in 3 regions + insight regions
+    // + digest regions) × 3 days at most.
+    assert!(first.days <= 4 * 9 * 3, "{} day prefixes listed", first.days);
     let local = archive(&archive_storage, "local").await;
     let local_rows = rows(&local);
     assert_eq!(local_rows.len() as u64, in_range_records);
     let want_keys: BTreeSet<String> = in_range.keys().map(|k| k.to_string()).collect();
+    let log_keys: BTreeSet<String> = want_keys.difference(&in_range_digests).cloned().collect();
     let row_keys: BTreeSet<String> = local_rows.keys().map(|(k, _)| k.clone()).collect();
-    assert_eq!(row_keys, want_keys, "rows come from exactly the objects in range");
+    assert_eq!(row_keys, log_keys, "rows come from exactly the log files in range");
     let entries = ledger(&local);
     let ledgered: BTreeSet<String> = entries.iter().map(|e| e.key.clone()).collect();
     assert_eq!((entries.len(), &ledgered), (in_range.len(), &want_keys), "one ledger entry per object");
@@ -203,6 +269,18 @@ async fn backfill_of_an_org_trail_is_exact_resumable_retried_and_matches_batch_o
         assert_eq!(e.status, Status::Converted);
         assert!(e.etag.is_some() && e.sha256.as_ref().is_some_and(|h| h.len() == 64), "{e:?}");
         assert_eq!(e.records, uploaded[&e.key].records, "{}", e.key);
+    }
+    // Each digest in range is one `digests` file, with the signature from its object metadata.
+    let digest_files: BTreeSet<&String> = local.keys().filter(|p| p.starts_with("digests/")).collect();
+    assert_eq!(digest_files.len(), in_range_digests.len(), "{digest_files:?}");
+    for e in entries.iter().filter(|e| is_digest(&e.key)) {
+        assert!(e.outputs.len() == 1 && digest_files.contains(&e.outputs[0]), "{e:?}");
+    }
+    if let Some(python) = crate::support::python(test) {
+        let signatures = digest_signatures(&python, &local);
+        let want: BTreeMap<String, String> =
+            in_range_digests.iter().map(|k| (k.clone(), uploaded[k].signature.clone().unwrap())).collect();
+        assert_eq!(signatures, want, "one `digests` row per digest, signed as its object metadata says");
     }
     // The recorded hash is of the uncompressed content.
     let sample = &entries[0];

@@ -86,6 +86,16 @@ async fn upload(client: &aws_sdk_s3::Client, bucket: &str, trail: &Trail, skip: 
     }
 }
 
+/// How many objects the archive bucket holds under `prefix`.
+async fn archived_outputs(client: &aws_sdk_s3::Client, prefix: &str) -> usize {
+    let mut n = 0;
+    let mut pages = client.list_objects_v2().bucket("archive").prefix(prefix).into_paginator().send();
+    while let Some(page) = pages.next().await {
+        n += page.unwrap().contents().len();
+    }
+    n
+}
+
 fn day() -> Option<NaiveDate> {
     NaiveDate::from_ymd_opt(2024, 3, 1)
 }
@@ -156,11 +166,17 @@ async fn digest_chains_verify_and_each_tampering_is_reported_precisely() {
         concurrency: 4,
         checkpoint: Checkpoint { objects: 100, interval: Duration::from_secs(60) },
     };
+    // The backfill converts the digests too (one `digests` row each); the reconciliation still
+    // considers only the log files among the ledger's entries.
     let done = backfill("trail-ok", "ok").run(Arc::new(Progress::default()), CancellationToken::new()).await.unwrap();
-    assert_eq!(done.converted as usize, ok.logs.len());
+    assert!(done.complete(), "{:?}", done.failures);
+    assert_eq!((done.converted as usize, done.skipped), (ok.logs.len() + HOURS, 0));
+    assert_eq!(done.outputs as usize - HOURS, archived_outputs(&client, "ok/events/").await);
+    assert_eq!(archived_outputs(&client, "ok/digests/").await, HOURS, "one `digests` file per digest");
     let report = verify(&client, "trail-ok", Some(("archive", "ok"))).await;
     assert_eq!(findings(&report), vec![]);
     let archive = report.archive.as_ref().unwrap();
+    assert_eq!(archive.ledger_entries as usize, ok.logs.len() + HOURS);
     assert_eq!((archive.covered as usize, archive.considered as usize), (ok.logs.len(), ok.logs.len()));
     assert!(report.valid);
 

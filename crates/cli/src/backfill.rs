@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use chrono::NaiveDate;
-use clap::Args;
+use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use parquetrail_core::convert::Options;
 use parquetrail_ingest::backfill::{Backfill, Manifest, Plan, Progress, Report};
@@ -24,7 +24,7 @@ use parquetrail_ingest::{Location, Storage};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use crate::{DatasetArg, WriterArgs};
+use crate::WriterArgs;
 
 /// `println!` that returns the write error (a closed pipe) instead of panicking.
 macro_rules! outln {
@@ -97,8 +97,10 @@ pub struct BackfillArgs {
     /// Only this organization trail (o-…); default: every organization and account trail found.
     #[arg(long)]
     pub org: Option<String>,
-    #[arg(long, value_enum, default_value_t = DatasetArg::All)]
-    pub dataset: DatasetArg,
+    /// What to convert: events (`CloudTrail/`), insights (`CloudTrail-Insight/`), digests
+    /// (`CloudTrail-Digest/`, into the `digests` dataset) or all three.
+    #[arg(long, value_enum, default_value_t = BackfillDataset::All)]
+    pub dataset: BackfillDataset,
     /// Objects converted at once (default: 4 per CPU, at most 64, when S3 is involved; one per CPU
     /// for local disk).
     #[arg(long)]
@@ -176,11 +178,21 @@ pub(crate) fn trail_root(location: Location) -> Location {
     }
 }
 
-fn dataset(arg: DatasetArg) -> DatasetChoice {
+/// The datasets a backfill can list (`--dataset`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackfillDataset {
+    Events,
+    Insights,
+    Digests,
+    All,
+}
+
+fn dataset(arg: BackfillDataset) -> DatasetChoice {
     match arg {
-        DatasetArg::Events => DatasetChoice::Events,
-        DatasetArg::Insights => DatasetChoice::Insights,
-        DatasetArg::All => DatasetChoice::All,
+        BackfillDataset::Events => DatasetChoice::Events,
+        BackfillDataset::Insights => DatasetChoice::Insights,
+        BackfillDataset::Digests => DatasetChoice::Digests,
+        BackfillDataset::All => DatasetChoice::All,
     }
 }
 
@@ -381,7 +393,7 @@ fn print_report(r: &Report, source: &Location, dest: &Location) -> Result<()> {
     );
     outln!("  already   {} object(s) done by earlier runs (ledger), skipped", r.already_done);
     if r.skipped > 0 {
-        outln!("  skipped   {} object(s) that are not log files", r.skipped);
+        outln!("  skipped   {} object(s) that are neither log nor digest files", r.skipped);
     }
     outln!(
         "  records   {} = {} rows + {} quarantined + {} filtered  {}",
@@ -649,6 +661,15 @@ mod tests {
         assert_eq!(partition(None), "aws");
         assert_eq!(duration(59.4), "59s");
         assert_eq!(duration(3725.0), "1h02m");
+    }
+
+    #[test]
+    fn dataset_names_are_the_ones_the_lambda_parses() {
+        for arg in BackfillDataset::value_variants() {
+            let name = arg.to_possible_value().unwrap().get_name().to_string();
+            assert_eq!(dataset(*arg).as_str(), name, "{arg:?}");
+            assert_eq!(name.parse::<DatasetChoice>(), Ok(dataset(*arg)), "{arg:?}");
+        }
     }
 
     #[test]

@@ -94,7 +94,7 @@ pub struct Report {
     pub listed: u64,
     pub already_done: u64,
     pub converted: u64,
-    /// Objects that are not log files (digests, Config, empty objects).
+    /// Objects that are neither log nor digest files (Config, empty objects).
     pub skipped: u64,
     /// Unreadable files, quarantined (recorded; a rerun does not retry them).
     pub quarantined_files: u64,

@@ -1,15 +1,15 @@
 //! Finding a trail's log files for a date range without scanning the bucket.
 //!
 //! CloudTrail lays its objects out as
-//! `[prefix/]AWSLogs/[o-id/]<account>/<CloudTrail|CloudTrail-Insight>/<region>/YYYY/MM/DD/<file>`.
+//! `[prefix/]AWSLogs/[o-id/]<account>/<CloudTrail|CloudTrail-Insight|CloudTrail-Digest>/<region>/YYYY/MM/DD/<file>`.
 //! A trail bucket holding years of an organization's history has millions of objects; listing all
 //! of them to pick one month is what makes naive backfills take hours (and what the crawler that
 //! "never finishes" does). So the layout is walked with delimiter listings — one request per
 //! level: organizations and accounts under `AWSLogs/`, regions under each account's `CloudTrail/`,
 //! then years, months and days — and only the **day prefixes in range** are listed object by
 //! object, page by page (1,000 keys at a time), into a bounded channel. Memory stays at a page
-//! plus the channel however large the bucket; digests, Config and other services' prefixes are
-//! never listed at all.
+//! plus the channel however large the bucket; Config and other services' prefixes are never
+//! listed at all, nor digests unless the dataset includes them.
 //!
 //! Dates are the delivery dates in the key (`YYYY/MM/DD/`), not event times: a file delivered
 //! at 00:04 holds events of the previous evening. A range therefore selects whole deliveries;
@@ -34,7 +34,9 @@ pub enum DatasetChoice {
     Events,
     /// CloudTrail Insights only: the `CloudTrail-Insight/` prefixes.
     Insights,
-    /// Both.
+    /// Digest files only: the `CloudTrail-Digest/` prefixes, into the `digests` dataset.
+    Digests,
+    /// All three.
     #[default]
     All,
 }
@@ -45,8 +47,9 @@ impl FromStr for DatasetChoice {
         match s {
             "events" => Ok(DatasetChoice::Events),
             "insights" => Ok(DatasetChoice::Insights),
+            "digests" => Ok(DatasetChoice::Digests),
             "all" => Ok(DatasetChoice::All),
-            other => Err(format!("{other:?} is not events, insights or all")),
+            other => Err(format!("{other:?} is not events, insights, digests or all")),
         }
     }
 }
@@ -57,6 +60,7 @@ impl DatasetChoice {
         match self {
             DatasetChoice::Events => "events",
             DatasetChoice::Insights => "insights",
+            DatasetChoice::Digests => "digests",
             DatasetChoice::All => "all",
         }
     }
@@ -66,15 +70,17 @@ impl DatasetChoice {
         match self {
             DatasetChoice::Events => &["CloudTrail"],
             DatasetChoice::Insights => &["CloudTrail-Insight"],
-            DatasetChoice::All => &["CloudTrail", "CloudTrail-Insight"],
+            DatasetChoice::Digests => &["CloudTrail-Digest"],
+            DatasetChoice::All => &["CloudTrail", "CloudTrail-Insight", "CloudTrail-Digest"],
         }
     }
 
     /// The record filter that keeps this dataset. The Lambda's Batch path and the local
-    /// backfill both use it, so both write byte-identical outputs.
+    /// backfill both use it, so both write byte-identical outputs. A digest file becomes its
+    /// `digests` row whatever the filter (it has no records to filter), so `digests` keeps all.
     pub fn filter(self) -> EventFilter {
         let categories = match self {
-            DatasetChoice::All => return EventFilter::default(),
+            DatasetChoice::All | DatasetChoice::Digests => return EventFilter::default(),
             DatasetChoice::Events => [Category::Management, Category::Data, Category::NetworkActivity].into(),
             DatasetChoice::Insights => [Category::Insight].into(),
         };
@@ -344,10 +350,23 @@ mod tests {
         assert!(is_account("123456789012") && !is_account("12345678901") && !is_account("o-abc123def4"));
         assert!(is_org("o-abc123def4") && !is_org("o-") && !is_org("123456789012"));
         assert_eq!(segment("a/AWSLogs/o-x/"), "o-x");
-        for (name, choice) in [("events", DatasetChoice::Events), ("insights", DatasetChoice::Insights)] {
-            assert_eq!(name.parse::<DatasetChoice>(), Ok(choice));
-            assert_eq!(choice.as_str(), name);
-        }
         assert!("bogus".parse::<DatasetChoice>().is_err());
+    }
+
+    #[test]
+    fn dataset_choices_list_their_prefixes_and_filter_records() {
+        let cases: [(&str, DatasetChoice, &[&str], bool); 4] = [
+            ("events", DatasetChoice::Events, &["CloudTrail"], false),
+            ("insights", DatasetChoice::Insights, &["CloudTrail-Insight"], false),
+            ("digests", DatasetChoice::Digests, &["CloudTrail-Digest"], true),
+            ("all", DatasetChoice::All, &["CloudTrail", "CloudTrail-Insight", "CloudTrail-Digest"], true),
+        ];
+        for (name, choice, dirs, keeps_all) in cases {
+            assert_eq!(name.parse::<DatasetChoice>(), Ok(choice), "{name}");
+            assert_eq!(choice.as_str(), name, "{name}");
+            assert_eq!(choice.dirs(), dirs, "{name}");
+            assert_eq!(choice.filter().keeps_all(), keeps_all, "{name}");
+        }
+        assert_eq!(DatasetChoice::default(), DatasetChoice::All);
     }
 }

@@ -184,8 +184,9 @@ fn batch_pipeline(app: &App, args: &BTreeMap<String, String>) -> Result<Option<P
                 }
             }
             // The same filter `parquetrail backfill --dataset` applies, so both write identical outputs.
+            // A digest file becomes its `digests` row whatever the filter: `digests` changes nothing.
             "dataset" => match v.parse::<DatasetChoice>() {
-                Ok(DatasetChoice::All) => {}
+                Ok(DatasetChoice::All | DatasetChoice::Digests) => {}
                 Ok(choice) => options.filter.categories = choice.filter().categories,
                 Err(e) => return Err(format!("userArguments.dataset: {e}")),
             },
