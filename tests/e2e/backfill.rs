@@ -393,7 +393,19 @@ async fn backfill_of_an_org_trail_is_exact_resumable_retried_and_matches_batch_o
         done.unwrap();
     }
     let lambda_files = archive(&archive_storage, "lambda").await;
-    assert_eq!(lambda_files, want, "the Batch Operations path writes byte-identical outputs");
+    assert_eq!(datasets(&lambda_files), want, "the Batch Operations path writes byte-identical outputs");
+    // The Lambda records each task in the archive's ledger too, with the hash the local run found.
+    let local_hashes: BTreeMap<String, Option<String>> =
+        ledger(&local).into_iter().map(|e| (e.key, e.sha256)).collect();
+    let lambda_ledger = ledger(&lambda_files);
+    assert_eq!(lambda_ledger.len(), lines.len(), "one ledger line per task");
+    for entry in &lambda_ledger {
+        assert!(entry.sha256.is_some(), "{}", entry.key);
+        assert_eq!(local_hashes.get(&entry.key), Some(&entry.sha256), "{}", entry.key);
+    }
+    // So the same job again has nothing left to do: the ledger knows what the Lambda did.
+    let again = batch.manifest(dest.clone(), "batch/manifest-2.csv", Arc::new(Progress::default())).await.unwrap();
+    assert_eq!(again.objects, 0, "a second manifest after the job lists nothing");
     assert!(archive(&archive_storage, "elsewhere").await.is_empty(), "userArguments.destination was honoured");
     eprintln!("whole test: {:.1?}", started.elapsed());
 }

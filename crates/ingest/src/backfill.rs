@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use parquetrail_core::convert::Options;
 
-use crate::ledger::{Checkpoint, Entry, Ledger, Status, timestamp};
+use crate::ledger::{Checkpoint, Entry, Ledger};
 use crate::listing::{Discovered, Selection, list_objects};
 use crate::pipeline::{Outcome, Pipeline};
 use crate::storage::{ObjectMeta, Storage, StorageError};
@@ -302,9 +302,8 @@ impl Backfill {
             Ok(file) => file,
         };
         progress.records.fetch_add(file.records, Ordering::Relaxed);
-        let (status, reason) = if let Some(skip) = &file.skipped {
+        if file.skipped.is_some() {
             report.skipped += 1;
-            (Status::Skipped, Some(skip.clone()))
         } else if let Some(failure) = &file.failure {
             progress.failed.fetch_add(1, Ordering::Relaxed);
             report.quarantined_files += 1;
@@ -313,11 +312,9 @@ impl Backfill {
                 reason: format!("quarantined ({}): {}", failure.quarantine_path, failure.reason),
                 retryable: false,
             });
-            (Status::Quarantined, Some(failure.reason.clone()))
         } else {
             report.converted += 1;
-            (Status::Converted, None)
-        };
+        }
         report.records += file.records;
         report.rows += file.rows;
         report.quarantined_records += file.quarantined;
@@ -326,23 +323,8 @@ impl Backfill {
         report.json_bytes += file.json_bytes;
         report.outputs += file.outputs.len() as u64;
         report.bytes_out += file.outputs.iter().map(|o| o.bytes).sum::<u64>();
-        ledger.record(&Entry {
-            bucket: bucket.map(str::to_string),
-            key: object.key,
-            etag: object.etag,
-            version_id: None,
-            size: object.size,
-            sha256: file.sha256,
-            status,
-            records: file.records,
-            rows: file.rows,
-            quarantined: file.quarantined,
-            filtered: file.filtered,
-            outputs: file.outputs.into_iter().map(|o| o.path).collect(),
-            reason,
-            finished_at: timestamp(),
-            run: ledger.run().to_string(),
-        });
+        let entry = Entry::for_file(bucket, &object.key, object.etag.as_deref(), object.size, &file, ledger.run());
+        ledger.record(&entry);
     }
 
     /// Lists what a run would do, without converting or writing anything.

@@ -29,6 +29,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use parquetrail_core::convert::FileReport;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
@@ -94,6 +95,56 @@ pub struct Entry {
     pub finished_at: String,
     /// The run that did it (also the segment name's stem).
     pub run: String,
+}
+
+impl Entry {
+    /// The line for an object the pipeline finished: converted, skipped or quarantined.
+    pub fn for_file(
+        bucket: Option<&str>,
+        key: &str,
+        etag: Option<&str>,
+        size: u64,
+        file: &FileReport,
+        run: &str,
+    ) -> Entry {
+        let (status, reason) = match (&file.skipped, &file.failure) {
+            (Some(skip), _) => (Status::Skipped, Some(skip.clone())),
+            (None, Some(failure)) => (Status::Quarantined, Some(failure.reason.clone())),
+            (None, None) => (Status::Converted, None),
+        };
+        Entry {
+            bucket: bucket.map(str::to_string),
+            key: key.to_string(),
+            etag: etag.map(str::to_string),
+            version_id: None,
+            size,
+            sha256: file.sha256.clone(),
+            status,
+            records: file.records,
+            rows: file.rows,
+            quarantined: file.quarantined,
+            filtered: file.filtered,
+            outputs: file.outputs.iter().map(|o| o.path.clone()).collect(),
+            reason,
+            finished_at: timestamp(),
+            run: run.to_string(),
+        }
+    }
+}
+
+/// Records one object in a segment of its own, named after the object (`lambda-<hash>.jsonl`):
+/// the Lambda's ledger. A retried or duplicated invocation overwrites the segment instead of
+/// adding a line, and no run has to coordinate with another. The cost is one small object per
+/// source object, which a later ledger compaction can merge.
+pub async fn record_object(storage: &dyn Storage, archive_prefix: &str, entry: &Entry) -> Result<(), StorageError> {
+    let mut h = Sha256::new();
+    h.update(entry.bucket.as_deref().unwrap_or("").as_bytes());
+    h.update([0]);
+    h.update(entry.key.as_bytes());
+    let name: String = h.finalize()[..16].iter().map(|b| format!("{b:02x}")).collect();
+    let mut line = serde_json::to_vec(entry).expect("ledger entries serialize");
+    line.push(b'\n');
+    storage.put(&format!("{}/lambda-{name}.jsonl", join(archive_prefix, LEDGER_DIR)), line).await
 }
 
 /// The identity of a source object version: what "already done" is keyed on.

@@ -32,6 +32,8 @@ pub struct Outcome {
     /// The key that was read (the raw key when the decoded one was not found).
     pub key: String,
     pub result: Result<FileReport, IngestError>,
+    /// The ETag of the object read, when the storage gives one (what the ledger keys versions on).
+    pub etag: Option<String>,
     pub attempts: u32,
     pub seconds: f64,
 }
@@ -70,6 +72,11 @@ impl Pipeline {
         self
     }
 
+    /// Where outputs go: the storage and the archive's prefix in it.
+    pub fn destination(&self) -> (&Arc<dyn Storage>, &str) {
+        (&self.dest, &self.dest_prefix)
+    }
+
     pub fn options(&self) -> &Options {
         &self.options
     }
@@ -87,13 +94,14 @@ impl Pipeline {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let (used_key, result) = self.process_once(source, key, raw_key, version_id).await;
+            let (used_key, etag, result) = self.process_once(source, key, raw_key, version_id).await;
             let retry = matches!(&result, Err(e) if e.retryable) && attempt < self.attempts;
             if !retry {
                 let outcome = Outcome {
                     bucket: source.bucket().map(str::to_string),
                     key: used_key,
                     result,
+                    etag,
                     attempts: attempt,
                     seconds: started.elapsed().as_secs_f64(),
                 };
@@ -112,10 +120,11 @@ impl Pipeline {
         key: &str,
         raw_key: Option<&str>,
         version_id: Option<&str>,
-    ) -> (String, Result<FileReport, IngestError>) {
+    ) -> (String, Option<String>, Result<FileReport, IngestError>) {
         if let Some(reason) = skip_reason(&ObjectKey::parse(key)) {
             return (
                 key.to_string(),
+                None,
                 Ok(FileReport { key: key.to_string(), skipped: Some(reason), ..FileReport::default() }),
             );
         }
@@ -137,12 +146,13 @@ impl Pipeline {
                     }
                     _ => e.message,
                 };
-                return (used, Err(IngestError { retryable: e.kind == ErrorKind::Retryable, message }));
+                return (used, None, Err(IngestError { retryable: e.kind == ErrorKind::Retryable, message }));
             }
         };
         let version = version_id.map(str::to_string).or(opened.version_id.clone());
+        let etag = opened.etag.clone();
         let result = self.convert_opened(opened, source.bucket().map(str::to_string), used.clone(), version).await;
-        (used, result)
+        (used, etag, result)
     }
 
     /// Converts a local file under the given key (its CloudTrail key, so outputs are named as if
@@ -166,6 +176,7 @@ impl Pipeline {
             bucket: None,
             key: key.to_string(),
             result,
+            etag: None,
             attempts: 1,
             seconds: started.elapsed().as_secs_f64(),
         };

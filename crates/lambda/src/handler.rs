@@ -16,12 +16,13 @@ use std::time::Instant;
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse};
 use parquetrail_core::convert::Options;
+use parquetrail_ingest::ledger::{Entry, record_object};
 use parquetrail_ingest::listing::DatasetChoice;
 use parquetrail_ingest::notifications::{
     BatchInvocation, BatchResponse, BatchResult, ObjectRef, ResultCode, Trigger, parse_trigger,
 };
 use parquetrail_ingest::s3::S3Storage;
-use parquetrail_ingest::{Location, Outcome, Pipeline, Storage};
+use parquetrail_ingest::{IngestError, Location, Outcome, Pipeline, Storage};
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
@@ -196,11 +197,30 @@ fn batch_pipeline(app: &App, args: &BTreeMap<String, String>) -> Result<Option<P
     Ok(Some(pipeline_for(&app.client, &destination, options)))
 }
 
+/// Converts one object and records it in the archive's ledger, so `parquetrail verify --archive`
+/// reconciles what the Lambda archived as it does a backfill. The ledger line is written after the
+/// outputs; if it cannot be, the object is reported for a retry, which rewrites identical outputs.
 async fn process_one(app: &App, pipeline: &Pipeline, object: &ObjectRef) -> Outcome {
     let source = app.source(&object.bucket);
-    pipeline
+    let mut outcome = pipeline
         .process(&source as &dyn Storage, &object.key, object.raw_key.as_deref(), object.version_id.as_deref())
-        .await
+        .await;
+    if let Ok(file) = &outcome.result {
+        let run = format!("lambda-{}", app.function_name);
+        // The ETag S3 answered the GET with (a notification's may be absent, as in Batch tasks), so a
+        // later `parquetrail backfill` knows this version of the object is done.
+        let etag = outcome.etag.as_deref().or(object.etag.as_deref());
+        let entry = Entry::for_file(Some(&object.bucket), &outcome.key, etag, file.bytes_in, file, &run);
+        let (dest, prefix) = pipeline.destination();
+        if let Err(e) = record_object(dest.as_ref(), prefix, &entry).await {
+            tracing::error!(key = %outcome.key, error = %e, "outputs written but the ledger line was not");
+            outcome.result = Err(IngestError {
+                retryable: true,
+                message: format!("outputs written, but the ledger line could not be: {e}"),
+            });
+        }
+    }
+    outcome
 }
 
 /// Converts objects with bounded concurrency, keeping their order in the result.

@@ -35,6 +35,17 @@ pub fn gzip(data: &[u8]) -> Vec<u8> {
     e.finish().unwrap()
 }
 
+pub fn gunzip(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::MultiGzDecoder::new(data), &mut out).unwrap();
+    out
+}
+
+pub fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// A log file of `n` records around `time`, for `account`/`region`, one of them unplaceable.
 pub fn log_file(account: &str, region: &str, time: &str, n: usize) -> Vec<u8> {
     let mut records: Vec<Value> = (0..n)
