@@ -11,7 +11,6 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use chrono::NaiveDate;
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use parquetrail_core::convert::Options;
@@ -24,15 +23,7 @@ use parquetrail_ingest::{Location, Storage};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use crate::WriterArgs;
-
-/// `println!` that returns the write error (a closed pipe) instead of panicking.
-macro_rules! outln {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        writeln!(std::io::stdout(), $($arg)*)?;
-    }};
-}
+use crate::{TrailArgs, WriterArgs};
 
 /// Stored (gzip) bytes of CloudTrail log files one core converts per second.
 ///
@@ -82,21 +73,8 @@ pub struct BackfillArgs {
     /// The archive: s3://bucket[/prefix] or a directory.
     #[arg(long)]
     pub dest: String,
-    /// First delivery date, YYYY-MM-DD (inclusive).
-    #[arg(long)]
-    pub start: Option<String>,
-    /// Last delivery date, YYYY-MM-DD (inclusive).
-    #[arg(long)]
-    pub end: Option<String>,
-    /// Only these accounts, comma-separated (default: every account found).
-    #[arg(long, value_delimiter = ',')]
-    pub accounts: Vec<String>,
-    /// Only these regions, comma-separated (default: every region found).
-    #[arg(long, value_delimiter = ',')]
-    pub regions: Vec<String>,
-    /// Only this organization trail (o-…); default: every organization and account trail found.
-    #[arg(long)]
-    pub org: Option<String>,
+    #[command(flatten)]
+    pub trail: TrailArgs,
     /// What to convert: events (`CloudTrail/`), insights (`CloudTrail-Insight/`), digests
     /// (`CloudTrail-Digest/`, into the `digests` dataset) or all three.
     #[arg(long, value_enum, default_value_t = BackfillDataset::All)]
@@ -147,23 +125,6 @@ pub struct BackfillArgs {
     pub writer: WriterArgs,
 }
 
-fn writer_settings(args: &WriterArgs) -> Result<parquetrail_core::encode::WriterSettings> {
-    let codec = args.compression.parse().map_err(|e: String| anyhow::anyhow!("--compression: {e}"))?;
-    if args.row_group_rows == 0 {
-        bail!("--row-group-rows must be at least 1");
-    }
-    Ok(parquetrail_core::encode::WriterSettings { codec, row_group_rows: args.row_group_rows, ..Default::default() })
-}
-
-fn parse_date(flag: &str, value: &Option<String>) -> Result<Option<NaiveDate>> {
-    value
-        .as_deref()
-        .map(|v| {
-            NaiveDate::parse_from_str(v, "%Y-%m-%d").with_context(|| format!("{flag}: expected YYYY-MM-DD, got {v:?}"))
-        })
-        .transpose()
-}
-
 /// A location's trail root: `…/AWSLogs` given by mistake means its parent.
 pub(crate) fn trail_root(location: Location) -> Location {
     match location {
@@ -210,24 +171,7 @@ fn duration(seconds: f64) -> String {
 }
 
 pub fn backfill(args: &BackfillArgs) -> Result<ExitCode> {
-    let selection = Selection {
-        start: parse_date("--start", &args.start)?,
-        end: parse_date("--end", &args.end)?,
-        accounts: args.accounts.iter().map(|a| a.trim().to_string()).filter(|a| !a.is_empty()).collect(),
-        regions: args.regions.iter().map(|r| r.trim().to_string()).filter(|r| !r.is_empty()).collect(),
-        org: args.org.clone(),
-        dataset: dataset(args.dataset),
-    };
-    if let (Some(s), Some(e)) = (selection.start, selection.end)
-        && s > e
-    {
-        bail!("--start {s} is after --end {e}");
-    }
-    if let Some(org) = &selection.org
-        && (!org.starts_with("o-") || org.len() < 4 || !org[2..].chars().all(|c| c.is_ascii_alphanumeric()))
-    {
-        bail!("--org must look like o-abc123def4, got {org:?}");
-    }
+    let selection = Selection { dataset: dataset(args.dataset), ..args.trail.selection()? };
     if args.checkpoint_objects == 0 {
         bail!("--checkpoint-objects must be at least 1");
     }
@@ -241,7 +185,7 @@ pub fn backfill(args: &BackfillArgs) -> Result<ExitCode> {
         None if source.is_s3() || dest.is_s3() => (cpus * 4).clamp(4, 64),
         None => cpus,
     };
-    let writer = writer_settings(&args.writer)?;
+    let writer = args.writer.settings()?;
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
     runtime.block_on(async {

@@ -19,30 +19,13 @@ use chrono::{DateTime, NaiveDate, Utc};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use parquetrail_core::archive::{ExportFormat, Exporter, RowFilter, Summary};
 use parquetrail_core::convert::{self, FileReport, Options};
-use parquetrail_core::encode::WriterSettings;
 use parquetrail_ingest::s3::S3Settings;
 use parquetrail_ingest::{Location, Pipeline, Storage};
 use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::local::{self, DirSink, SourceFile};
-use crate::{ConvertArgs, DdlArgs, DemoArgs, EngineArg, ExportArgs, FormatArg, GenerateArgs, SummaryArgs, WriterArgs};
-
-/// `println!` that returns the write error (a closed pipe) instead of panicking.
-macro_rules! outln {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        writeln!(std::io::stdout(), $($arg)*)?;
-    }};
-}
-
-fn writer_settings(args: &WriterArgs) -> Result<WriterSettings> {
-    let codec = args.compression.parse().map_err(|e: String| anyhow::anyhow!("--compression: {e}"))?;
-    if args.row_group_rows == 0 {
-        bail!("--row-group-rows must be at least 1");
-    }
-    Ok(WriterSettings { codec, row_group_rows: args.row_group_rows, ..WriterSettings::default() })
-}
+use crate::{ConvertArgs, DdlArgs, DemoArgs, EngineArg, ExportArgs, FormatArg, GenerateArgs, SummaryArgs};
 
 /// Totals of a conversion run; `--json` prints exactly this.
 #[derive(Debug, Default, Serialize)]
@@ -339,7 +322,7 @@ fn exit_for(summary: &RunSummary) -> ExitCode {
 }
 
 pub fn convert(args: &ConvertArgs) -> Result<ExitCode> {
-    let options = Options { writer: writer_settings(&args.writer)?, ..Options::default() };
+    let options = Options { writer: args.writer.settings()?, ..Options::default() };
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let uses_s3 = args.sources.iter().chain([&args.out]).any(|s| s.starts_with("s3://"));
     let summary = if uses_s3 {
@@ -388,10 +371,8 @@ fn generate_tree(args: &GenerateArgs) -> Result<parquetrail_synth::TreeSummary> 
     if args.accounts == 0 || args.regions.is_empty() {
         bail!("need at least one account and one region");
     }
-    if let Some(org) = &args.org
-        && (!org.starts_with("o-") || org.len() < 4 || !org[2..].chars().all(|c| c.is_ascii_alphanumeric()))
-    {
-        bail!("--org must look like o-abc123def4, got {org:?}");
+    if let Some(org) = &args.org {
+        crate::check_org(org)?;
     }
     let options = parquetrail_synth::TreeOptions {
         seed: args.seed,

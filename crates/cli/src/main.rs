@@ -1,6 +1,14 @@
 //! `parquetrail`: turn AWS CloudTrail log archives into a fast, queryable, Hive-partitioned
 //! Parquet lake. See `parquetrail --help`.
 
+/// `println!` that returns the write error (a closed pipe) instead of panicking.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout(), $($arg)*)?;
+    }};
+}
+
 mod backfill;
 mod batch_job;
 mod commands;
@@ -10,7 +18,11 @@ mod verify;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context as _;
+use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use parquetrail_core::encode::WriterSettings;
+use parquetrail_ingest::listing::Selection;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -75,6 +87,78 @@ pub struct WriterArgs {
     /// Rows per Parquet row group.
     #[arg(long, default_value_t = 128 * 1024)]
     pub row_group_rows: usize,
+}
+
+impl WriterArgs {
+    /// The writer settings these flags ask for.
+    pub fn settings(&self) -> anyhow::Result<WriterSettings> {
+        let codec = self.compression.parse().map_err(|e: String| anyhow::anyhow!("--compression: {e}"))?;
+        if self.row_group_rows == 0 {
+            anyhow::bail!("--row-group-rows must be at least 1");
+        }
+        Ok(WriterSettings { codec, row_group_rows: self.row_group_rows, ..WriterSettings::default() })
+    }
+}
+
+/// Which part of a trail to walk (`backfill`, `verify`): delivery dates and what is under `AWSLogs/`.
+#[derive(Debug, Args)]
+pub struct TrailArgs {
+    /// First delivery date, YYYY-MM-DD (inclusive).
+    #[arg(long)]
+    pub start: Option<String>,
+    /// Last delivery date, YYYY-MM-DD (inclusive).
+    #[arg(long)]
+    pub end: Option<String>,
+    /// Only these accounts, comma-separated (default: every account found).
+    #[arg(long, value_delimiter = ',')]
+    pub accounts: Vec<String>,
+    /// Only these regions, comma-separated (default: every region found).
+    #[arg(long, value_delimiter = ',')]
+    pub regions: Vec<String>,
+    /// Only this organization trail (o-…); default: every organization and account trail found.
+    #[arg(long)]
+    pub org: Option<String>,
+}
+
+impl TrailArgs {
+    /// The listing selection these flags ask for (every dataset; callers narrow it).
+    pub fn selection(&self) -> anyhow::Result<Selection> {
+        let date = |flag: &str, value: &Option<String>| -> anyhow::Result<Option<NaiveDate>> {
+            value
+                .as_deref()
+                .map(|v| {
+                    NaiveDate::parse_from_str(v, "%Y-%m-%d")
+                        .with_context(|| format!("{flag}: expected YYYY-MM-DD, got {v:?}"))
+                })
+                .transpose()
+        };
+        let names = |v: &[String]| v.iter().map(|a| a.trim().to_string()).filter(|a| !a.is_empty()).collect();
+        let selection = Selection {
+            start: date("--start", &self.start)?,
+            end: date("--end", &self.end)?,
+            accounts: names(&self.accounts),
+            regions: names(&self.regions),
+            org: self.org.clone(),
+            ..Selection::default()
+        };
+        if let (Some(s), Some(e)) = (selection.start, selection.end)
+            && s > e
+        {
+            anyhow::bail!("--start {s} is after --end {e}");
+        }
+        if let Some(org) = &selection.org {
+            check_org(org)?;
+        }
+        Ok(selection)
+    }
+}
+
+/// An AWS Organizations ID as CloudTrail writes it in keys (`o-` and letters or digits).
+pub fn check_org(org: &str) -> anyhow::Result<()> {
+    if !org.starts_with("o-") || org.len() < 4 || !org[2..].chars().all(|c| c.is_ascii_alphanumeric()) {
+        anyhow::bail!("--org must look like o-abc123def4, got {org:?}");
+    }
+    Ok(())
 }
 
 #[derive(Debug, Args)]

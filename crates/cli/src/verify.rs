@@ -7,21 +7,12 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use aws_config::BehaviorVersion;
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use clap::Args;
 use parquetrail_core::digest::{PublicKey, PublicKeys};
-use parquetrail_ingest::listing::Selection;
 use parquetrail_ingest::s3::S3Settings;
 use parquetrail_ingest::verify::{KeySource, LogStatus, Report, Verify};
 use parquetrail_ingest::{Location, Storage};
-
-/// `println!` that returns the write error (a closed pipe) instead of panicking.
-macro_rules! outln {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        writeln!(std::io::stdout(), $($arg)*)?;
-    }};
-}
 
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \
@@ -44,12 +35,8 @@ pub struct VerifyArgs {
     /// The trail: s3://bucket[/prefix] (the prefix is what comes before AWSLogs/), or a local copy.
     #[arg(long)]
     pub source: String,
-    /// First delivery date, YYYY-MM-DD (inclusive).
-    #[arg(long)]
-    pub start: Option<String>,
-    /// Last delivery date, YYYY-MM-DD (inclusive).
-    #[arg(long)]
-    pub end: Option<String>,
+    #[command(flatten)]
+    pub trail: crate::TrailArgs,
     /// The archive whose ledger to reconcile: s3://bucket[/prefix] or a directory.
     #[arg(long)]
     pub archive: Option<String>,
@@ -58,15 +45,6 @@ pub struct VerifyArgs {
     /// home region.
     #[arg(long, value_name = "FILE")]
     pub public_keys: Option<std::path::PathBuf>,
-    /// Only these accounts, comma-separated.
-    #[arg(long, value_delimiter = ',')]
-    pub accounts: Vec<String>,
-    /// Only these regions, comma-separated.
-    #[arg(long, value_delimiter = ',')]
-    pub regions: Vec<String>,
-    /// Only this organization trail (o-…).
-    #[arg(long)]
-    pub org: Option<String>,
     /// Objects read at once.
     #[arg(long, default_value_t = 16)]
     pub concurrency: usize,
@@ -121,29 +99,8 @@ impl KeySource for CloudTrailKeys {
     }
 }
 
-fn parse_date(flag: &str, value: &Option<String>) -> Result<Option<NaiveDate>> {
-    value
-        .as_deref()
-        .map(|v| {
-            NaiveDate::parse_from_str(v, "%Y-%m-%d").with_context(|| format!("{flag}: expected YYYY-MM-DD, got {v:?}"))
-        })
-        .transpose()
-}
-
 pub fn verify(args: &VerifyArgs) -> Result<ExitCode> {
-    let selection = Selection {
-        start: parse_date("--start", &args.start)?,
-        end: parse_date("--end", &args.end)?,
-        accounts: args.accounts.iter().map(|a| a.trim().to_string()).filter(|a| !a.is_empty()).collect(),
-        regions: args.regions.iter().map(|r| r.trim().to_string()).filter(|r| !r.is_empty()).collect(),
-        org: args.org.clone(),
-        ..Selection::default()
-    };
-    if let (Some(s), Some(e)) = (selection.start, selection.end)
-        && s > e
-    {
-        bail!("--start {s} is after --end {e}");
-    }
+    let selection = args.trail.selection()?;
     if args.concurrency == 0 {
         bail!("--concurrency must be at least 1");
     }
