@@ -17,6 +17,7 @@
 //! - [`encode`]: rows → Parquet with the writer settings chosen in one place.
 //! - [`convert`]: one log or digest file through all of the above, with quarantine and reconciliation.
 //! - [`archive`]: reading an archive back (summaries, export to CloudTrail JSON).
+//! - [`compact`](mod@compact): one partition's small files rewritten as a few large ones, sorted and deduplicated.
 //!
 //! ```
 //! use parquetrail_core::{convert::{convert, Options}, sink::MemorySink};
@@ -32,6 +33,7 @@
 //! ```
 
 pub mod archive;
+pub mod compact;
 pub mod convert;
 pub mod ddl;
 pub mod digest;
