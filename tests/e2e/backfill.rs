@@ -145,8 +145,14 @@ async fn archive(storage: &S3Storage, prefix: &str) -> BTreeMap<String, Vec<u8>>
         let storage = storage.clone();
         let prefix = prefix.to_string();
         reads.spawn(async move {
-            let body = storage.read(&meta.key).await.unwrap();
-            (meta.key[prefix.len() + 1..].to_string(), body)
+            let mut body = storage.read(&meta.key).await.unwrap();
+            let rel = meta.key[prefix.len() + 1..].to_string();
+            if rel.starts_with("manifests/") {
+                // Manifests name files by URI: make them relative, so archives compare across prefixes.
+                let base = storage.uri(&format!("{prefix}/"));
+                body = String::from_utf8(body).unwrap().replace(&base, "").into_bytes();
+            }
+            (rel, body)
         });
     }
     let mut out = BTreeMap::new();
@@ -185,7 +191,24 @@ fn ledger(files: &BTreeMap<String, Vec<u8>>) -> Vec<Entry> {
 }
 
 fn datasets(files: &BTreeMap<String, Vec<u8>>) -> BTreeMap<String, Vec<u8>> {
-    files.iter().filter(|(p, _)| !p.starts_with("_ledger/")).map(|(k, v)| (k.clone(), v.clone())).collect()
+    assert_manifests_list_every_output(files);
+    files
+        .iter()
+        .filter(|(p, _)| !p.starts_with("_ledger/") && !p.starts_with("manifests/"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// The manifests (what readers see) list exactly the archive's Parquet files, each once.
+fn assert_manifests_list_every_output(files: &BTreeMap<String, Vec<u8>>) {
+    let mut listed = Vec::new();
+    for (path, body) in files.iter().filter(|(p, _)| p.starts_with("manifests/")) {
+        assert!(path.ends_with("/symlink.txt"), "{path}");
+        listed.extend(String::from_utf8(body.clone()).unwrap().lines().map(str::to_string));
+    }
+    listed.sort();
+    let parquet: Vec<String> = files.keys().filter(|p| p.ends_with(".parquet")).cloned().collect();
+    assert_eq!(listed, parquet, "manifests list every output exactly once");
 }
 
 /// The `digests` rows of an archive read back with pyarrow: signature by source key.

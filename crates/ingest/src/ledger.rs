@@ -339,8 +339,12 @@ mod tests {
 
         let again = Ledger::open(storage.clone(), "lake", every).await.unwrap();
         assert_eq!((again.done_count(), again.segments_read()), (3, 2));
-        let meta =
-            |key: &str, etag: Option<&str>, size| ObjectMeta { key: key.into(), etag: etag.map(str::to_string), size };
+        let meta = |key: &str, etag: Option<&str>, size| ObjectMeta {
+            key: key.into(),
+            etag: etag.map(str::to_string),
+            size,
+            last_modified: None,
+        };
         let cases = [
             (meta("a", Some("\"e1\""), 10), true, "same ETag"),
             (meta("a", Some("e1"), 10), true, "ETag quoting does not matter"),

@@ -9,6 +9,8 @@
 //! - [`location`]: `s3://bucket/prefix` or a local path.
 //! - [`notifications`]: every way S3 announces an object (S3 events, SNS, SQS, EventBridge,
 //!   CloudTrail's own SNS notice, S3 Batch Operations) → object references.
+//! - [`compaction`]: a partition's small files into few large ones, swapped in through its manifest.
+//! - [`manifest`]: per-partition manifests (what readers see), swapped with conditional writes.
 //! - [`pipeline`]: one object through the core, with retries and a verdict the Lambda can act on
 //!   (retryable or permanent).
 //! - [`listing`], [`ledger`], [`backfill`]: converting a trail's history for a date range —
@@ -18,10 +20,12 @@
 //!   hashed, and the archive's ledger reconciled with what was signed.
 
 pub mod backfill;
+pub mod compaction;
 pub mod ledger;
 pub mod listing;
 pub mod local;
 pub mod location;
+pub mod manifest;
 pub mod notifications;
 pub mod pipeline;
 pub mod s3;

@@ -1,6 +1,9 @@
 //! One announced object through the pure core: open (streaming), convert on a blocking thread,
 //! write through the destination's sink, and say whether a failure is worth retrying.
 //!
+//! Outputs become visible to readers only when [`crate::manifest::add`] lists them, after they are
+//! committed.
+//!
 //! Idempotence comes from the core: output names derive from the source key and partition and
 //! bytes from the content, so a retry, a duplicate notification or two concurrent invocations for
 //! the same object all leave exactly the same objects.
@@ -210,9 +213,37 @@ impl Pipeline {
         })
         .await;
         match joined {
-            Ok(Ok(report)) => Ok(report),
+            Ok(Ok(report)) => self.publish(report).await,
             Ok(Err(e)) => Err(IngestError { retryable: !e.is_permanent(), message: e.to_string() }),
             Err(e) => Err(IngestError { retryable: true, message: format!("{used}: conversion task failed: {e}") }),
+        }
+    }
+}
+
+impl Pipeline {
+    /// Lists a converted file's outputs in their partitions' manifests: until then no reader
+    /// sees them, and a failure here is retryable like a failed write (the outputs are rewritten
+    /// identically and listed on the next attempt).
+    async fn publish(&self, report: FileReport) -> Result<FileReport, IngestError> {
+        let paths: Vec<String> = report.outputs.iter().map(|o| o.path.clone()).collect();
+        if paths.is_empty() {
+            return Ok(report);
+        }
+        match crate::manifest::add(self.dest.as_ref(), &self.dest_prefix, &paths).await {
+            Ok(added) => {
+                if !added.refused.is_empty() {
+                    tracing::info!(
+                        key = %report.key,
+                        files = ?added.refused,
+                        "outputs already compacted: their rows are in a compacted file, so they stay unlisted"
+                    );
+                }
+                Ok(report)
+            }
+            Err(e) => Err(IngestError {
+                retryable: e.kind != ErrorKind::Permanent,
+                message: format!("{}: listing outputs in the manifest: {e}", report.key),
+            }),
         }
     }
 }

@@ -108,6 +108,8 @@ pub fn classify<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>, status: Option
                     ErrorKind::Retryable
                 }
                 ("NoSuchKey" | "NotFound", _) | (_, 404) => ErrorKind::NotFound,
+                // A conditional write lost its race (or another conditional write was in flight).
+                ("PreconditionFailed" | "ConditionalRequestConflict", _) | (_, 412) => ErrorKind::Conflict,
                 ("SlowDown" | "Throttling" | "ThrottlingException" | "RequestTimeout" | "InternalError", _) => {
                     ErrorKind::Retryable
                 }
@@ -195,6 +197,7 @@ impl Storage for S3Storage {
                     key: object.key().unwrap_or_default().to_string(),
                     size: object.size().and_then(|n| u64::try_from(n).ok()).unwrap_or(0),
                     etag: object.e_tag().map(str::to_string),
+                    last_modified: object.last_modified().and_then(|t| std::time::SystemTime::try_from(*t).ok()),
                 });
             }
         }
@@ -230,6 +233,7 @@ impl Storage for S3Storage {
                 key: object.key().unwrap_or_default().to_string(),
                 size: object.size().and_then(|n| u64::try_from(n).ok()).unwrap_or(0),
                 etag: object.e_tag().map(str::to_string),
+                last_modified: object.last_modified().and_then(|t| std::time::SystemTime::try_from(*t).ok()),
             })
             .collect();
         let next = page.next_continuation_token().filter(|_| page.is_truncated() == Some(true)).map(str::to_string);
@@ -247,6 +251,68 @@ impl Storage for S3Storage {
             .await
             .map(|_| ())
             .map_err(|e| sdk_error(&format!("s3://{}/{key}", self.bucket), e))
+    }
+
+    async fn read_tagged(&self, key: &str) -> Result<Option<(Vec<u8>, String)>, StorageError> {
+        let what = format!("s3://{}/{key}", self.bucket);
+        let out = match self.client.get_object().bucket(&self.bucket).key(key).send().await {
+            Ok(out) => out,
+            Err(e) => {
+                let e = sdk_error(&what, e);
+                return if e.kind == ErrorKind::NotFound { Ok(None) } else { Err(e) };
+            }
+        };
+        let tag = out.e_tag().map(str::to_string).ok_or_else(|| {
+            StorageError::new(
+                ErrorKind::Permanent,
+                format!("{what}: no ETag in the response (conditional writes need one)"),
+            )
+        })?;
+        let body = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| StorageError::new(ErrorKind::Retryable, format!("{what}: {e}")))?
+            .into_bytes()
+            .to_vec();
+        Ok(Some((body, tag)))
+    }
+
+    async fn put_if(&self, key: &str, body: Vec<u8>, expected: Option<&str>) -> Result<String, StorageError> {
+        let what = format!("s3://{}/{key}", self.bucket);
+        let request = self.client.put_object().bucket(&self.bucket).key(key).content_type(content_type(key));
+        let request = match expected {
+            Some(tag) => request.if_match(tag),
+            None => request.if_none_match("*"),
+        };
+        match request.body(ByteStream::from(body)).send().await {
+            Ok(out) => out
+                .e_tag()
+                .map(str::to_string)
+                .ok_or_else(|| StorageError::new(ErrorKind::Permanent, format!("{what}: no ETag in the response"))),
+            Err(e) => {
+                let mut e = sdk_error(&what, e);
+                // `If-Match` on an object deleted meanwhile answers 404: it changed, like a 412.
+                if e.kind == ErrorKind::NotFound {
+                    e.kind = ErrorKind::Conflict;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StorageError> {
+        match self.client.delete_object().bucket(&self.bucket).key(key).send().await {
+            Ok(_) => Ok(()),
+            Err(e) => match sdk_error(&format!("s3://{}/{key}", self.bucket), e) {
+                e if e.kind == ErrorKind::NotFound => Ok(()),
+                e => Err(e),
+            },
+        }
+    }
+
+    fn uri(&self, key: &str) -> String {
+        format!("s3://{}/{key}", self.bucket)
     }
 
     fn sink(&self, prefix: &str) -> Arc<dyn Sink + Send + Sync> {

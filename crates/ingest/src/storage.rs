@@ -25,6 +25,9 @@ pub enum ErrorKind {
     Retryable,
     /// The request itself is wrong and will never succeed.
     Permanent,
+    /// A conditional write lost: the object is no longer at the version the caller read (S3 412
+    /// `PreconditionFailed` or 409 `ConditionalRequestConflict`). Re-read and decide again.
+    Conflict,
 }
 
 impl StorageError {
@@ -60,6 +63,8 @@ pub struct ObjectMeta {
     pub key: String,
     pub size: u64,
     pub etag: Option<String>,
+    /// When the object was last written, when the storage says.
+    pub last_modified: Option<std::time::SystemTime>,
 }
 
 /// One page of a listing: up to 1,000 objects (S3's page size) and where the next page starts.
@@ -102,6 +107,20 @@ pub trait Storage: Send + Sync + fmt::Debug {
     }
     /// Writes a whole object, atomically: readers see the old object or the new one, never a part.
     async fn put(&self, key: &str, body: Vec<u8>) -> Result<(), StorageError>;
+    /// Reads a whole (small) object with its version tag (S3's ETag, a content hash on disk), for
+    /// a later [`Storage::put_if`]. `Ok(None)` when there is no such object.
+    async fn read_tagged(&self, key: &str) -> Result<Option<(Vec<u8>, String)>, StorageError>;
+    /// Compare-and-swap: writes `body` only if the object is still at tag `expected`, or, with
+    /// `None`, only if it does not exist yet (S3 conditional writes: `If-Match` /
+    /// `If-None-Match: *`). Fails with [`ErrorKind::Conflict`] otherwise. Returns the new tag.
+    async fn put_if(&self, key: &str, body: Vec<u8>, expected: Option<&str>) -> Result<String, StorageError>;
+    /// Deletes an object; deleting one that is already gone succeeds.
+    async fn delete(&self, key: &str) -> Result<(), StorageError>;
+    /// How a manifest names an object of this storage: `s3://bucket/key` (what Athena reads), or,
+    /// for a directory, the key itself (relative to the directory, so the archive can move).
+    fn uri(&self, key: &str) -> String {
+        key.to_string()
+    }
     /// A sink that writes under `prefix`, for the synchronous core. Its files must be written
     /// and committed from a blocking thread (`tokio::task::spawn_blocking`).
     fn sink(&self, prefix: &str) -> Arc<dyn Sink + Send + Sync>;

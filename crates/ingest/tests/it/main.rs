@@ -1,3 +1,4 @@
 //! The ingest pipeline against a real local S3 endpoint (moto_server) through aws-sdk-s3.
 
+mod compaction;
 mod s3;

@@ -1,0 +1,391 @@
+//! Compaction over storage: a partition's small files become a few large, sorted, deduplicated
+//! ones, swapped in through the partition's manifest so that no reader ever sees a record twice
+//! or misses one (the protocol and its failure analysis: `docs/COMPACTION.md`).
+//!
+//! One partition, step by step:
+//! 1. Read the manifest (version `E`) and list the partition's objects (sizes, ages).
+//! 2. If it holds at least two files and one of them is small, read every listed file and write
+//!    the compacted files (pure core, [`parquetrail_core::compact`]) under names derived from the
+//!    hash of the input list: the same inputs give the same names and the same bytes, so a rerun
+//!    after a crash overwrites, never adds.
+//! 3. Record the inputs as consumed (so a redelivered object cannot list its file again).
+//! 4. Swap the manifest, `If-Match: E`, to (current files − inputs) + outputs. A late writer that
+//!    appended meanwhile makes the swap fail: read again and retry, keeping its files. If an
+//!    input is gone, another compaction won: give up; our outputs are orphans.
+//! 5. Collect garbage: delete files the manifest does not list once they have been consumed (or,
+//!    never listed, written) longer ago than the grace period, so queries planned on an older
+//!    manifest can still read them.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use chrono::{NaiveDate, Utc};
+use parquetrail_core::compact::{CompactOptions, CompactReport};
+use parquetrail_core::convert::{Dataset, Layout};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use tokio::runtime::Handle;
+use tokio::task::JoinSet;
+
+use crate::location::join;
+use crate::manifest;
+use crate::storage::{ErrorKind, Storage, StorageError};
+
+/// How compaction runs.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Output size, memory budget and writer settings (those of the converter, so compacted and
+    /// per-delivery files are interchangeable).
+    pub options: CompactOptions,
+    /// How long a file stays after the manifest stops listing it (default 1 hour): longer than
+    /// any query planned on the previous manifest runs.
+    pub grace: Duration,
+    /// Partitions compacted at once (each holds up to `options.memory_budget` of rows).
+    pub concurrency: usize,
+    /// Plan only: say which partitions would be compacted, write and delete nothing.
+    pub dry_run: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            options: CompactOptions::default(),
+            grace: Duration::from_secs(3600),
+            concurrency: 2,
+            dry_run: false,
+        }
+    }
+}
+
+/// Which partitions to look at.
+#[derive(Debug, Clone, Default)]
+pub struct Scope {
+    pub datasets: Vec<Dataset>,
+    /// Only partitions whose day ended at least this long ago (late deliveries have landed).
+    pub older_than: Option<Duration>,
+    /// Only partitions dated on or after this day.
+    pub since: Option<NaiveDate>,
+    /// Only these partition directories (`events/account=…/region=…/date=…`); overrides the rest.
+    pub partitions: Vec<String>,
+}
+
+/// What happened to one partition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Its small files were replaced by the outputs.
+    Compacted,
+    /// Nothing to do (fewer than two files, or none small).
+    AlreadyCompact,
+    /// Would be compacted (dry run).
+    Planned,
+    /// A concurrent compaction swapped the manifest first; its result stands.
+    LostRace,
+}
+
+/// One partition's compaction.
+#[derive(Debug, Clone, Serialize)]
+pub struct PartitionReport {
+    pub partition: String,
+    pub verdict: Verdict,
+    /// Files listed before.
+    pub files_before: usize,
+    /// Files listed after (outputs plus late files kept).
+    pub files_after: usize,
+    pub bytes_before: u64,
+    pub bytes_after: u64,
+    pub rows_in: u64,
+    pub rows_out: u64,
+    pub duplicates_removed: u64,
+    /// Files a writer listed while this compaction ran, kept beside the outputs.
+    pub late_files: usize,
+    /// Unlisted files deleted by garbage collection.
+    pub deleted: usize,
+    pub seconds: f64,
+}
+
+/// Why a partition failed.
+#[derive(Debug, Clone, Serialize)]
+pub struct Failure {
+    pub partition: String,
+    pub error: String,
+}
+
+/// A whole run.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Report {
+    pub partitions: Vec<PartitionReport>,
+    pub failures: Vec<Failure>,
+}
+
+impl Report {
+    pub fn compacted(&self) -> impl Iterator<Item = &PartitionReport> {
+        self.partitions.iter().filter(|p| p.verdict == Verdict::Compacted)
+    }
+}
+
+/// Compacts partitions of one archive.
+#[derive(Debug, Clone)]
+pub struct Compactor {
+    storage: Arc<dyn Storage>,
+    root: String,
+    layout: Layout,
+    settings: Settings,
+}
+
+/// A file is small when under half the target: compacting it with others gains something.
+fn is_small(size: u64, target: u64) -> bool {
+    size < target / 2
+}
+
+impl Compactor {
+    pub fn new(storage: Arc<dyn Storage>, root: impl Into<String>, layout: Layout, settings: Settings) -> Self {
+        Compactor { storage, root: root.into(), layout, settings }
+    }
+
+    /// The partition directories in scope, sorted: walked level by level (account, region, date)
+    /// through the manifests, so only dates in range are looked at.
+    pub async fn partitions(&self, scope: &Scope) -> Result<Vec<(Dataset, String)>, StorageError> {
+        let mut out = Vec::new();
+        for dataset in &scope.datasets {
+            let prefix = self.layout.prefix(*dataset).to_string();
+            if !scope.partitions.is_empty() {
+                out.extend(
+                    scope
+                        .partitions
+                        .iter()
+                        .filter(|p| p.starts_with(&format!("{prefix}/")))
+                        .map(|p| (*dataset, p.clone())),
+                );
+                continue;
+            }
+            let base = join(&self.root, &format!("{}/", manifest::MANIFESTS));
+            let mut level = vec![join(&self.root, &format!("{}/{prefix}/", manifest::MANIFESTS))];
+            for _ in 0..3 {
+                let mut next = Vec::new();
+                for p in level {
+                    next.extend(self.storage.list_prefixes(&p).await?);
+                }
+                level = next;
+            }
+            for p in level {
+                let Some(dir) = p.strip_prefix(&base).map(|d| d.trim_end_matches('/').to_string()) else { continue };
+                let Some(date) =
+                    dir.rsplit_once("date=").and_then(|(_, d)| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+                else {
+                    continue;
+                };
+                if scope.since.is_some_and(|s| date < s) {
+                    continue;
+                }
+                if let Some(age) = scope.older_than {
+                    let end = date.succ_opt().unwrap_or(date).and_hms_opt(0, 0, 0).expect("midnight").and_utc();
+                    let age = chrono::Duration::from_std(age).unwrap_or(chrono::Duration::MAX);
+                    if end + age > Utc::now() {
+                        continue;
+                    }
+                }
+                out.push((*dataset, dir));
+            }
+        }
+        out.sort_by(|a, b| a.1.cmp(&b.1));
+        Ok(out)
+    }
+
+    /// Compacts every partition in scope, `concurrency` at a time; a failed partition is reported
+    /// and the others go on.
+    pub async fn run(&self, scope: &Scope) -> Result<Report, StorageError> {
+        let partitions = self.partitions(scope).await?;
+        let mut report = Report::default();
+        let mut running = JoinSet::new();
+        let mut queue = partitions.into_iter();
+        loop {
+            while running.len() < self.settings.concurrency.max(1) {
+                let Some((dataset, dir)) = queue.next() else { break };
+                let this = self.clone();
+                running.spawn(async move { (dir.clone(), this.partition(dataset, &dir).await) });
+            }
+            let Some(done) = running.join_next().await else { break };
+            match done {
+                Ok((_, Ok(p))) => report.partitions.push(p),
+                Ok((partition, Err(e))) => report.failures.push(Failure { partition, error: e.message }),
+                Err(e) => report.failures.push(Failure { partition: "?".into(), error: e.to_string() }),
+            }
+        }
+        report.partitions.sort_by(|a, b| a.partition.cmp(&b.partition));
+        Ok(report)
+    }
+
+    /// Compacts one partition directory (`events/account=…/region=…/date=…`) and collects its
+    /// garbage.
+    pub async fn partition(&self, dataset: Dataset, dir: &str) -> Result<PartitionReport, StorageError> {
+        let started = Instant::now();
+        let storage = self.storage.as_ref();
+        let target = self.settings.options.target_bytes;
+        let mut manifest = manifest::read(storage, &self.root, dir).await?;
+        let listed = storage.list(&join(&self.root, &format!("{dir}/"))).await?;
+        let size_of = |path: &str| {
+            let key = join(&self.root, path);
+            listed.iter().find(|o| o.key == key).map(|o| o.size)
+        };
+        let inputs: BTreeSet<String> = manifest.files.clone();
+        let bytes_before: u64 = inputs.iter().filter_map(|p| size_of(p)).sum();
+        let mut report = PartitionReport {
+            partition: dir.to_string(),
+            verdict: Verdict::AlreadyCompact,
+            files_before: inputs.len(),
+            files_after: inputs.len(),
+            bytes_before,
+            bytes_after: bytes_before,
+            rows_in: 0,
+            rows_out: 0,
+            duplicates_removed: 0,
+            late_files: 0,
+            deleted: 0,
+            seconds: 0.0,
+        };
+        let worth_it = inputs.len() >= 2 && inputs.iter().any(|p| size_of(p).is_none_or(|s| is_small(s, target)));
+        if worth_it && self.settings.dry_run {
+            report.verdict = Verdict::Planned;
+        } else if worth_it {
+            let stem = stem(&inputs);
+            let compacted = self.write_outputs(dataset, dir, &inputs, &stem).await?;
+            let outputs: BTreeSet<String> = compacted.outputs.iter().map(|o| o.path.clone()).collect();
+            manifest::mark_consumed(storage, &self.root, dir, &inputs, unix_now()).await?;
+            let mut attempt = 0;
+            loop {
+                let mut files: BTreeSet<String> = manifest.files.difference(&inputs).cloned().collect();
+                let late = files.len();
+                files.extend(outputs.iter().cloned());
+                match manifest::swap(storage, &self.root, dir, &files, manifest.tag.as_deref()).await {
+                    Ok(_) => {
+                        report.verdict = Verdict::Compacted;
+                        report.late_files = late;
+                        report.files_after = files.len();
+                        report.bytes_after = compacted.outputs.iter().map(|o| o.bytes).sum::<u64>()
+                            + manifest.files.difference(&inputs).filter_map(|p| size_of(p)).sum::<u64>();
+                        break;
+                    }
+                    Err(e) if e.kind == ErrorKind::Conflict && attempt < 40 => {
+                        attempt += 1;
+                        manifest = manifest::read(storage, &self.root, dir).await?;
+                        if !inputs.is_subset(&manifest.files) {
+                            // Another compaction swapped first: its outputs hold these rows.
+                            report.verdict = Verdict::LostRace;
+                            break;
+                        }
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            report.rows_in = compacted.rows_in;
+            report.rows_out = compacted.rows_out;
+            report.duplicates_removed = compacted.duplicates_removed;
+        }
+        if !self.settings.dry_run {
+            report.deleted = self.collect_garbage(dir).await?;
+        }
+        report.seconds = started.elapsed().as_secs_f64();
+        tracing::info!(
+            partition = dir,
+            verdict = ?report.verdict,
+            files_before = report.files_before,
+            files_after = report.files_after,
+            duplicates_removed = report.duplicates_removed,
+            deleted = report.deleted,
+            "compaction"
+        );
+        Ok(report)
+    }
+
+    /// Reads every input (one at a time) and writes the compacted files, on a blocking thread.
+    async fn write_outputs(
+        &self,
+        dataset: Dataset,
+        dir: &str,
+        inputs: &BTreeSet<String>,
+        stem: &str,
+    ) -> Result<CompactReport, StorageError> {
+        let storage = self.storage.clone();
+        let root = self.root.clone();
+        let sink = storage.sink(&root);
+        let handle = Handle::current();
+        let inputs: Vec<String> = inputs.iter().cloned().collect();
+        let (dir, stem, options) = (dir.to_string(), stem.to_string(), self.settings.options.clone());
+        let what = format!("{}/{}", storage.describe(), join(&root, &dir));
+        let joined = tokio::task::spawn_blocking(move || {
+            let fetch = inputs.into_iter().map(|path| {
+                let key = join(&root, &path);
+                handle.block_on(storage.read(&key)).map(|b| (path.clone(), Bytes::from(b))).map_err(|e| {
+                    parquetrail_core::Error::Read { key: path, offset: 0, source: std::io::Error::other(e.message) }
+                })
+            });
+            parquetrail_core::compact::compact(dataset, fetch, sink.as_ref(), &dir, &stem, &options)
+        })
+        .await
+        .map_err(|e| StorageError::new(ErrorKind::Retryable, format!("{what}: compaction task failed: {e}")))?;
+        joined.map_err(|e| {
+            let kind = if e.is_permanent() { ErrorKind::Permanent } else { ErrorKind::Retryable };
+            StorageError::new(kind, format!("compacting {what}: {e}"))
+        })
+    }
+
+    /// Deletes the partition's files that its manifest does not list, once past the grace period:
+    /// consumed ones from when they were consumed, others (an abandoned compaction's outputs, a
+    /// writer's file it never got to list) from when they were written. Returns how many.
+    pub async fn collect_garbage(&self, dir: &str) -> Result<usize, StorageError> {
+        let storage = self.storage.as_ref();
+        let manifest = manifest::read(storage, &self.root, dir).await?;
+        let consumed = manifest::read_consumed(storage, &self.root, dir).await?;
+        let now = SystemTime::now();
+        let grace = self.settings.grace;
+        let mut deleted = 0;
+        let prefix = join(&self.root, "");
+        for object in storage.list(&join(&self.root, &format!("{dir}/"))).await? {
+            let path = object.key.strip_prefix(&prefix).unwrap_or(&object.key).to_string();
+            if manifest.files.contains(&path) || !path.ends_with(".parquet") || manifest.tag.is_none() {
+                continue;
+            }
+            let since = match consumed.entries.get(&path) {
+                Some(at) => SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(*at).unwrap_or(0)),
+                None => object.last_modified.unwrap_or(now),
+            };
+            if now.duration_since(since).unwrap_or_default() >= grace {
+                storage.delete(&object.key).await?;
+                deleted += 1;
+            }
+        }
+        Ok(deleted)
+    }
+}
+
+/// The output stem of a set of inputs: `compacted-` and 16 hex digits of the hash of their paths.
+fn stem(inputs: &BTreeSet<String>) -> String {
+    let mut hash = Sha256::new();
+    for p in inputs {
+        hash.update(p.as_bytes());
+        hash.update(b"\n");
+    }
+    let hex: String = hash.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect();
+    format!("compacted-{hex}")
+}
+
+fn unix_now() -> i64 {
+    Utc::now().timestamp()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stems_depend_only_on_the_input_set() {
+        let a = BTreeSet::from(["x/1.parquet".to_string(), "x/2.parquet".to_string()]);
+        let b = BTreeSet::from(["x/2.parquet".to_string(), "x/1.parquet".to_string()]);
+        assert_eq!(stem(&a), stem(&b));
+        assert_ne!(stem(&a), stem(&BTreeSet::from(["x/1.parquet".to_string()])));
+        assert!(stem(&a).starts_with("compacted-") && stem(&a).len() == "compacted-".len() + 16);
+    }
+}

@@ -1,0 +1,334 @@
+//! Per-partition manifests: which files of a partition readers see.
+//!
+//! Every partition directory of every dataset (`events/account=A/region=R/date=D`) has one
+//! manifest, `manifests/events/account=A/region=R/date=D/symlink.txt`: the partition's live
+//! Parquet files, one per line, as Athena's `SymlinkTextInputFormat` reads them (`s3://bucket/key`;
+//! for a local directory, paths relative to the archive). A file is readable once it is listed.
+//!
+//! The manifest is a compare-and-swap register ([`Storage::put_if`], S3 conditional writes): a
+//! writer appends with `If-Match` on the version it read and, when it loses a race, reads again.
+//! Compaction swaps a partition's small files for large ones the same way, in one write, so a
+//! query sees one version of the partition: before or after, never both, never neither. The
+//! design, its alternatives and its failure analysis are in `docs/COMPACTION.md`.
+//!
+//! Files compacted away are recorded in `_compaction/…/consumed.jsonl` before the swap. A file in
+//! that list which the manifest no longer holds is never added again: a redelivered or
+//! reconverted object whose rows already live in a compacted file cannot reappear. The list is
+//! kept for good: it is a few hundred short lines per partition (one per delivery).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::location::join;
+use crate::storage::{ErrorKind, Storage, StorageError};
+
+/// Where manifests live, under the archive root (mirroring the datasets' directories).
+pub const MANIFESTS: &str = "manifests";
+/// The manifest's name in each partition's manifest directory.
+pub const MANIFEST_FILE: &str = "symlink.txt";
+/// Compaction's own state, under the archive root (outside every table's location).
+pub const COMPACTION: &str = "_compaction";
+/// The list of compacted-away files, in each partition's compaction directory.
+pub const CONSUMED_FILE: &str = "consumed.jsonl";
+
+/// How often a writer retries an append that keeps losing races before it gives up (retryably).
+const MAX_ATTEMPTS: u32 = 40;
+
+/// The partition directory (relative to the archive root) of a data file: its parent.
+pub fn partition_dir(path: &str) -> &str {
+    path.rsplit_once('/').map_or("", |(dir, _)| dir)
+}
+
+/// The manifest key of a partition directory, in the storage.
+pub fn manifest_key(root: &str, dir: &str) -> String {
+    join(root, &format!("{MANIFESTS}/{dir}/{MANIFEST_FILE}"))
+}
+
+/// The consumed-list key of a partition directory, in the storage.
+pub fn consumed_key(root: &str, dir: &str) -> String {
+    join(root, &format!("{COMPACTION}/{dir}/{CONSUMED_FILE}"))
+}
+
+/// One version of a partition's manifest.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Manifest {
+    /// The live files, relative to the archive root (`events/account=…/x.parquet`), sorted.
+    pub files: BTreeSet<String>,
+    /// The version read (`None`: no manifest yet).
+    pub tag: Option<String>,
+}
+
+/// One compacted-away file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsumedEntry {
+    /// Relative to the archive root.
+    pub path: String,
+    /// Unix seconds when the compaction that consumed it recorded it.
+    pub at: i64,
+}
+
+/// One version of a partition's consumed list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Consumed {
+    /// Path → when it was consumed (the earliest time, if recorded twice).
+    pub entries: BTreeMap<String, i64>,
+    pub tag: Option<String>,
+}
+
+/// What [`add`] did with the files it was given.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct AddReport {
+    /// Newly listed.
+    pub added: usize,
+    /// Listed already (a retry, or a duplicate notification).
+    pub present: usize,
+    /// Not listed because a compaction consumed them: their rows are in a compacted file. The
+    /// object just rewritten is left for compaction's garbage collection.
+    pub refused: Vec<String>,
+}
+
+fn uri_base(storage: &dyn Storage, root: &str) -> String {
+    let root = root.trim_end_matches('/');
+    if root.is_empty() { storage.uri("") } else { storage.uri(&format!("{root}/")) }
+}
+
+/// Reads a partition's manifest (an absent manifest is an empty one).
+pub async fn read(storage: &dyn Storage, root: &str, dir: &str) -> Result<Manifest, StorageError> {
+    let key = manifest_key(root, dir);
+    let Some((body, tag)) = storage.read_tagged(&key).await? else { return Ok(Manifest::default()) };
+    let base = uri_base(storage, root);
+    let text = String::from_utf8(body).map_err(|_| {
+        StorageError::new(ErrorKind::Permanent, format!("{}/{key}: manifest is not UTF-8", storage.describe()))
+    })?;
+    let mut files = BTreeSet::new();
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let path = line.strip_prefix(&base).ok_or_else(|| {
+            StorageError::new(
+                ErrorKind::Permanent,
+                format!("{}/{key}: line {line:?} is not under the archive ({base})", storage.describe()),
+            )
+        })?;
+        files.insert(path.to_string());
+    }
+    Ok(Manifest { files, tag: Some(tag) })
+}
+
+fn render(storage: &dyn Storage, root: &str, files: &BTreeSet<String>) -> Vec<u8> {
+    let base = uri_base(storage, root);
+    let mut out = String::new();
+    for f in files {
+        out.push_str(&base);
+        out.push_str(f);
+        out.push('\n');
+    }
+    out.into_bytes()
+}
+
+/// Writes a partition's manifest if it is still at `expected` ([`ErrorKind::Conflict`] if not).
+/// Returns the new version.
+pub async fn swap(
+    storage: &dyn Storage,
+    root: &str,
+    dir: &str,
+    files: &BTreeSet<String>,
+    expected: Option<&str>,
+) -> Result<String, StorageError> {
+    storage.put_if(&manifest_key(root, dir), render(storage, root, files), expected).await
+}
+
+/// Reads a partition's consumed list.
+pub async fn read_consumed(storage: &dyn Storage, root: &str, dir: &str) -> Result<Consumed, StorageError> {
+    let key = consumed_key(root, dir);
+    let Some((body, tag)) = storage.read_tagged(&key).await? else { return Ok(Consumed::default()) };
+    let mut entries = BTreeMap::new();
+    for (n, line) in body.split(|b| *b == b'\n').enumerate().filter(|(_, l)| !l.is_empty()) {
+        let entry: ConsumedEntry = serde_json::from_slice(line).map_err(|e| {
+            StorageError::new(ErrorKind::Permanent, format!("{}/{key}: line {}: {e}", storage.describe(), n + 1))
+        })?;
+        let at = entries.entry(entry.path).or_insert(entry.at);
+        *at = (*at).min(entry.at);
+    }
+    Ok(Consumed { entries, tag: Some(tag) })
+}
+
+/// Records files as consumed at `at` (unix seconds), keeping what is recorded already.
+pub async fn mark_consumed(
+    storage: &dyn Storage,
+    root: &str,
+    dir: &str,
+    paths: &BTreeSet<String>,
+    at: i64,
+) -> Result<(), StorageError> {
+    let key = consumed_key(root, dir);
+    for attempt in 0..MAX_ATTEMPTS {
+        let mut consumed = read_consumed(storage, root, dir).await?;
+        if paths.iter().all(|p| consumed.entries.contains_key(p)) {
+            return Ok(());
+        }
+        for p in paths {
+            consumed.entries.entry(p.clone()).or_insert(at);
+        }
+        let mut body = Vec::new();
+        for (path, at) in &consumed.entries {
+            serde_json::to_writer(&mut body, &ConsumedEntry { path: path.clone(), at: *at }).expect("serializes");
+            body.push(b'\n');
+        }
+        match storage.put_if(&key, body, consumed.tag.as_deref()).await {
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind == ErrorKind::Conflict => backoff(attempt).await,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(gave_up(storage, &key))
+}
+
+/// Lists freshly written files (paths relative to the archive root) in their partitions'
+/// manifests, so readers see them. Idempotent: files already listed are left alone, files a
+/// compaction consumed are refused. Call it only after the files are committed.
+pub async fn add(storage: &dyn Storage, root: &str, paths: &[String]) -> Result<AddReport, StorageError> {
+    let mut by_dir: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+    for p in paths {
+        by_dir.entry(partition_dir(p)).or_default().insert(p.clone());
+    }
+    let mut report = AddReport::default();
+    for (dir, wanted) in by_dir {
+        let mut attempt = 0;
+        loop {
+            let manifest = read(storage, root, dir).await?;
+            let consumed = read_consumed(storage, root, dir).await?;
+            let present = wanted.iter().filter(|p| manifest.files.contains(*p)).count();
+            let refused: Vec<String> = wanted
+                .iter()
+                .filter(|p| !manifest.files.contains(*p) && consumed.entries.contains_key(*p))
+                .cloned()
+                .collect();
+            let new: Vec<&String> =
+                wanted.iter().filter(|p| !manifest.files.contains(*p) && !consumed.entries.contains_key(*p)).collect();
+            if new.is_empty() {
+                report.present += present;
+                report.refused.extend(refused);
+                break;
+            }
+            let mut files = manifest.files.clone();
+            files.extend(new.iter().map(|p| (*p).clone()));
+            match swap(storage, root, dir, &files, manifest.tag.as_deref()).await {
+                Ok(_) => {
+                    report.added += new.len();
+                    report.present += present;
+                    report.refused.extend(refused);
+                    break;
+                }
+                Err(e) if e.kind == ErrorKind::Conflict && attempt + 1 < MAX_ATTEMPTS => {
+                    attempt += 1;
+                    backoff(attempt).await;
+                }
+                Err(e) if e.kind == ErrorKind::Conflict => return Err(gave_up(storage, &manifest_key(root, dir))),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// The partition directories of a dataset that have a manifest (relative to the archive root,
+/// e.g. `events/account=…/region=…/date=…`), found by listing `manifests/DATASET/`.
+pub async fn partitions(storage: &dyn Storage, root: &str, dataset_prefix: &str) -> Result<Vec<String>, StorageError> {
+    let base = join(root, &format!("{MANIFESTS}/"));
+    let listed = storage.list(&join(root, &format!("{MANIFESTS}/{dataset_prefix}/"))).await?;
+    Ok(listed
+        .into_iter()
+        .filter_map(|o| {
+            let rel = o.key.strip_prefix(&base)?;
+            rel.strip_suffix(&format!("/{MANIFEST_FILE}")).map(str::to_string)
+        })
+        .collect())
+}
+
+/// Every live file of a dataset, relative to the archive root, sorted: what a query reads.
+pub async fn live_files(storage: &dyn Storage, root: &str, dataset_prefix: &str) -> Result<Vec<String>, StorageError> {
+    let mut out = Vec::new();
+    for dir in partitions(storage, root, dataset_prefix).await? {
+        out.extend(read(storage, root, &dir).await?.files);
+    }
+    out.sort();
+    Ok(out)
+}
+
+async fn backoff(attempt: u32) {
+    // Jittered, growing to ~1 s: writers to one partition are few (one delivery per ~5 minutes
+    // per account and region), so a lost race is retried at once in practice.
+    let base = 10u64.saturating_mul(1 << attempt.min(7));
+    let jitter = fastrand::u64(0..=base);
+    tokio::time::sleep(Duration::from_millis(base / 2 + jitter)).await;
+}
+
+fn gave_up(storage: &dyn Storage, key: &str) -> StorageError {
+    StorageError::new(
+        ErrorKind::Retryable,
+        format!("{}/{key}: gave up after {MAX_ATTEMPTS} conflicting concurrent updates; try again", storage.describe()),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::local::LocalStorage;
+    use std::sync::Arc;
+
+    #[test]
+    fn keys() {
+        assert_eq!(partition_dir("events/account=1/region=r/date=d/x.parquet"), "events/account=1/region=r/date=d");
+        assert_eq!(manifest_key("", "events/a=1"), "manifests/events/a=1/symlink.txt");
+        assert_eq!(manifest_key("pre/", "events/a=1"), "pre/manifests/events/a=1/symlink.txt");
+        assert_eq!(consumed_key("pre", "events/a=1"), "pre/_compaction/events/a=1/consumed.jsonl");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_adds_on_disk_lose_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage: Arc<dyn Storage> = Arc::new(LocalStorage::new(dir.path()));
+        let part = "events/account=1/region=r/date=2024-01-01";
+        let mut tasks = Vec::new();
+        for i in 0..24 {
+            let storage = storage.clone();
+            tasks.push(tokio::spawn(async move {
+                let files = vec![format!("{part}/f{i:02}.parquet"), format!("{part}/shared.parquet")];
+                add(storage.as_ref(), "arch", &files).await.unwrap()
+            }));
+        }
+        let mut added = 0;
+        for t in tasks {
+            added += t.await.unwrap().added;
+        }
+        assert_eq!(added, 25, "24 own files and the shared one, once");
+        let m = read(storage.as_ref(), "arch", part).await.unwrap();
+        assert_eq!(m.files.len(), 25);
+        let text = std::fs::read_to_string(dir.path().join("arch/manifests").join(part).join(MANIFEST_FILE)).unwrap();
+        assert!(
+            text.lines().all(|l| l.starts_with(&format!("arch/{part}/"))),
+            "paths relative to the directory: {text}"
+        );
+        assert_eq!(live_files(storage.as_ref(), "arch", "events").await.unwrap().len(), 25);
+    }
+
+    #[tokio::test]
+    async fn consumed_files_are_not_added_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = LocalStorage::new(dir.path());
+        let part = "events/account=1/region=r/date=2024-01-01";
+        let small = format!("{part}/small.parquet");
+        add(&storage, "", std::slice::from_ref(&small)).await.unwrap();
+        let m = read(&storage, "", part).await.unwrap();
+        mark_consumed(&storage, "", part, &BTreeSet::from([small.clone()]), 100).await.unwrap();
+        let big = BTreeSet::from([format!("{part}/compacted.parquet")]);
+        swap(&storage, "", part, &big, m.tag.as_deref()).await.unwrap();
+        // The stale version no longer swaps.
+        let err = swap(&storage, "", part, &BTreeSet::new(), m.tag.as_deref()).await.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Conflict);
+        let report = add(&storage, "", std::slice::from_ref(&small)).await.unwrap();
+        assert_eq!(report.refused, vec![small.clone()]);
+        assert_eq!(read(&storage, "", part).await.unwrap().files, big);
+    }
+}
