@@ -1,7 +1,8 @@
 //! The deployable template, `infra/template.yaml`, against the code it deploys: its Glue tables
 //! must be the tables `parquetrail ddl` prints (the writer's columns and types in order, the
-//! writer's partition layout, the same projection), the function must accept its environment
-//! (an unknown `PARQUETRAIL_*` name stops it at start-up), and its queue must outlast it.
+//! writer's partition layout, the same projection, the same manifest location and symlink input
+//! format), the function must accept its environment (an unknown `PARQUETRAIL_*` name stops it at
+//! start-up) and be allowed what manifests and compaction need, and its queue must outlast it.
 //!
 //! A template that drifts from the writer deploys fine and then fails every Athena query with a
 //! type mismatch, so the drift is caught here, offline. The few intrinsic functions the checked
@@ -17,7 +18,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use parquetrail_core::convert::Layout;
-use parquetrail_core::ddl::{DdlOptions, Engine, ddl};
+use parquetrail_core::ddl::{DdlOptions, Engine, MANIFESTS, ddl};
 use parquetrail_core::partition::PartitionKey;
 use parquetrail_core::schema::{hive_type, schema};
 use parquetrail_lambda::config::{Config, VARIABLES};
@@ -97,6 +98,11 @@ impl<'a> Stack<'a> {
                 };
                 self.resolve(if self.condition(&text(condition)) { then } else { otherwise })
             }
+            ("!Join", Value::Sequence(args)) => {
+                let [separator, list] = &args[..] else { panic!("template: !Join needs 2 arguments: {node:?}") };
+                let parts: Vec<String> = items(list).iter().filter_map(|part| self.resolve(part)).collect();
+                Some(parts.join(&text(separator)))
+            }
             ("!FindInMap", Value::Sequence(args)) => {
                 let keys: Vec<String> = args.iter().map(|a| self.resolve(a).expect("!FindInMap key")).collect();
                 let [map, key, field] = &keys[..] else { panic!("template: !FindInMap needs 3 arguments: {node:?}") };
@@ -154,10 +160,23 @@ fn name_types(list: &Value) -> Vec<(String, String)> {
     items(list).iter().map(|c| (text(at(c, &["Name"])), text(at(c, &["Type"])))).collect()
 }
 
-/// The datasets the writer lays out, with their directory names.
-fn datasets() -> [(&'static str, String); 2] {
+/// `(name, type)` of each column, in order.
+type Columns = Vec<(String, String)>;
+
+/// The datasets the writer lays out: table name, directory name and the columns of its files.
+fn datasets() -> [(&'static str, String, Columns); 3] {
     let layout = Layout::default();
-    [("events", layout.events), ("insights", layout.insights)]
+    let events: Columns = schema().fields().iter().map(|f| (f.name().clone(), hive_type(f.data_type()))).collect();
+    let digests: Columns = parquetrail_core::digest_table::schema()
+        .fields()
+        .iter()
+        .map(|f| (f.name().clone(), hive_type(f.data_type())))
+        .collect();
+    [
+        ("events", layout.events, events.clone()),
+        ("insights", layout.insights, events),
+        ("digests", layout.digests, digests),
+    ]
 }
 
 /// The writer's partition path with Athena's placeholders: `account=${account}/…/`.
@@ -172,13 +191,27 @@ fn partition_template() -> String {
     path.replace("111122223333", "${account}").replace("us-east-1", "${region}").replace("2024-03-01", "${date}")
 }
 
-/// The `LOCATION` and `TBLPROPERTIES` of one table in `parquetrail ddl`'s output.
-fn ddl_table(ddl: &str, database: &str, table: &str) -> (String, BTreeMap<String, String>) {
+/// How one table of `parquetrail ddl`'s output is stored and found.
+struct DdlTable {
+    location: String,
+    serde: String,
+    input_format: String,
+    output_format: String,
+    properties: BTreeMap<String, String>,
+}
+
+/// The storage clauses and `TBLPROPERTIES` of one (Athena) table in `parquetrail ddl`'s output.
+fn ddl_table(ddl: &str, database: &str, table: &str) -> DdlTable {
     let head = format!("CREATE EXTERNAL TABLE IF NOT EXISTS `{database}`.`{table}` (");
     let start = ddl.find(&head).unwrap_or_else(|| panic!("ddl has no table {table}:\n{ddl}"));
     let statement = &ddl[start..start + ddl[start..].find(");\n").expect("statement end")];
-    let location =
-        statement.lines().find_map(|l| l.strip_prefix("LOCATION '")?.strip_suffix('\'')).expect("LOCATION").to_string();
+    let clause = |prefix: &str| -> String {
+        statement
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix)?.strip_prefix('\'')?.strip_suffix('\''))
+            .unwrap_or_else(|| panic!("ddl: {table} has no {prefix}'…' line:\n{statement}"))
+            .to_string()
+    };
     let properties = statement
         .split_once("TBLPROPERTIES (")
         .expect("TBLPROPERTIES")
@@ -189,7 +222,13 @@ fn ddl_table(ddl: &str, database: &str, table: &str) -> (String, BTreeMap<String
             Some((k.trim_start_matches('\'').to_string(), v.trim_end_matches('\'').to_string()))
         })
         .collect();
-    (location, properties)
+    DdlTable {
+        location: clause("LOCATION "),
+        serde: clause("ROW FORMAT SERDE "),
+        input_format: clause("STORED AS INPUTFORMAT "),
+        output_format: clause("OUTPUTFORMAT "),
+        properties,
+    }
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -198,14 +237,11 @@ fn ddl_table(ddl: &str, database: &str, table: &str) -> (String, BTreeMap<String
 #[test]
 fn glue_tables_have_the_writers_columns_and_partitions() {
     let template = template();
-    let schema = schema();
-    let expected: Vec<(String, String)> =
-        schema.fields().iter().map(|f| (f.name().clone(), hive_type(f.data_type()))).collect();
     let partitions: Vec<(String, String)> = partition_template()
         .split('/')
         .map(|part| (part.split('=').next().unwrap().to_string(), "string".to_string()))
         .collect();
-    for (table, _) in datasets() {
+    for (table, _, expected) in datasets() {
         let input = glue_table(&template, table);
         let columns = name_types(at(input, &["StorageDescriptor", "Columns"]));
         for (i, (want, got)) in expected.iter().zip(&columns).enumerate() {
@@ -223,16 +259,6 @@ fn glue_tables_have_the_writers_columns_and_partitions() {
         assert!(missing.is_empty(), "{table}: infra/template.yaml lacks the writer's columns {missing:?}");
         assert!(extra.is_empty(), "{table}: infra/template.yaml has columns the writer lacks: {extra:?}");
         assert_eq!(name_types(at(input, &["PartitionKeys"])), partitions, "{table}: partition keys");
-
-        let storage = at(input, &["StorageDescriptor"]);
-        let parquet = "org.apache.hadoop.hive.ql.io.parquet";
-        assert_eq!(text(at(storage, &["InputFormat"])), format!("{parquet}.MapredParquetInputFormat"), "{table}");
-        assert_eq!(text(at(storage, &["OutputFormat"])), format!("{parquet}.MapredParquetOutputFormat"), "{table}");
-        assert_eq!(
-            text(at(storage, &["SerdeInfo", "SerializationLibrary"])),
-            format!("{parquet}.serde.ParquetHiveSerDe"),
-            "{table}"
-        );
         assert_eq!(text(at(input, &["Parameters", "classification"])), "parquet", "{table}");
         assert_eq!(text(at(input, &["TableType"])), "EXTERNAL_TABLE", "{table}");
     }
@@ -272,9 +298,10 @@ fn glue_tables_project_partitions_as_parquetrail_ddl_does() {
         };
         let ddl = ddl(&options).unwrap();
 
-        for (table, directory) in datasets() {
+        for (table, directory, _) in datasets() {
             let input = glue_table(&template, table);
-            let (location, want) = ddl_table(&ddl, &database, table);
+            let printed = ddl_table(&ddl, &database, table);
+            let want = &printed.properties;
             let mut got = BTreeMap::new();
             for (key, value) in entries(at(input, &["Parameters"])) {
                 if let Some(v) = stack.resolve(value) {
@@ -294,13 +321,32 @@ fn glue_tables_project_partitions_as_parquetrail_ddl_does() {
                 );
             }
 
-            let resolved_location = stack.resolve(at(input, &["StorageDescriptor", "Location"])).unwrap();
-            assert_eq!(resolved_location, location, "{table}: location differs from `parquetrail ddl`");
-            assert_eq!(location, format!("{root}/{directory}/"), "{table}: location is not the writer's dataset");
+            // Stored and read as `parquetrail ddl` says: Parquet files found through manifests.
+            let storage = at(input, &["StorageDescriptor"]);
+            let formats = [
+                ("InputFormat", &["InputFormat"][..], &printed.input_format),
+                ("OutputFormat", &["OutputFormat"], &printed.output_format),
+                ("SerDe", &["SerdeInfo", "SerializationLibrary"], &printed.serde),
+            ];
+            for (what, path, want) in formats {
+                let got = text(at(storage, path));
+                assert!(
+                    &got == want,
+                    "{table}: {what} is {got} in infra/template.yaml, `parquetrail ddl` prints {want}"
+                );
+            }
+            assert!(printed.input_format.ends_with(".SymlinkTextInputFormat"), "{table}: read through manifests");
+            assert!(printed.serde.ends_with(".ParquetHiveSerDe"), "{table}: the manifests list Parquet files");
+
+            // Each partition's manifest directory: the writer's partition path below `manifests/`.
+            let resolved_location = stack.resolve(at(storage, &["Location"])).unwrap();
+            assert_eq!(resolved_location, printed.location, "{table}: location differs from `parquetrail ddl`");
+            let manifests = format!("{root}/{MANIFESTS}/{directory}");
+            assert_eq!(printed.location, format!("{manifests}/"), "{table}: location is not the dataset's manifests");
             assert_eq!(
                 got["storage.location.template"],
-                format!("{root}/{directory}/{}/", partition_template()),
-                "{table}: storage.location.template is not the writer's partition layout"
+                format!("{manifests}/{}/", partition_template()),
+                "{table}: storage.location.template is not the writer's partition layout below its manifests"
             );
         }
         let variables = at(&template, &["Resources", "Function", "Properties", "Environment", "Variables"]);
@@ -342,6 +388,82 @@ fn function_starts_with_the_templates_configuration() {
         let root = format!("s3://archive-bucket/{}", stack.parameters["ArchivePrefix"]);
         assert_eq!(config.destination.to_string(), root, "PARQUETRAIL_DESTINATION with {overrides:?}");
         assert!(config.json_logs, "JSON logs");
+    }
+}
+
+/// `(actions, resources, s3:prefix condition)` of each `Allow` statement of the function's role,
+/// resolved with the parameters' defaults (`!GetAtt X.Arn` as `${X.Arn}`).
+fn role_grants(template: &Value, stack: &Stack) -> Vec<(Vec<String>, Vec<String>, Option<String>)> {
+    let resolve = |node: &Value| -> String {
+        match node {
+            Value::Tagged(call) if call.tag == "GetAtt" => format!("${{{}}}", text(&call.value)),
+            other => stack.resolve(other).expect("a resource"),
+        }
+    };
+    let one_or_many = |node: &Value| -> Vec<String> {
+        match node {
+            Value::Sequence(list) => list.iter().map(resolve).collect(),
+            other => vec![resolve(other)],
+        }
+    };
+    let mut grants = Vec::new();
+    for policy in items(at(template, &["Resources", "FunctionRole", "Properties", "Policies"])) {
+        for statement in items(at(policy, &["PolicyDocument", "Statement"])) {
+            if text(at(statement, &["Effect"])) != "Allow" {
+                continue;
+            }
+            let prefix = statement
+                .get("Condition")
+                .and_then(|c| c.get("StringLike"))
+                .and_then(|c| c.get("s3:prefix"))
+                .and_then(|p| stack.resolve(p));
+            grants.push((one_or_many(at(statement, &["Action"])), one_or_many(at(statement, &["Resource"])), prefix));
+        }
+    }
+    grants
+}
+
+#[test]
+fn function_may_update_manifests_and_compact_the_archive() {
+    let template = template();
+    for overrides in [&[][..], &[("ArchivePrefix", "lake/cloudtrail")]] {
+        let stack = Stack::new(&template, overrides);
+        let grants = role_grants(&template, &stack);
+        let prefix = &stack.parameters["ArchivePrefix"];
+        let archive = format!("${{ArchiveBucket.Arn}}/{prefix}/*");
+        let allowed = |action: &str, resource: &str| {
+            grants.iter().any(|(actions, resources, _)| {
+                actions.iter().any(|a| a == action) && resources.iter().any(|r| r == resource)
+            })
+        };
+        // Manifests and consumed lists are read, then replaced with conditional writes.
+        for action in ["s3:GetObject", "s3:PutObject"] {
+            assert!(allowed(action, &archive), "{overrides:?}: the function role lacks {action} on {archive}");
+        }
+        // Garbage collection deletes replaced data files, in every dataset.
+        for (_, directory, _) in datasets() {
+            let data = format!("${{ArchiveBucket.Arn}}/{prefix}/{directory}/*");
+            assert!(
+                allowed("s3:DeleteObject", &data) || allowed("s3:DeleteObject", &archive),
+                "{overrides:?}: the function role lacks s3:DeleteObject on {data}"
+            );
+        }
+        // Listing finds partitions and garbage, and makes a missing manifest a 404, not a 403.
+        let listed = grants.iter().any(|(actions, resources, condition)| {
+            actions.iter().any(|a| a == "s3:ListBucket")
+                && resources.iter().any(|r| r == "${ArchiveBucket.Arn}")
+                && condition.as_ref().is_none_or(|c| c == &format!("{prefix}/*"))
+        });
+        assert!(listed, "{overrides:?}: the function role cannot list {prefix}/ in the archive bucket");
+    }
+
+    // The schedule sends the event the function takes for a compaction run.
+    let schedule = at(&template, &["Resources", "Compaction", "Properties", "Target"]);
+    let input: serde_json::Value = serde_json::from_str(&text(at(schedule, &["Input"]))).expect("the input is JSON");
+    assert_eq!(input["parquetrail"], "compact", "the schedule's input: {input}");
+    match at(schedule, &["Arn"]) {
+        Value::Tagged(call) if call.tag == "GetAtt" => assert_eq!(text(&call.value), "Function.Arn"),
+        other => panic!("template: the schedule's target is not the function: {other:?}"),
     }
 }
 
@@ -387,7 +509,8 @@ fn intrinsic_functions_evaluate_as_cloudformation_does() {
          Conditions:\n  HasP: !Not [!Equals [!Ref P, \"\"]]\n  NoP: !Not [!Condition HasP]\n\
          Mappings:\n  M: { \"60\": { Seconds: 370 } }\n\
          Values:\n  Ref: !Ref P\n  Sub: !Sub \"s3://${Bucket}/${P}/x=${!x}\"\n  Gone: !If [NoP, yes, !Ref AWS::NoValue]\n\
-         \x20 Find: !FindInMap [M, !Ref N, Seconds]\n  Block: !If\n    - HasP\n    - !Ref Empty\n    - other\n",
+         \x20 Find: !FindInMap [M, !Ref N, Seconds]\n  Block: !If\n    - HasP\n    - !Ref Empty\n    - other\n\
+         \x20 Join: !Join [\"\", [!Sub \"${P}/\", !If [NoP, x, !Ref AWS::NoValue], \"*\"]]\n",
     )
     .unwrap();
     let stack = Stack::new(&template, &[]);
@@ -397,5 +520,6 @@ fn intrinsic_functions_evaluate_as_cloudformation_does() {
     assert_eq!(value("Gone"), None);
     assert_eq!(value("Find").as_deref(), Some("370"));
     assert_eq!(value("Block").as_deref(), Some(""));
+    assert_eq!(value("Join").as_deref(), Some("p/*"));
     assert!(!Stack::new(&template, &[("P", "")]).condition("HasP"));
 }

@@ -1,13 +1,33 @@
 //! The SQL that puts tables over an archive: Athena (`CREATE EXTERNAL TABLE` with partition
-//! projection) and Spark SQL with Hive support (the same tables, partitions registered by
-//! `MSCK REPAIR TABLE`, since Spark has no projection).
+//! projection) and Spark SQL with Hive support (partitions registered by `MSCK REPAIR TABLE`,
+//! since Spark has no projection).
 //!
 //! Column types come from [`schema`], the writer's own schema, so a table never disagrees with
 //! its files (Athena fails a query on a type mismatch). Both engines also get a view named like
 //! AWS's documented table, `cloudtrail_logs`, that adds the official `timestamp` partition
 //! column (`yyyy/MM/dd`), so saved queries written for the official table run unchanged.
+//!
+//! Athena tables read each partition through its manifest, `manifests/<dataset>/account=…/
+//! region=…/date=…/symlink.txt` (Hive's `SymlinkTextInputFormat`: the partition location holds a
+//! list of Parquet files, read with the Parquet SerDe), not by listing the data directory. The
+//! manifest is the partition's one source of truth: writers add to it, compaction swaps many
+//! small files for a few large ones in one write, and a query reads one version of it, so it sees
+//! every record once, during a compaction too. Spark tables stay directory tables (see
+//! [`Engine::Spark`]). The design and its failure analysis: `docs/COMPACTION.md`.
 
 use crate::schema::{hive_type, schema};
+
+/// Where the manifests live, below the archive root: `manifests/<dataset>/<partition>/symlink.txt`.
+/// The writers' layout (`convert::Layout`) names the datasets' directories; this is the one
+/// directory it does not name yet.
+pub const MANIFESTS: &str = "manifests";
+
+/// The SerDe of every table: the files are Parquet whichever way they are found.
+pub const PARQUET_SERDE: &str = "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe";
+/// Athena's input format for tables whose partition locations hold lists of files.
+pub const SYMLINK_INPUT_FORMAT: &str = "org.apache.hadoop.hive.ql.io.SymlinkTextInputFormat";
+/// The output format Hive pairs with [`SYMLINK_INPUT_FORMAT`]; Athena never writes through it.
+pub const SYMLINK_OUTPUT_FORMAT: &str = "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat";
 
 /// Every commercial and GovCloud region CloudTrail delivers from, for the `region` projection.
 pub const ALL_REGIONS: &[&str] = &[
@@ -52,11 +72,23 @@ pub const ALL_REGIONS: &[&str] = &[
 /// Which engine the statements are written for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Engine {
-    /// Amazon Athena (Trino and Hive DDL): partitions found by projection.
+    /// Amazon Athena (Trino and Hive DDL): partitions found by projection, each read through its
+    /// manifest ([`MANIFESTS`]), so a query never sees a partition halfway through a compaction.
     #[default]
     Athena,
     /// Apache Spark SQL with Hive support (EMR, Glue jobs, a laptop): partitions registered with
     /// `MSCK REPAIR TABLE`. The projection properties are kept, so the table documents them.
+    ///
+    /// These are directory tables (`STORED AS PARQUET` over `events/`, …), not manifest tables,
+    /// because Spark cannot read Parquet through manifests. Given a `SymlinkTextInputFormat` table
+    /// with the Parquet SerDe, Spark's own Parquet reader (the default for such tables) reads the
+    /// manifests themselves as Parquet and fails, and Hive's reader hands the listed files to a
+    /// text reader and returns no rows (Spark 4; only Presto, Trino and Athena read the targets
+    /// with the table's SerDe). A directory table reads every file in the directory: from a
+    /// compaction's manifest swap until garbage collection removes the small files it replaced (a
+    /// later run, at least the grace period of 1 h after the swap), Spark counts their records
+    /// twice. Run Spark jobs outside that window, or read the files the manifests list
+    /// (`docs/COMPACTION.md`).
     Spark,
 }
 
@@ -66,11 +98,12 @@ pub enum Engine {
 pub struct DdlOptions {
     pub engine: Engine,
     pub database: String,
-    /// Table name prefix: tables are `<prefix>events`, `<prefix>insights` and the view
-    /// `<prefix>cloudtrail_logs`.
+    /// Table name prefix: tables are `<prefix>events`, `<prefix>insights`, `<prefix>digests` and
+    /// the view `<prefix>cloudtrail_logs`.
     pub table_prefix: String,
-    /// The archive's root, `s3://bucket/prefix` (datasets are `events/` and `insights/` below it).
-    /// Spark also takes other schemes (`s3a://`, `file:/`, `hdfs://`).
+    /// The archive's root, `s3://bucket/prefix`: the datasets (`events/`, `insights/`, `digests/`)
+    /// and their manifests (`manifests/`) are below it. Spark also takes other schemes
+    /// (`s3a://`, `file:/`, `hdfs://`).
     pub location: String,
     /// Accounts to enumerate; empty: `injected` (queries must then name the account).
     pub accounts: Vec<String>,
@@ -112,6 +145,11 @@ fn valid_location(engine: Engine, location: &str) -> Result<(), String> {
 
 /// The statements for the archive, each ending in `;` and a newline: the database, one
 /// `CREATE EXTERNAL TABLE` per dataset (`events`, `insights`, `digests`) and the [`OFFICIAL_VIEW`].
+///
+/// For Athena each table is a manifest table: `LOCATION '<root>/manifests/<dataset>/'` and a
+/// `storage.location.template` naming each partition's manifest directory, read with
+/// [`SYMLINK_INPUT_FORMAT`] and [`PARQUET_SERDE`]. For Spark each is a directory table over
+/// `<root>/<dataset>/`.
 pub fn ddl(options: &DdlOptions) -> Result<String, String> {
     valid_identifier("database", &options.database)?;
     if !options.table_prefix.is_empty() {
@@ -148,7 +186,11 @@ pub fn ddl(options: &DdlOptions) -> Result<String, String> {
         env!("CARGO_PKG_VERSION"),
         match options.engine {
             Engine::Athena =>
-                "-- Partitions are found by projection: no crawler, no MSCK REPAIR, no partition Lambda.\n",
+                "-- Partitions are found by projection: no crawler, no MSCK REPAIR, no partition Lambda.\n\
+                 -- Each partition is read through its manifest (manifests/<dataset>/.../symlink.txt), the list\n\
+                 -- of its live Parquet files: a query sees every record once, also while compaction runs.\n\
+                 -- Replacing tables made by an older version (STORED AS PARQUET over the data directories)?\n\
+                 -- DROP TABLE them first (external tables: the data stays); IF NOT EXISTS keeps old ones.\n",
             Engine::Spark => "-- Spark SQL with Hive support: partitions are registered by MSCK REPAIR TABLE.\n",
         },
     );
@@ -169,11 +211,23 @@ pub fn ddl(options: &DdlOptions) -> Result<String, String> {
                 options.accounts.join(",")
             )
         };
+        // Athena reads the manifests, Spark the data directories (see `Engine::Spark`).
+        let (storage, root) = match options.engine {
+            Engine::Athena => (
+                format!(
+                    "ROW FORMAT SERDE '{PARQUET_SERDE}'\n\
+                     STORED AS INPUTFORMAT '{SYMLINK_INPUT_FORMAT}'\n\
+                     OUTPUTFORMAT '{SYMLINK_OUTPUT_FORMAT}'"
+                ),
+                format!("{location}/{MANIFESTS}/{dataset}"),
+            ),
+            Engine::Spark => ("STORED AS PARQUET".to_string(), format!("{location}/{dataset}")),
+        };
         out.push_str(&format!(
             "\nCREATE EXTERNAL TABLE IF NOT EXISTS `{db}`.`{table}` (\n{columns}\n)\n\
              PARTITIONED BY (`account` string, `region` string, `date` string)\n\
-             STORED AS PARQUET\n\
-             LOCATION '{location}/{dataset}/'\n\
+             {storage}\n\
+             LOCATION '{root}/'\n\
              TBLPROPERTIES (\n\
              \x20 'projection.enabled'='true',\n\
              {account_projection}\
@@ -184,7 +238,7 @@ pub fn ddl(options: &DdlOptions) -> Result<String, String> {
              \x20 'projection.date.range'='{since}',\n\
              \x20 'projection.date.interval'='1',\n\
              \x20 'projection.date.interval.unit'='DAYS',\n\
-             \x20 'storage.location.template'='{location}/{dataset}/account=${{account}}/region=${{region}}/date=${{date}}/'\n\
+             \x20 'storage.location.template'='{root}/account=${{account}}/region=${{region}}/date=${{date}}/'\n\
              );\n",
             regions = regions.join(","),
             since = format_args!("{},NOW", options.since.format("%Y-%m-%d")),
@@ -245,17 +299,29 @@ mod ddl_tests {
             let line = format!("`{}` {}", f.name(), hive_type(f.data_type()));
             assert!(ddl.contains(&line), "{line} in the digests table");
         }
-        assert!(ddl.contains("LOCATION 's3://archive-bucket/lake/digests/'"));
-        assert!(ddl.contains("'storage.location.template'='s3://archive-bucket/lake/digests/account=${account}/region=${region}/date=${date}/'"));
-        // The template is the writer's own partition path with placeholders.
+        // The template is the writer's own partition path with placeholders, below the manifests.
         let sample = crate::partition::PartitionKey {
             account: "111122223333".into(),
             region: "us-east-1".into(),
             date: chrono::NaiveDate::from_ymd_opt(2024, 3, 1).unwrap(),
         };
         assert_eq!(sample.path(), "account=111122223333/region=us-east-1/date=2024-03-01");
-        assert!(ddl.contains("'storage.location.template'='s3://archive-bucket/lake/events/account=${account}/region=${region}/date=${date}/'"));
-        assert!(ddl.contains("LOCATION 's3://archive-bucket/lake/insights/'"));
+        let layout = crate::convert::Layout::default();
+        for dataset in [&layout.events, &layout.insights, &layout.digests] {
+            let root = format!("s3://archive-bucket/lake/{MANIFESTS}/{dataset}");
+            assert!(ddl.contains(&format!("LOCATION '{root}/'\n")), "{dataset}: location");
+            let template = format!("{root}/account=${{account}}/region=${{region}}/date=${{date}}/");
+            assert!(ddl.contains(&format!("'storage.location.template'='{template}'\n")), "{dataset}: template");
+            // Never the data directory: Athena would read every file in it, compacted or not.
+            assert!(!ddl.contains(&format!("'s3://archive-bucket/lake/{dataset}/")), "{dataset}");
+        }
+        // Every table is a manifest table whose targets are Parquet.
+        let storage = "ROW FORMAT SERDE 'org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe'\n\
+                       STORED AS INPUTFORMAT 'org.apache.hadoop.hive.ql.io.SymlinkTextInputFormat'\n\
+                       OUTPUTFORMAT 'org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat'\n\
+                       LOCATION 's3://archive-bucket/lake/manifests/";
+        assert_eq!(ddl.matches(storage).count(), 3, "three manifest tables:\n{ddl}");
+        assert!(!ddl.contains("STORED AS PARQUET\n"), "no directory tables");
         assert!(ddl.contains("'projection.account.type'='injected'"));
         assert!(ddl.contains("us-gov-west-1") && ddl.contains("'projection.date.range'='2020-01-01,NOW'"));
         assert!(ddl.contains("PARTITIONED BY (`account` string, `region` string, `date` string)"));
@@ -273,7 +339,18 @@ mod ddl_tests {
         o.location = "file:/tmp/archive".into();
         o.table_prefix = "t_".into();
         let ddl = ddl(&o).unwrap();
-        assert!(ddl.contains("LOCATION 'file:/tmp/archive/events/'"));
+        // Directory tables: Spark cannot read Parquet through symlink manifests.
+        for dataset in ["events", "insights", "digests"] {
+            assert!(
+                ddl.contains(&format!("STORED AS PARQUET\nLOCATION 'file:/tmp/archive/{dataset}/'\n")),
+                "{dataset}"
+            );
+            assert!(ddl.contains(&format!(
+                "'storage.location.template'='file:/tmp/archive/{dataset}/account=${{account}}/region=${{region}}/date=${{date}}/'"
+            )));
+        }
+        assert_eq!(ddl.matches("STORED AS PARQUET\n").count(), 3);
+        assert!(!ddl.contains("SymlinkTextInputFormat") && !ddl.contains(MANIFESTS), "no manifest tables");
         assert!(ddl.contains("SET spark.sql.variable.substitute=false;\n"), "keeps ${{account}} in the template");
         assert!(ddl.contains("MSCK REPAIR TABLE `cloudtrail`.`t_events`;\n"));
         assert!(ddl.contains("MSCK REPAIR TABLE `cloudtrail`.`t_insights`;\n"));
