@@ -141,6 +141,7 @@ pub fn run_convert(files: &[SourceFile], sink: &DirSink, options: &Options, jobs
     progress.finish_and_clear();
     let mut results = results.into_inner().expect("results lock");
     results.sort_by_key(|(i, _)| *i);
+    publish(sink, &results)?;
     let mut summary = RunSummary::default();
     let mut partitions = BTreeSet::new();
     for (i, result) in &results {
@@ -149,6 +150,33 @@ pub fn run_convert(files: &[SourceFile], sink: &DirSink, options: &Options, jobs
     }
     summary.finish(partitions, started);
     Ok(summary)
+}
+
+/// Lists the run's outputs in their partitions' manifests (one write per partition), which makes
+/// them visible to readers that go through manifests (Athena, `summary`, `export`, `compact`).
+/// Outputs whose rows a compaction already holds (a rerun over compacted days) stay unlisted.
+fn publish(sink: &DirSink, results: &[(usize, Result<FileReport, parquetrail_core::Error>)]) -> Result<()> {
+    let paths: Vec<String> = results
+        .iter()
+        .filter_map(|(_, r)| r.as_ref().ok())
+        .filter(|r| r.failure.is_none())
+        .flat_map(|r| r.outputs.iter().map(|o| o.path.clone()))
+        .collect();
+    if paths.is_empty() {
+        return Ok(());
+    }
+    let storage = parquetrail_ingest::local::LocalStorage::new(sink.root());
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
+    let added = runtime
+        .block_on(parquetrail_ingest::manifest::add(&storage, "", &paths))
+        .with_context(|| format!("listing outputs in the manifests under {}", sink.root().display()))?;
+    if !added.refused.is_empty() {
+        eprintln!(
+            "{} output(s) already compacted: their rows are in compacted files, so they stay unlisted",
+            added.refused.len()
+        );
+    }
+    Ok(())
 }
 
 impl RunSummary {

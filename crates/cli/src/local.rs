@@ -77,16 +77,37 @@ pub struct ArchiveFile {
     pub size: u64,
 }
 
+/// The Parquet files of a dataset that readers see: in a partition with a manifest, the files it
+/// lists (compaction leaves replaced files behind for a grace period); in one without (an archive
+/// written before manifests), every file.
 pub fn list_archive(root: &Path, dataset: &str) -> io::Result<Vec<ArchiveFile>> {
     let base = root.join(dataset);
     let mut files = Vec::new();
     if !base.exists() {
         return Ok(files);
     }
+    let manifests = root.join(parquetrail_ingest::manifest::MANIFESTS).join(dataset);
+    let mut listed = std::collections::BTreeSet::new();
+    let mut managed = std::collections::BTreeSet::new();
+    let mut found = Vec::new();
+    if manifests.is_dir() {
+        walk(&manifests, &manifests, &mut found)?;
+    }
+    for m in found.iter().filter(|m| m.path.ends_with(parquetrail_ingest::manifest::MANIFEST_FILE)) {
+        if let Some(dir) = m.path.parent().and_then(|d| d.strip_prefix(&manifests).ok()) {
+            managed.insert(base.join(dir));
+        }
+        for line in std::fs::read_to_string(&m.path)?.lines().filter(|l| !l.is_empty()) {
+            listed.insert(root.join(line));
+        }
+    }
     let mut all = Vec::new();
     walk(&base, &base, &mut all)?;
     for f in all {
         if f.path.extension().is_none_or(|e| e != "parquet") {
+            continue;
+        }
+        if f.path.parent().is_some_and(|d| managed.contains(d)) && !listed.contains(&f.path) {
             continue;
         }
         let rel = f.path.strip_prefix(&base).unwrap_or(&f.path);

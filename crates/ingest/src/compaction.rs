@@ -254,6 +254,17 @@ impl Compactor {
             let compacted = self.write_outputs(dataset, dir, &inputs, &stem).await?;
             let outputs: BTreeSet<String> = compacted.outputs.iter().map(|o| o.path.clone()).collect();
             manifest::mark_consumed(storage, &self.root, dir, &inputs, unix_now()).await?;
+            // Outputs never listed are garbage after the grace period: a compaction that took
+            // longer than half of it might swap in files another run's collection just deleted.
+            if started.elapsed() > self.settings.grace / 2 && !self.settings.grace.is_zero() {
+                return Err(StorageError::new(
+                    ErrorKind::Retryable,
+                    format!(
+                        "{dir}: compaction took {:.0} s, over half the grace period; not swapping (run again)",
+                        started.elapsed().as_secs_f64()
+                    ),
+                ));
+            }
             let mut attempt = 0;
             loop {
                 let mut files: BTreeSet<String> = manifest.files.difference(&inputs).cloned().collect();
@@ -333,24 +344,32 @@ impl Compactor {
     }
 
     /// Deletes the partition's files that its manifest does not list, once past the grace period:
-    /// consumed ones from when they were consumed, others (an abandoned compaction's outputs, a
-    /// writer's file it never got to list) from when they were written. Returns how many.
+    /// consumed ones counted from when they were (last) consumed, and compacted outputs never
+    /// listed (a crashed or beaten compaction's) from when they were written. An unlisted
+    /// per-delivery file that was never consumed is kept: it may be a writer's, about to be
+    /// listed, or an archive's from before manifests ([`manifest::adopt`] lists those).
+    /// Returns how many were deleted.
     pub async fn collect_garbage(&self, dir: &str) -> Result<usize, StorageError> {
         let storage = self.storage.as_ref();
+        // List first, then read the manifest: every object listed was written before the
+        // manifest read, so one that a swap had listed by then is seen as listed.
+        let objects = storage.list(&join(&self.root, &format!("{dir}/"))).await?;
         let manifest = manifest::read(storage, &self.root, dir).await?;
         let consumed = manifest::read_consumed(storage, &self.root, dir).await?;
         let now = SystemTime::now();
         let grace = self.settings.grace;
         let mut deleted = 0;
         let prefix = join(&self.root, "");
-        for object in storage.list(&join(&self.root, &format!("{dir}/"))).await? {
+        for object in objects {
             let path = object.key.strip_prefix(&prefix).unwrap_or(&object.key).to_string();
             if manifest.files.contains(&path) || !path.ends_with(".parquet") || manifest.tag.is_none() {
                 continue;
             }
+            let compacted = path.rsplit('/').next().is_some_and(|n| n.starts_with(manifest::COMPACTED_PREFIX));
             let since = match consumed.entries.get(&path) {
                 Some(at) => SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(*at).unwrap_or(0)),
-                None => object.last_modified.unwrap_or(now),
+                None if compacted => object.last_modified.unwrap_or(now),
+                None => continue,
             };
             if now.duration_since(since).unwrap_or_default() >= grace {
                 storage.delete(&object.key).await?;
@@ -369,7 +388,7 @@ fn stem(inputs: &BTreeSet<String>) -> String {
         hash.update(b"\n");
     }
     let hex: String = hash.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect();
-    format!("compacted-{hex}")
+    format!("{}{hex}", manifest::COMPACTED_PREFIX)
 }
 
 fn unix_now() -> i64 {

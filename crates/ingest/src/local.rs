@@ -31,6 +31,11 @@ impl DirSink {
     pub fn new_lazy(root: impl Into<PathBuf>) -> Self {
         DirSink { root: root.into() }
     }
+
+    /// The directory outputs go under.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
 }
 
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);

@@ -72,7 +72,8 @@ pub struct ConsumedEntry {
 /// One version of a partition's consumed list.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Consumed {
-    /// Path → when it was consumed (the earliest time, if recorded twice).
+    /// Path → when it was last consumed (a compaction that crashed or lost a race may have
+    /// recorded it earlier; garbage collection counts the grace period from the latest).
     pub entries: BTreeMap<String, i64>,
     pub tag: Option<String>,
 }
@@ -148,12 +149,13 @@ pub async fn read_consumed(storage: &dyn Storage, root: &str, dir: &str) -> Resu
             StorageError::new(ErrorKind::Permanent, format!("{}/{key}: line {}: {e}", storage.describe(), n + 1))
         })?;
         let at = entries.entry(entry.path).or_insert(entry.at);
-        *at = (*at).min(entry.at);
+        *at = (*at).max(entry.at);
     }
     Ok(Consumed { entries, tag: Some(tag) })
 }
 
-/// Records files as consumed at `at` (unix seconds), keeping what is recorded already.
+/// Records files as consumed at `at` (unix seconds), refreshing the time of those recorded
+/// already, so the grace period runs from the compaction that is about to swap them out.
 pub async fn mark_consumed(
     storage: &dyn Storage,
     root: &str,
@@ -164,11 +166,12 @@ pub async fn mark_consumed(
     let key = consumed_key(root, dir);
     for attempt in 0..MAX_ATTEMPTS {
         let mut consumed = read_consumed(storage, root, dir).await?;
-        if paths.iter().all(|p| consumed.entries.contains_key(p)) {
+        if paths.iter().all(|p| consumed.entries.get(p).is_some_and(|t| *t >= at)) {
             return Ok(());
         }
         for p in paths {
-            consumed.entries.entry(p.clone()).or_insert(at);
+            let t = consumed.entries.entry(p.clone()).or_insert(at);
+            *t = (*t).max(at);
         }
         let mut body = Vec::new();
         for (path, at) in &consumed.entries {
@@ -196,6 +199,9 @@ pub async fn add(storage: &dyn Storage, root: &str, paths: &[String]) -> Result<
     for (dir, wanted) in by_dir {
         let mut attempt = 0;
         loop {
+            // The manifest first, then the consumed list: a compaction records its inputs before
+            // it swaps, so a file missing from this manifest because it was compacted is already
+            // in the consumed list read after it.
             let manifest = read(storage, root, dir).await?;
             let consumed = read_consumed(storage, root, dir).await?;
             let present = wanted.iter().filter(|p| manifest.files.contains(*p)).count();
@@ -231,6 +237,30 @@ pub async fn add(storage: &dyn Storage, root: &str, paths: &[String]) -> Result<
     }
     Ok(report)
 }
+
+/// Lists, in their partitions' manifests, the Parquet files of a dataset that no manifest lists
+/// yet and no compaction consumed: an archive written before manifests existed, or outputs of a
+/// writer that stopped between writing and listing. Compacted outputs are left to garbage
+/// collection. Returns how many files were added.
+pub async fn adopt(storage: &dyn Storage, root: &str, dataset_prefix: &str) -> Result<usize, StorageError> {
+    let base = join(root, "");
+    let mut by_dir: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for o in storage.list(&join(root, &format!("{dataset_prefix}/"))).await? {
+        let path = o.key.strip_prefix(&base).unwrap_or(&o.key).to_string();
+        let name = path.rsplit('/').next().unwrap_or_default();
+        if path.ends_with(".parquet") && !name.starts_with(COMPACTED_PREFIX) {
+            by_dir.entry(partition_dir(&path).to_string()).or_default().push(path);
+        }
+    }
+    let mut added = 0;
+    for paths in by_dir.values() {
+        added += add(storage, root, paths).await?.added;
+    }
+    Ok(added)
+}
+
+/// How compacted outputs are named: `compacted-HASH-NNNN.parquet`.
+pub const COMPACTED_PREFIX: &str = "compacted-";
 
 /// The partition directories of a dataset that have a manifest (relative to the archive root,
 /// e.g. `events/account=…/region=…/date=…`), found by listing `manifests/DATASET/`.

@@ -295,6 +295,17 @@ async fn thousands_of_small_files_compact_exactly_while_readers_and_late_writers
     assert_eq!(final_view, want);
     let m = manifest::read(storage.as_ref(), "live", PART).await.unwrap();
     assert_eq!(m.files.len(), 1, "{:?} {:?}", second.verdict, m.files);
+
+    // A delivery's file that no manifest lists and no compaction consumed (an archive from
+    // before manifests) is never collected; adopting lists it, once.
+    let stray = partition(1, 900_000, 0, 0);
+    let (path, bytes) = stray.files[0].clone();
+    storage.put(&format!("live/{path}"), bytes).await.unwrap();
+    assert_eq!(compactor(storage.clone(), "live", Duration::ZERO).collect_garbage(PART).await.unwrap(), 0);
+    assert_eq!(manifest::adopt(storage.as_ref(), "live", "events").await.unwrap(), 1);
+    assert_eq!(manifest::adopt(storage.as_ref(), "live", "events").await.unwrap(), 0, "adopting is idempotent");
+    let (_, adopted) = snapshot(&storage, "live", &mut BTreeMap::new()).await;
+    assert_eq!(adopted.len(), want.len() + 3, "the stray file's records are visible");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
