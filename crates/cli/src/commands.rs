@@ -419,7 +419,7 @@ pub fn demo(args: &DemoArgs) -> Result<ExitCode> {
     let trail = args.dir.join("trail");
     let archive = args.dir.join("archive");
     outln!(
-        "1/3 Generating a sample CloudTrail delivery tree ({} MB of JSON, seed {}) in {}",
+        "1/4 Generating a sample CloudTrail delivery tree ({} MB of JSON, seed {}) in {}",
         args.mb,
         args.seed,
         trail.display()
@@ -435,13 +435,15 @@ pub fn demo(args: &DemoArgs) -> Result<ExitCode> {
         no_insights: false,
     })?;
     outln!("    {} files, {} records, {} gzip\n", generated.files, generated.records, mb(generated.gzip_bytes));
-    outln!("2/3 Converting it to Parquet in {}", archive.display());
+    outln!("2/4 Converting it to Parquet in {}", archive.display());
     let files = local::list_sources(std::slice::from_ref(&trail))?;
     let sink = DirSink::new(&archive)?;
     let jobs = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let run = run_convert(&files, &sink, &Options::default(), jobs)?;
     print_run(&run, &archive.display())?;
-    outln!("\n3/3 What the archive holds");
+    outln!("\n3/4 Compacting: each partition's small files become one sorted, deduplicated file");
+    compact_demo(&archive)?;
+    outln!("\n4/4 What the archive holds");
     summarise(&archive, false)?;
     outln!("\nNext: query it with DuckDB (pip install duckdb):");
     outln!(
@@ -453,6 +455,34 @@ pub fn demo(args: &DemoArgs) -> Result<ExitCode> {
         archive.display()
     );
     Ok(exit_for(&run))
+}
+
+/// The demo's compaction: every partition, replaced files deleted at once (nobody is querying).
+fn compact_demo(archive: &Path) -> Result<()> {
+    use parquetrail_ingest::compaction::{Compactor, Scope, Settings};
+    let storage = Arc::new(parquetrail_ingest::local::LocalStorage::new(archive));
+    let settings = Settings { grace: Duration::ZERO, ..Settings::default() };
+    let compactor = Compactor::new(storage, "", parquetrail_core::convert::Layout::default(), settings);
+    let scope = Scope {
+        datasets: vec![convert::Dataset::Events, convert::Dataset::Insights, convert::Dataset::Digests],
+        ..Scope::default()
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
+    let report = runtime.block_on(compactor.run(&scope)).context("compacting the archive")?;
+    if let Some(f) = report.failures.first() {
+        bail!("compacting {}: {}", f.partition, f.error);
+    }
+    let compacted: Vec<_> = report.compacted().collect();
+    outln!(
+        "    {} partitions: {} files → {}, {} → {}, {} duplicate record(s) removed",
+        compacted.len(),
+        compacted.iter().map(|p| p.files_before).sum::<usize>(),
+        compacted.iter().map(|p| p.files_after).sum::<usize>(),
+        mb(compacted.iter().map(|p| p.bytes_before).sum()),
+        mb(compacted.iter().map(|p| p.bytes_after).sum()),
+        compacted.iter().map(|p| p.duplicates_removed).sum::<u64>()
+    );
+    Ok(())
 }
 
 pub fn summary(args: &SummaryArgs) -> Result<ExitCode> {

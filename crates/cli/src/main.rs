@@ -12,6 +12,7 @@ macro_rules! outln {
 mod backfill;
 mod batch_job;
 mod commands;
+mod compact;
 mod local;
 mod verify;
 
@@ -52,6 +53,9 @@ enum Command {
     Convert(ConvertArgs),
     /// Convert a trail's history for a date range, resumably (or as an S3 Batch Operations job).
     Backfill(backfill::BackfillArgs),
+    /// Merge each partition's small files into a few large, sorted, deduplicated ones, swapped in
+    /// through its manifest so readers never see a record twice.
+    Compact(compact::CompactArgs),
     /// Prove a trail bucket, and the archive made from it, hold exactly what CloudTrail signed in its digest files.
     Verify(verify::VerifyArgs),
     /// Write a realistic synthetic CloudTrail delivery tree (for trying things, tests, benchmarks).
@@ -321,6 +325,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => commands::demo(&args),
         Command::Convert(args) => commands::convert(&args),
         Command::Backfill(args) => backfill::backfill(&args),
+        Command::Compact(args) => compact::compact(&args),
         Command::Verify(args) => verify::verify(&args),
         Command::Generate(args) => commands::generate(&args),
         Command::Summary(args) => commands::summary(&args),

@@ -380,6 +380,60 @@ impl Compactor {
     }
 }
 
+/// Parses a size: bytes, or a whole number with a unit (`KiB`, `MiB`, `GiB`, or `KB`, `MB`, `GB`),
+/// case-insensitive; zero is refused.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let bad = || format!("expected a size like 64MiB, 1GiB or a number of bytes, got {text:?}");
+    let text = text.trim();
+    let digits = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let n: u64 = text[..digits].parse().map_err(|_| bad())?;
+    let unit: u64 = match text[digits..].trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        _ => return Err(bad()),
+    };
+    match n.checked_mul(unit) {
+        Some(0) => Err(format!("{text:?}: must be more than zero")),
+        Some(bytes) => Ok(bytes),
+        None => Err(bad()),
+    }
+}
+
+/// Parses a duration: a whole number and a unit (`s`, `m`, `h`, `d`), possibly several (`1h30m`);
+/// a bare `0` is zero.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let bad = || format!("expected a duration like 30m, 6h, 1d or 0s, got {text:?}");
+    let text = text.trim();
+    if text == "0" {
+        return Ok(Duration::ZERO);
+    }
+    if text.is_empty() {
+        return Err(bad());
+    }
+    let mut rest = text;
+    let mut seconds: u64 = 0;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_end = rest[digits..].find(|c: char| c.is_ascii_digit()).map_or(rest.len(), |i| digits + i);
+        let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
+        let unit = match &rest[digits..unit_end] {
+            "s" => 1,
+            "m" => 60,
+            "h" => 3600,
+            "d" => 86_400,
+            _ => return Err(bad()),
+        };
+        seconds = n.checked_mul(unit).and_then(|s| s.checked_add(seconds)).ok_or_else(bad)?;
+        rest = &rest[unit_end..];
+    }
+    Ok(Duration::from_secs(seconds))
+}
+
 /// The output stem of a set of inputs: `compacted-` and 16 hex digits of the hash of their paths.
 fn stem(inputs: &BTreeSet<String>) -> String {
     let mut hash = Sha256::new();
@@ -398,6 +452,22 @@ fn unix_now() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_and_durations() {
+        for (text, bytes) in [("64MiB", 64 << 20), ("1GiB", 1 << 30), ("128mib", 128 << 20), ("1000", 1000)] {
+            assert_eq!(parse_size(text), Ok(bytes), "{text}");
+        }
+        for bad in ["", "MiB", "1.5GiB", "0", "9999999999999GiB"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+        for (text, secs) in [("0", 0), ("0s", 0), ("30m", 1800), ("6h", 21_600), ("1d", 86_400), ("1h30m", 5400)] {
+            assert_eq!(parse_duration(text), Ok(Duration::from_secs(secs)), "{text}");
+        }
+        for bad in ["", "1", "h", "1x", "-1h", "1.5h", "1 h"] {
+            assert!(parse_duration(bad).unwrap_err().contains("30m"), "{bad}");
+        }
+    }
 
     #[test]
     fn stems_depend_only_on_the_input_set() {

@@ -1,6 +1,7 @@
 //! The `parquetrail` binary as a user runs it: exit codes, summaries, quarantine, round trips.
 
 mod backfill;
+mod compact;
 
 use std::io::Write;
 use std::path::Path;
