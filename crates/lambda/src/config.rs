@@ -41,6 +41,16 @@ pub const VARIABLES: &[(&str, &str)] = &[
         "PARQUETRAIL_S3_PATH_STYLE",
         "true/false: path-style S3 addressing (default: on when AWS_ENDPOINT_URL[_S3] is set)",
     ),
+    (
+        "PARQUETRAIL_COMPACT_TARGET_SIZE",
+        "compaction: size of each compacted file, e.g. 64MiB or 1GiB (default: 128MiB)",
+    ),
+    (
+        "PARQUETRAIL_COMPACT_MEMORY",
+        "compaction: memory for sorting one partition's rows, e.g. 256MiB (default: 256MiB); keep it times \
+         PARQUETRAIL_COMPACT_CONCURRENCY under half the function's memory",
+    ),
+    ("PARQUETRAIL_COMPACT_CONCURRENCY", "compaction: partitions compacted at once per invocation (default: 1)"),
     ("PARQUETRAIL_METRICS_NAMESPACE", "CloudWatch namespace of the embedded metrics (default: parquetrail)"),
     ("PARQUETRAIL_LOG_FORMAT", "json or text (default: json)"),
 ];
@@ -56,11 +66,33 @@ pub struct Config {
     pub concurrency: usize,
     /// How to reach S3 (`PARQUETRAIL_S3_PATH_STYLE`; endpoint and credentials from the standard chain).
     pub s3: S3Settings,
+    /// How a scheduled compaction run compacts (the writer settings are those of `options`).
+    pub compaction: CompactionConfig,
     /// `PARQUETRAIL_METRICS_NAMESPACE`.
     pub metrics_namespace: String,
     /// `PARQUETRAIL_LOG_FORMAT` is `json`.
     pub json_logs: bool,
 }
+
+/// How the function compacts, when a schedule asks it to (`{"parquetrail":"compact"}`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompactionConfig {
+    /// `PARQUETRAIL_COMPACT_TARGET_SIZE`: bytes per compacted file.
+    pub target_bytes: u64,
+    /// `PARQUETRAIL_COMPACT_MEMORY`: bytes of decoded rows held to sort one partition.
+    pub memory_budget: usize,
+    /// `PARQUETRAIL_COMPACT_CONCURRENCY`: partitions compacted at once. One by default: a
+    /// partition may hold up to `memory_budget` of rows, and the function's memory is small.
+    pub concurrency: usize,
+}
+
+impl Default for CompactionConfig {
+    fn default() -> Self {
+        CompactionConfig { target_bytes: 128 << 20, memory_budget: 256 << 20, concurrency: 1 }
+    }
+}
+
+pub use parquetrail_ingest::compaction::{parse_duration, parse_size};
 
 fn list(value: &str) -> impl Iterator<Item = &str> {
     value.split(',').map(str::trim).filter(|s| !s.is_empty())
@@ -151,6 +183,21 @@ impl Config {
                 },
                 ..S3Settings::default()
             };
+        let mut compaction = CompactionConfig::default();
+        if let Some(v) = get("PARQUETRAIL_COMPACT_TARGET_SIZE") {
+            compaction.target_bytes = parse_size(v).map_err(|m| err("PARQUETRAIL_COMPACT_TARGET_SIZE", m))?;
+        }
+        if let Some(v) = get("PARQUETRAIL_COMPACT_MEMORY") {
+            let bytes = parse_size(v).map_err(|m| err("PARQUETRAIL_COMPACT_MEMORY", m))?;
+            compaction.memory_budget = usize::try_from(bytes).unwrap_or(usize::MAX);
+        }
+        if let Some(v) = get("PARQUETRAIL_COMPACT_CONCURRENCY") {
+            compaction.concurrency = v
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=16).contains(n))
+                .ok_or_else(|| err("PARQUETRAIL_COMPACT_CONCURRENCY", format!("expected 1 to 16, got {v:?}")))?;
+        }
         let json_logs = match get("PARQUETRAIL_LOG_FORMAT") {
             None | Some("json") => true,
             Some("text") => false,
@@ -161,6 +208,7 @@ impl Config {
             options: Options { writer, layout, filter },
             concurrency,
             s3,
+            compaction,
             metrics_namespace: get("PARQUETRAIL_METRICS_NAMESPACE").unwrap_or("parquetrail").to_string(),
             json_logs,
         })
@@ -189,6 +237,9 @@ mod tests {
             ("PARQUETRAIL_EXCLUDE_EVENT_SOURCES", "kms.amazonaws.com,rdsdata.amazonaws.com"),
             ("PARQUETRAIL_CONCURRENCY", "8"),
             ("PARQUETRAIL_S3_PATH_STYLE", "true"),
+            ("PARQUETRAIL_COMPACT_TARGET_SIZE", "64MiB"),
+            ("PARQUETRAIL_COMPACT_MEMORY", "1GiB"),
+            ("PARQUETRAIL_COMPACT_CONCURRENCY", "2"),
             ("HOME", "/ignored"),
         ]))
         .unwrap();
@@ -200,6 +251,7 @@ mod tests {
         assert_eq!(c.options.filter.read_write, ReadWrite::WriteOnly);
         assert_eq!(c.options.filter.exclude_sources.len(), 2);
         assert_eq!((c.concurrency, c.s3.force_path_style, c.json_logs), (8, Some(true), true));
+        assert_eq!(c.compaction, CompactionConfig { target_bytes: 64 << 20, memory_budget: 1 << 30, concurrency: 2 });
     }
 
     #[test]
@@ -209,6 +261,7 @@ mod tests {
         assert!(c.options.filter.keeps_all());
         assert_eq!(c.options.writer, WriterSettings::default());
         assert_eq!(c.concurrency, 4);
+        assert_eq!(c.compaction, CompactionConfig::default());
     }
 
     #[test]
@@ -228,6 +281,9 @@ mod tests {
             (vec![base, ("PARQUETRAIL_QUARANTINE_PREFIX", "a/../b")], "PARQUETRAIL_QUARANTINE_PREFIX"),
             (vec![base, ("PARQUETRAIL_QUARANTINE_PREFIX", "events")], "PARQUETRAIL_QUARANTINE_PREFIX"),
             (vec![base, ("PARQUETRAIL_DESTINATON", "typo")], "PARQUETRAIL_DESTINATON"),
+            (vec![base, ("PARQUETRAIL_COMPACT_TARGET_SIZE", "big")], "PARQUETRAIL_COMPACT_TARGET_SIZE"),
+            (vec![base, ("PARQUETRAIL_COMPACT_MEMORY", "0MiB")], "PARQUETRAIL_COMPACT_MEMORY"),
+            (vec![base, ("PARQUETRAIL_COMPACT_CONCURRENCY", "0")], "PARQUETRAIL_COMPACT_CONCURRENCY"),
         ];
         for (pairs, variable) in cases {
             let e = Config::from_vars(vars(&pairs)).unwrap_err();

@@ -9,13 +9,20 @@
 //!
 //! A message whose body is not a notification at all is reported in `batchItemFailures`, so it
 //! ends in the queue's DLQ for an operator instead of being dropped.
+//!
+//! An event with a top-level `"parquetrail"` field is a command to the function, not a
+//! notification (no AWS event has that field), and is recognised before any notification parsing:
+//! `{"parquetrail":"compact"}`, sent by a schedule, compacts the archive ([`CompactRequest`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse};
-use parquetrail_core::convert::Options;
+use chrono::{Days, NaiveDate, Utc};
+use parquetrail_core::compact::CompactOptions;
+use parquetrail_core::convert::{Dataset, Options};
+use parquetrail_ingest::compaction::{Compactor, Failure, Scope, Settings, Verdict};
 use parquetrail_ingest::ledger::{Entry, record_object};
 use parquetrail_ingest::listing::DatasetChoice;
 use parquetrail_ingest::notifications::{
@@ -23,10 +30,12 @@ use parquetrail_ingest::notifications::{
 };
 use parquetrail_ingest::s3::S3Storage;
 use parquetrail_ingest::{IngestError, Location, Outcome, Pipeline, Storage};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::{Map, Value, json};
 use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 
-use crate::config::Config;
+use crate::config::{Config, parse_duration};
 use crate::metrics::InvocationMetrics;
 
 /// Everything built once at cold start and shared by invocations.
@@ -61,8 +70,26 @@ fn pipeline_for(client: &aws_sdk_s3::Client, destination: &Location, options: Op
 #[error("{0}")]
 pub struct RetryableFailure(pub String);
 
-/// Handles one invocation.
+/// Handles one invocation, with no time limit (tests, and callers without a deadline).
 pub async fn handle(app: &App, event: Value) -> Result<Value, RetryableFailure> {
+    handle_with_deadline(app, event, None).await
+}
+
+/// Handles one invocation that must end by `deadline` (the Lambda context's): long work (a
+/// compaction run) stops starting new units in time to answer.
+pub async fn handle_with_deadline(
+    app: &App,
+    event: Value,
+    deadline: Option<SystemTime>,
+) -> Result<Value, RetryableFailure> {
+    match parse_command(&event) {
+        None => {}
+        Some(Ok(Command::Compact(request))) => return compact(app, &request, deadline).await,
+        Some(Err(e)) => {
+            tracing::error!(error = %e, "invalid parquetrail command");
+            return Err(RetryableFailure(format!("invalid parquetrail command: {e}")));
+        }
+    }
     let started = Instant::now();
     let trigger = match parse_trigger(&event) {
         Ok(t) => t,
@@ -274,5 +301,287 @@ fn summary(outcomes: &[Outcome]) -> Vec<Value> {
 impl From<RetryableFailure> for lambda_runtime::Diagnostic {
     fn from(e: RetryableFailure) -> Self {
         lambda_runtime::Diagnostic { error_type: "RetryableFailure".into(), error_message: e.0 }
+    }
+}
+
+/// A command to the function itself: an event `{"parquetrail": NAME, …}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Compact(CompactRequest),
+}
+
+/// A scheduled compaction run: `{"parquetrail":"compact"}`, every other field optional. Unknown
+/// fields are refused, so a typo in a schedule's input fails loudly instead of compacting with
+/// defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompactRequest {
+    /// `older_than` (default `"1h"`): only partitions whose day (UTC) ended at least this long
+    /// ago, so late deliveries have landed.
+    pub older_than: Duration,
+    /// `lookback_days` (default 7): only partitions dated within the last this many days, so a run
+    /// looks at a week of partitions, not the archive's whole history.
+    pub lookback_days: u32,
+    /// `dataset` (default `"all"`): `events`, `insights`, `digests` or `all`.
+    pub dataset: DatasetChoice,
+    /// `grace` (default `"1h"`): how long a replaced file stays readable, for queries planned on
+    /// the previous manifest, before a run deletes it.
+    pub grace: Duration,
+}
+
+impl Default for CompactRequest {
+    fn default() -> Self {
+        CompactRequest {
+            older_than: Duration::from_secs(3600),
+            lookback_days: 7,
+            dataset: DatasetChoice::All,
+            grace: Duration::from_secs(3600),
+        }
+    }
+}
+
+const COMPACT_FIELDS: &str = "parquetrail, older_than, lookback_days, dataset, grace";
+
+impl CompactRequest {
+    fn parse(event: &Map<String, Value>) -> Result<CompactRequest, String> {
+        let mut request = CompactRequest::default();
+        let text = |name: &str, v: &Value| -> Result<String, String> {
+            v.as_str().map(str::to_string).ok_or_else(|| format!("{name}: expected a string, got {v}"))
+        };
+        for (name, value) in event {
+            match name.as_str() {
+                "parquetrail" => {}
+                "older_than" => {
+                    request.older_than = parse_duration(&text(name, value)?).map_err(|e| format!("{name}: {e}"))?;
+                }
+                "grace" => request.grace = parse_duration(&text(name, value)?).map_err(|e| format!("{name}: {e}"))?,
+                "lookback_days" => {
+                    request.lookback_days = value
+                        .as_u64()
+                        .and_then(|n| u32::try_from(n).ok())
+                        .ok_or_else(|| format!("{name}: expected a whole number of days, got {value}"))?;
+                }
+                "dataset" => request.dataset = text(name, value)?.parse().map_err(|e| format!("{name}: {e}"))?,
+                "older_than_days" => {
+                    return Err(format!(
+                        "unknown field {name:?} (known: {COMPACT_FIELDS}); for whole days, \"older_than\": \"1d\""
+                    ));
+                }
+                other => return Err(format!("unknown field {other:?} (known: {COMPACT_FIELDS})")),
+            }
+        }
+        Ok(request)
+    }
+
+    fn datasets(&self) -> Vec<Dataset> {
+        match self.dataset {
+            DatasetChoice::Events => vec![Dataset::Events],
+            DatasetChoice::Insights => vec![Dataset::Insights],
+            DatasetChoice::Digests => vec![Dataset::Digests],
+            DatasetChoice::All => vec![Dataset::Events, Dataset::Insights, Dataset::Digests],
+        }
+    }
+}
+
+/// The command an event carries, if it is one (`None`: a notification, for `parse_trigger`).
+pub fn parse_command(event: &Value) -> Option<Result<Command, String>> {
+    let object = event.as_object()?;
+    let name = object.get("parquetrail")?;
+    Some(match name.as_str() {
+        Some("compact") => CompactRequest::parse(object).map(Command::Compact),
+        _ => Err(format!("\"parquetrail\": unknown command {name} (known: \"compact\")")),
+    })
+}
+
+/// Time kept back at the end of an invocation for the partitions in flight and the answer: a
+/// quarter of the time the invocation had, at most this (so a 60 s function still compacts).
+pub const SAFETY_MARGIN: Duration = Duration::from_secs(60);
+
+fn safety_margin(time: Duration) -> Duration {
+    (time / 4).min(SAFETY_MARGIN)
+}
+
+/// What a compaction run did: the invocation's response.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CompactionSummary {
+    /// The archive compacted.
+    pub destination: String,
+    /// Partitions in scope.
+    pub partitions: usize,
+    pub compacted: usize,
+    pub already_compact: usize,
+    /// Compacted meanwhile by another run, whose result stands.
+    pub lost_race: usize,
+    /// Partitions not started because the invocation ran short of time: the next run does them.
+    pub remaining: usize,
+    /// Files and bytes of the compacted partitions, before and after.
+    pub files_before: usize,
+    pub files_after: usize,
+    pub bytes_before: u64,
+    pub bytes_after: u64,
+    pub duplicates_removed: u64,
+    /// Replaced files deleted (past their grace period), in every partition looked at.
+    pub deleted: usize,
+    /// Partitions that failed, with why; the others went on.
+    pub failures: Vec<Failure>,
+    pub seconds: f64,
+}
+
+/// A compaction run over the function's destination, partition by partition, until the work or
+/// the time runs out. Every partition is compacted or left as it was, never half, so a run cut
+/// short (here or by a timeout) loses nothing, and the next run carries on. A failed partition is
+/// reported in the response, not as an invocation error: an error would make the schedule retry
+/// the whole run; only failing to list the partitions at all is one.
+async fn compact(app: &App, request: &CompactRequest, deadline: Option<SystemTime>) -> Result<Value, RetryableFailure> {
+    let started = Instant::now();
+    let time_left = |deadline: SystemTime| deadline.duration_since(SystemTime::now()).unwrap_or_default();
+    let margin = deadline.map(|d| safety_margin(time_left(d)));
+    let config = &app.config;
+    let settings = Settings {
+        options: CompactOptions {
+            target_bytes: config.compaction.target_bytes,
+            memory_budget: config.compaction.memory_budget,
+            settings: config.options.writer.clone(),
+        },
+        grace: request.grace,
+        concurrency: config.compaction.concurrency,
+        dry_run: false,
+    };
+    let (storage, root) = app.pipeline.destination();
+    let compactor = Compactor::new(storage.clone(), root, config.options.layout.clone(), settings);
+    let today = Utc::now().date_naive();
+    let scope = Scope {
+        datasets: request.datasets(),
+        older_than: Some(request.older_than),
+        since: Some(today.checked_sub_days(Days::new(request.lookback_days.into())).unwrap_or(NaiveDate::MIN)),
+        partitions: Vec::new(),
+    };
+    let partitions = compactor.partitions(&scope).await.map_err(|e| {
+        tracing::error!(destination = %config.destination, error = %e, "compaction: listing partitions failed");
+        RetryableFailure(format!("compaction: listing the partitions of {}: {e}", config.destination))
+    })?;
+    let mut summary = CompactionSummary {
+        destination: config.destination.to_string(),
+        partitions: partitions.len(),
+        ..Default::default()
+    };
+    let mut queue = partitions.into_iter();
+    let mut running = JoinSet::new();
+    let mut names = HashMap::new();
+    loop {
+        while running.len() < config.compaction.concurrency {
+            if let (Some(deadline), Some(margin)) = (deadline, margin)
+                && time_left(deadline) <= margin
+            {
+                break;
+            }
+            let Some((dataset, dir)) = queue.next() else { break };
+            let this = compactor.clone();
+            let handle = running.spawn({
+                let dir = dir.clone();
+                async move { this.partition(dataset, &dir).await }
+            });
+            names.insert(handle.id(), dir);
+        }
+        let Some(done) = running.join_next_with_id().await else { break };
+        let (partition, result) = match done {
+            Ok((id, result)) => (names.remove(&id).unwrap_or_default(), result.map_err(|e| e.message)),
+            Err(e) => (names.remove(&e.id()).unwrap_or_default(), Err(format!("the compaction task failed: {e}"))),
+        };
+        match result {
+            Ok(p) => {
+                match p.verdict {
+                    Verdict::Compacted => {
+                        summary.compacted += 1;
+                        summary.files_before += p.files_before;
+                        summary.files_after += p.files_after;
+                        summary.bytes_before += p.bytes_before;
+                        summary.bytes_after += p.bytes_after;
+                        summary.duplicates_removed += p.duplicates_removed;
+                    }
+                    Verdict::AlreadyCompact | Verdict::Planned => summary.already_compact += 1,
+                    Verdict::LostRace => summary.lost_race += 1,
+                }
+                summary.deleted += p.deleted;
+            }
+            Err(error) => {
+                tracing::error!(partition = %partition, error = %error, "partition not compacted");
+                summary.failures.push(Failure { partition, error });
+            }
+        }
+    }
+    summary.remaining = queue.len();
+    summary.failures.sort_by(|a, b| a.partition.cmp(&b.partition));
+    summary.seconds = started.elapsed().as_secs_f64();
+    if summary.remaining > 0 {
+        tracing::warn!(remaining = summary.remaining, "compaction: out of time; the next run carries on");
+    }
+    tracing::info!(
+        destination = %summary.destination,
+        partitions = summary.partitions,
+        compacted = summary.compacted,
+        already_compact = summary.already_compact,
+        failed = summary.failures.len(),
+        remaining = summary.remaining,
+        deleted = summary.deleted,
+        duplicates_removed = summary.duplicates_removed,
+        "compaction run"
+    );
+    Ok(serde_json::to_value(&summary).expect("summaries serialize"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_are_told_from_notifications() {
+        let hour = Duration::from_secs(3600);
+        let ok = [
+            (json!({"parquetrail": "compact"}), CompactRequest::default()),
+            (
+                json!({"parquetrail": "compact", "older_than": "0s", "grace": "30m", "lookback_days": 30, "dataset": "events"}),
+                CompactRequest {
+                    older_than: Duration::ZERO,
+                    lookback_days: 30,
+                    dataset: DatasetChoice::Events,
+                    grace: hour / 2,
+                },
+            ),
+        ];
+        for (event, want) in ok {
+            assert_eq!(parse_command(&event), Some(Ok(Command::Compact(want))), "{event}");
+        }
+        let bad = [
+            (json!({"parquetrail": "explode"}), "unknown command"),
+            (json!({"parquetrail": 1}), "unknown command"),
+            (
+                json!({"parquetrail": "compact", "older_than_days": 1}),
+                "(known: parquetrail, older_than, lookback_days, dataset, grace); for whole days, \"older_than\": \"1d\"",
+            ),
+            (json!({"parquetrail": "compact", "older_than": "soon"}), "older_than: expected a duration"),
+            (json!({"parquetrail": "compact", "older_than": 3600}), "older_than: expected a string"),
+            (json!({"parquetrail": "compact", "lookback_days": -1}), "lookback_days: expected a whole number"),
+            (json!({"parquetrail": "compact", "dataset": "logs"}), "dataset: \"logs\" is not"),
+        ];
+        for (event, needle) in bad {
+            let e = parse_command(&event).unwrap().unwrap_err();
+            assert!(e.contains(needle), "{event}: {e}");
+        }
+        // Notifications are not commands, whatever else they hold.
+        for event in [
+            json!({"Records": []}),
+            json!({"source": "aws.s3", "detail-type": "Object Created", "detail": {"parquetrail": "compact"}}),
+            json!("parquetrail"),
+        ] {
+            assert_eq!(parse_command(&event), None, "{event}");
+        }
+    }
+
+    #[test]
+    fn the_margin_keeps_a_quarter_of_the_time_at_most_a_minute() {
+        let s = Duration::from_secs;
+        for (time, margin) in [(s(900), s(60)), (s(300), s(60)), (s(120), s(30)), (s(60), s(15)), (s(0), s(0))] {
+            assert_eq!(safety_margin(time), margin, "{time:?}");
+        }
     }
 }

@@ -1,12 +1,12 @@
 //! Runtime glue: logging, configuration and the S3 client are built once at cold start; every
-//! invocation then goes to `handler::handle`. A bad configuration fails the start with a message
-//! naming the variable.
+//! invocation then goes to `handler::handle_with_deadline`, with its deadline. A bad configuration
+//! fails the start with a message naming the variable.
 
 use std::sync::Arc;
 
 use lambda_runtime::{LambdaEvent, service_fn};
 use parquetrail_lambda::config::Config;
-use parquetrail_lambda::handler::{App, handle};
+use parquetrail_lambda::handler::{App, handle_with_deadline};
 use serde_json::Value;
 
 #[tokio::main]
@@ -27,7 +27,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let app = Arc::new(App::new(config, client, function));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let app = app.clone();
-        async move { handle(&app, event.payload).await }
+        async move { handle_with_deadline(&app, event.payload, Some(event.context.deadline())).await }
     }))
     .await
 }

@@ -4,6 +4,7 @@
 //! emulator.
 
 mod binary;
+mod compaction;
 mod corpus;
 mod handler;
 mod support;
