@@ -98,8 +98,16 @@ impl MotoServer {
         let port = free_port().map_err(|e| format!("cannot pick a free port: {e}"))?;
         let log_dir = unique_temp_dir().map_err(|e| format!("cannot create a log directory: {e}"))?;
         let log_path = log_dir.join("moto_server.log");
+        let mut command = match interpreter(binary) {
+            Some(mut python) => {
+                let mut command = Command::new(python.remove(0));
+                command.args(python).args(["-c", SERIALIZED_CONDITIONAL_PUTS]);
+                command
+            }
+            None => Command::new(binary),
+        };
         let spawned = File::create(&log_path).and_then(|log| {
-            Command::new(binary)
+            command
                 .args(["-H", "127.0.0.1", "-p", &port.to_string()])
                 .stdin(Stdio::null())
                 .stdout(log.try_clone()?)
@@ -245,11 +253,7 @@ pub fn env_for(endpoint: &str) -> Vec<(String, String)> {
 /// Reads moto's version from the interpreter behind `moto_server`: the script's shebang names its
 /// python; a shell shim (pyenv) defers to `python3` on `PATH`.
 fn moto_version(binary: &Path) -> Option<(u32, u32, u32)> {
-    let first = fs::read_to_string(binary).ok()?.lines().next()?.to_string();
-    let mut command: Vec<String> = match first.strip_prefix("#!") {
-        Some(interp) if interp.contains("python") => interp.split_whitespace().map(str::to_owned).collect(),
-        _ => vec!["python3".to_owned()],
-    };
+    let mut command = interpreter(binary).unwrap_or_else(|| vec!["python3".to_owned()]);
     let program = command.remove(0);
     let out = Command::new(program)
         .args(command)
@@ -262,6 +266,34 @@ fn moto_version(binary: &Path) -> Option<(u32, u32, u32)> {
         text.trim().split('.').map(|p| p.chars().take_while(char::is_ascii_digit).collect::<String>().parse::<u32>());
     Some((parts.next()?.ok()?, parts.next()?.ok()?, parts.next().and_then(Result::ok).unwrap_or(0)))
 }
+
+/// The Python command line behind a `moto_server` script (from its `#!` line), if it is one.
+fn interpreter(binary: &Path) -> Option<Vec<String>> {
+    let first = fs::read_to_string(binary).ok()?.lines().next()?.to_string();
+    match first.strip_prefix("#!") {
+        Some(interp) if interp.contains("python") => Some(interp.split_whitespace().map(str::to_owned).collect()),
+        _ => None,
+    }
+}
+
+/// moto evaluates `If-Match` / `If-None-Match` on PUT without holding a lock, so two racing
+/// conditional writes of one key can both succeed. S3 evaluates them atomically, and the archive's
+/// manifests rely on that (they are compare-and-swap registers), so the harness starts moto with
+/// conditional PUTs serialized: tests then see S3's semantics, not a race of the emulator.
+const SERIALIZED_CONDITIONAL_PUTS: &str = "\
+import sys, threading
+from moto.s3.responses import S3Response
+_lock = threading.Lock()
+_put = S3Response.put_object
+def put_object(self):
+    if 'If-Match' in self.headers or 'If-None-Match' in self.headers:
+        with _lock:
+            return _put(self)
+    return _put(self)
+S3Response.put_object = put_object
+from moto.server import main
+main(sys.argv[1:])
+";
 
 /// Finds the `moto_server` executable, or explains why there is none.
 fn find_binary() -> Result<PathBuf, String> {

@@ -185,3 +185,54 @@ async fn persistent_faults_exhaust_the_sdk_retries() {
     assert_eq!(err.code(), Some("NoSuchKey"));
     assert_eq!((proxy.injected(), proxy.forwarded()), (3, 1));
 }
+
+/// Racing compare-and-swap appends on one key: with S3's atomic conditional writes every append
+/// lands once. This pins the semantics the manifests need; moto's own race (its precondition
+/// check and its store are not atomic) is narrow, and this test does not reliably expose it
+/// without the harness's serialization.
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn conditional_writes_are_atomic_compare_and_swap() {
+    let Some(moto) = MotoServer::start("conditional_writes_are_atomic_compare_and_swap") else { return };
+    moto.create_bucket("cas").await;
+    let client = moto.client().await;
+    let mut tasks = Vec::new();
+    for writer in 0..16 {
+        let client = client.clone();
+        tasks.push(tokio::spawn(async move {
+            for round in 0..2 {
+                loop {
+                    let current = client.get_object().bucket("cas").key("register").send().await;
+                    let (body, etag) = match current {
+                        Ok(o) => {
+                            let etag = o.e_tag().unwrap().to_string();
+                            (o.body.collect().await.unwrap().into_bytes().to_vec(), Some(etag))
+                        }
+                        Err(_) => (Vec::new(), None),
+                    };
+                    let mut next = body;
+                    next.extend(format!("{}\n", writer * 2 + round).bytes());
+                    let put = client.put_object().bucket("cas").key("register").body(ByteStream::from(next));
+                    let put = match &etag {
+                        Some(tag) => put.if_match(tag),
+                        None => put.if_none_match("*"),
+                    };
+                    match put.send().await {
+                        Ok(_) => break,
+                        Err(e) if matches!(e.code(), Some("PreconditionFailed" | "ConditionalRequestConflict")) => {
+                            continue;
+                        }
+                        Err(e) => panic!("{e:?}"),
+                    }
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let body = client.get_object().bucket("cas").key("register").send().await.unwrap().body;
+    let text = String::from_utf8(body.collect().await.unwrap().into_bytes().to_vec()).unwrap();
+    let mut writers: Vec<u32> = text.lines().map(|l| l.parse().unwrap()).collect();
+    writers.sort_unstable();
+    assert_eq!(writers, (0..32).collect::<Vec<_>>(), "every append exactly once");
+}
