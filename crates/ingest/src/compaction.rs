@@ -5,7 +5,7 @@
 //! One partition, step by step:
 //! 1. Read the manifest (version `E`) and list the partition's objects (sizes, ages).
 //! 2. If it holds at least two files and one of them is small, read every listed file and write
-//!    the compacted files (pure core, [`parquetrail_core::compact`]) under names derived from the
+//!    the compacted files (pure core, [`mod@parquetrail_core::compact`]) under names derived from the
 //!    hash of the input list: the same inputs give the same names and the same bytes, so a rerun
 //!    after a crash overwrites, never adds.
 //! 3. Record the inputs as consumed (so a redelivered object cannot list its file again).
