@@ -141,10 +141,14 @@ fn job(source: Arc<dyn Storage>, dest: Arc<dyn Storage>, dest_prefix: &str, star
 async fn archive(storage: &S3Storage, prefix: &str) -> BTreeMap<String, Vec<u8>> {
     let listed = storage.list(&format!("{prefix}/")).await.unwrap();
     let mut reads = JoinSet::new();
+    // Bounded: thousands of connections at once overflow moto's listen backlog (connect timeouts).
+    let permits = Arc::new(tokio::sync::Semaphore::new(32));
     for meta in listed {
         let storage = storage.clone();
         let prefix = prefix.to_string();
+        let permits = permits.clone();
         reads.spawn(async move {
+            let _permit = permits.acquire().await.unwrap();
             let mut body = storage.read(&meta.key).await.unwrap();
             let rel = meta.key[prefix.len() + 1..].to_string();
             if rel.starts_with("manifests/") {
