@@ -1,6 +1,12 @@
 //! `parquetrail`: turn AWS CloudTrail log archives into a fast, queryable, Hive-partitioned
 //! Parquet lake. See `parquetrail --help`.
 
+/// Converting a tree opens thousands of small Parquet writers, each allocating and freeing many
+/// short-lived buffers: mimalloc serves them faster than glibc (BENCHMARKS.md, "Allocator").
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// `println!` that returns the write error (a closed pipe) instead of panicking.
 macro_rules! outln {
     ($($arg:tt)*) => {{

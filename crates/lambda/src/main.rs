@@ -2,6 +2,12 @@
 //! invocation then goes to `handler::handle_with_deadline`, with its deadline. A bad configuration
 //! fails the start with a message naming the variable.
 
+/// Each conversion opens a Parquet writer per partition, allocating and freeing many short-lived
+/// buffers: mimalloc serves them faster than glibc (BENCHMARKS.md, "Allocator").
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::sync::Arc;
 
 use lambda_runtime::{LambdaEvent, service_fn};
