@@ -12,15 +12,15 @@
 //!   naming the key, the byte offset and the reason. Reports reconcile:
 //!   `records == rows + quarantined + filtered` for every converted file.
 
-use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
-use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
 
 use crate::encode::{ParquetOutput, WriterSettings};
-use crate::log_file::{ContentKind, ReadError, RecordReader};
+use crate::log_file::{ContentKind, ReadAheadGuard, ReadError, RecordReader};
 use crate::object_key::{KeyKind, ObjectKey};
 use crate::partition::PartitionKey;
 use crate::record::{RecordError, Row};
@@ -265,12 +265,17 @@ pub struct Source<'a> {
 /// Returns `Err` only for failures worth retrying (the source stream or the sink failed with an
 /// I/O error that is not corrupt data); content problems are reported in the [`FileReport`] and
 /// quarantined, so one bad file never stops a batch.
-pub fn convert(key: &str, input: impl Read, sink: &dyn Sink, options: &Options) -> Result<FileReport> {
+pub fn convert(key: &str, input: impl Read + Send, sink: &dyn Sink, options: &Options) -> Result<FileReport> {
     convert_source(Source { key, ..Source::default() }, input, sink, options)
 }
 
 /// [`convert`], naming the source's bucket and version in quarantine objects.
-pub fn convert_source(source: Source<'_>, input: impl Read, sink: &dyn Sink, options: &Options) -> Result<FileReport> {
+pub fn convert_source(
+    source: Source<'_>,
+    input: impl Read + Send,
+    sink: &dyn Sink,
+    options: &Options,
+) -> Result<FileReport> {
     let key = source.key;
     let object = ObjectKey::parse(key);
     let mut report = FileReport { key: key.to_string(), ..FileReport::default() };
@@ -281,7 +286,7 @@ pub fn convert_source(source: Source<'_>, input: impl Read, sink: &dyn Sink, opt
     if object.kind == KeyKind::Digest {
         return convert_digest(source, &object, input, sink, options);
     }
-    let counter = Rc::new(Cell::new(0u64));
+    let counter = Arc::new(AtomicU64::new(0));
     let counted = CountingReader { inner: input, count: counter.clone() };
     let mut reader =
         RecordReader::new(counted).map_err(|source| Error::Read { key: key.to_string(), offset: 0, source })?;
@@ -291,8 +296,11 @@ pub fn convert_source(source: Source<'_>, input: impl Read, sink: &dyn Sink, opt
     }
     let stem = object.output_stem();
     let mut state = FileState::new(&object, &stem, sink, options);
-    let outcome = state.read_all(&mut reader);
-    report.bytes_in = counter.get();
+    let outcome = std::thread::scope(|scope| {
+        let guard = ReadAheadGuard(&mut reader);
+        state.read_all(guard.0, scope)
+    });
+    report.bytes_in = counter.load(Ordering::Relaxed);
     report.json_bytes = reader.offset();
     report.sha256 = reader.content_sha256().map(|d| hex(&d));
     match outcome {
@@ -336,6 +344,10 @@ pub fn convert_source(source: Source<'_>, input: impl Read, sink: &dyn Sink, opt
     Ok(report)
 }
 
+/// Decompressed bytes read on the converting thread before decompression moves to a thread of its
+/// own: most deliveries are smaller, and for them a thread would cost more than it overlaps.
+const READ_AHEAD_AFTER: u64 = 4 << 20;
+
 enum ReadFault {
     Source(ReadError),
     Sink(Error),
@@ -374,8 +386,18 @@ impl<'s> FileState<'s> {
         self.object.key
     }
 
-    fn read_all(&mut self, reader: &mut RecordReader<'_>) -> std::result::Result<(), ReadFault> {
-        while let Some(raw) = reader.next_record().map_err(ReadFault::Source)? {
+    /// Reads every record; past the first [`READ_AHEAD_AFTER`] bytes, decompression moves to a
+    /// thread of `scope`, so a large file is inflated while its records are parsed.
+    fn read_all<'r: 'scope, 'scope>(
+        &mut self,
+        reader: &mut RecordReader<'r>,
+        scope: &'scope std::thread::Scope<'scope, '_>,
+    ) -> std::result::Result<(), ReadFault> {
+        loop {
+            if reader.offset() >= READ_AHEAD_AFTER {
+                reader.read_ahead(scope);
+            }
+            let Some(raw) = reader.next_record().map_err(ReadFault::Source)? else { break };
             self.records += 1;
             let placed = Row::parse(raw.text, self.object.key, raw.index).and_then(|row| {
                 let time = row.event_time()?;
@@ -492,9 +514,9 @@ fn convert_digest(
     let key = source.key;
     let mut report = FileReport { key: key.to_string(), ..FileReport::default() };
     let stem = object.output_stem();
-    let counter = Rc::new(Cell::new(0u64));
+    let counter = Arc::new(AtomicU64::new(0));
     let inflated = crate::digest::inflate(CountingReader { inner: input, count: counter.clone() });
-    report.bytes_in = counter.get();
+    report.bytes_in = counter.load(Ordering::Relaxed);
     let inflated = match inflated {
         Ok(bytes) => bytes,
         Err(e) if is_corrupt(&e) => {
@@ -607,13 +629,13 @@ fn hex(bytes: &[u8]) -> String {
 
 struct CountingReader<R> {
     inner: R,
-    count: Rc<Cell<u64>>,
+    count: Arc<AtomicU64>,
 }
 
 impl<R: Read> Read for CountingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.count.set(self.count.get() + n as u64);
+        self.count.fetch_add(n as u64, Ordering::Relaxed);
         Ok(n)
     }
 }
@@ -729,5 +751,93 @@ mod tests {
             assert_eq!(marker["source_key"], KEY, "{name}");
             assert!(!marker["reason"].as_str().unwrap().is_empty(), "{name}");
         }
+    }
+
+    /// A log file larger than [`READ_AHEAD_AFTER`] and its many-batch outputs: ~6 MB of JSON
+    /// spread over a few partitions, as gzip in two members.
+    fn large_log_file() -> (String, Vec<u8>) {
+        use std::io::Write as _;
+        let records = parquetrail_synth::sample_records_json(21, 5000);
+        let json = format!(r#"{{"Records":[{}]}}"#, records.join(","));
+        assert!(json.len() as u64 > READ_AHEAD_AFTER + (1 << 20), "{} bytes", json.len());
+        let (a, b) = json.as_bytes().split_at(json.len() / 3);
+        let mut gz = Vec::new();
+        for part in [a, b] {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            e.write_all(part).unwrap();
+            gz.extend(e.finish().unwrap());
+        }
+        (json, gz)
+    }
+
+    /// Past the first few MB a gzip file is inflated on a thread of its own and its large outputs
+    /// are encoded on others: the outputs are byte-identical to those of the same content read as
+    /// plain JSON (inflated on the converting thread, no read-ahead), with the same hash.
+    #[test]
+    fn large_files_convert_the_same_with_read_ahead() {
+        let (json, gz) = large_log_file();
+        let options =
+            Options { writer: WriterSettings { batch_rows: 512, ..WriterSettings::default() }, ..Default::default() };
+        let (plain_sink, gz_sink) = (MemorySink::default(), MemorySink::default());
+        let plain = convert("k.json", json.as_bytes(), &plain_sink, &options).unwrap();
+        let gzip = convert("k.json", &gz[..], &gz_sink, &options).unwrap();
+        assert_eq!(gzip.records, 5000);
+        assert!(gzip.reconciles(), "{gzip:?}");
+        assert_eq!((gzip.rows, gzip.json_bytes, &gzip.sha256), (plain.rows, plain.json_bytes, &plain.sha256));
+        assert_eq!(gzip.outputs, plain.outputs);
+        assert_eq!(gz_sink.files(), plain_sink.files());
+    }
+
+    /// A gzip file cut short after the read-ahead began is quarantined as truncated, as it is when
+    /// cut early; and a sink that fails while the inflate thread is ahead stops the conversion
+    /// with the sink's error instead of waiting on that thread forever.
+    #[test]
+    fn read_ahead_reports_truncation_and_stops_on_sink_errors() {
+        let (_, gz) = large_log_file();
+        let cut = &gz[..gz.len() * 9 / 10];
+        let sink = MemorySink::default();
+        let report = convert("k.json.gz", cut, &sink, &Options::default()).unwrap();
+        let failure = report.failure.as_ref().expect("quarantined");
+        assert!(report.outputs.is_empty() && report.rows == 0, "{report:?}");
+        assert!(report.json_bytes > READ_AHEAD_AFTER, "cut after the read-ahead began: {report:?}");
+        assert_eq!(failure.class, "unreadable", "{failure:?}");
+        assert!(failure.reason.contains("incomplete deflate stream"), "{failure:?}");
+        assert!(sink.paths().iter().all(|p| !p.ends_with(".parquet")), "{:?}", sink.paths());
+
+        /// Refuses to create the outputs of one partition.
+        struct Refusing;
+        impl Sink for Refusing {
+            fn create(&self, path: &str) -> io::Result<Box<dyn SinkFile>> {
+                if path.contains("date=2030-01-01") {
+                    return Err(io::Error::other("quota exceeded"));
+                }
+                MemorySink::default().create(path)
+            }
+        }
+        // The one record of that partition comes after the read-ahead began, with more than the
+        // channel holds after it: the inflate thread is blocked on a full channel when the sink fails.
+        let mut records = parquetrail_synth::sample_records_json(21, 5000);
+        let mut at = 0;
+        let mut bytes = 0;
+        while bytes < READ_AHEAD_AFTER as usize + (256 << 10) {
+            bytes += records[at].len() + 1;
+            at += 1;
+        }
+        records[at] = records[at].replacen(r#""eventTime":""#, r#""eventTime":"2030-01-01T00:00:00Z","x":""#, 1);
+        let json = format!(r#"{{"Records":[{}]}}"#, records.join(","));
+        assert!(json.len() > bytes + (2 << 20));
+        let gz = {
+            use std::io::Write as _;
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            e.write_all(json.as_bytes()).unwrap();
+            e.finish().unwrap()
+        };
+        let (done, wait) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = done.send(convert("k.json.gz", &gz[..], &Refusing, &Options::default()));
+        });
+        let outcome = wait.recv_timeout(std::time::Duration::from_secs(60)).expect("the conversion returns");
+        let error = outcome.expect_err("the sink failed").to_string();
+        assert!(error.contains("quota exceeded"), "{error}");
     }
 }

@@ -3,8 +3,10 @@
 //! Rows borrow from the reader's buffer, so each is copied into Arrow builders as soon as it is
 //! made (typed builders filled by the record model itself, no generic serializer); every
 //! `batch_rows` rows become a `RecordBatch` handed to the Parquet writer, which cuts row groups at
-//! `row_group_rows`. Memory per open partition is one batch of rows plus one row group of encoded
-//! pages, however large the input file.
+//! `row_group_rows`. An output of more than one batch (a large log file, a compaction) is encoded
+//! on a thread of its own while the next batch is parsed, so one large file uses two cores. Memory
+//! per open partition is two batches of rows plus one row group of encoded pages, however large
+//! the input file.
 //!
 //! Most outputs are small (one delivery's rows of one partition: tens of rows), and for them the
 //! fixed cost per column chunk dominates: parquet-rs creates a zstd compressor *and* decompressor
@@ -18,7 +20,9 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::io::{self, Write};
+use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, OnceLock};
+use std::thread::JoinHandle;
 
 use arrow_array::builder::{
     BooleanBuilder, Int32Builder, NullBufferBuilder, OffsetBufferBuilder, StringBuilder, TimestampMicrosecondBuilder,
@@ -471,7 +475,68 @@ pub struct ParquetOutput {
     settings: WriterSettings,
     /// The sink file until the writer is opened (with the first batch), then the writer.
     file: Option<Box<dyn SinkFile>>,
-    writer: Option<ArrowWriter<Counting>>,
+    writer: Option<Writer>,
+}
+
+/// Where a [`ParquetOutput`]'s batches are encoded.
+enum Writer {
+    /// On the calling thread: outputs whose rows all fit in one batch (every delivery-sized
+    /// output), where a thread would cost more than it overlaps.
+    Inline(Box<ArrowWriter<Counting>>),
+    /// On a thread of the output's own: outputs of several batches (large log files, compaction),
+    /// so that encoding and compressing one batch overlaps with parsing the rows of the next, and a
+    /// single large file uses two cores. The channel is a rendezvous: one batch is being encoded
+    /// while the next is built, never more, so memory stays bounded.
+    Background { batches: SyncSender<RecordBatch>, encoder: JoinHandle<Result<ArrowWriter<Counting>, String>> },
+    /// The encoder thread stopped on an error, already reported.
+    Failed,
+}
+
+impl Writer {
+    fn background(mut writer: ArrowWriter<Counting>) -> Result<Writer, String> {
+        let (batches, queue) = std::sync::mpsc::sync_channel::<RecordBatch>(0);
+        let encoder = std::thread::Builder::new()
+            .name("parquet-encode".into())
+            .spawn(move || {
+                for batch in queue {
+                    writer.write(&batch).map_err(|e| e.to_string())?;
+                }
+                Ok(writer)
+            })
+            .map_err(|e| format!("cannot start an encoder thread: {e}"))?;
+        Ok(Writer::Background { batches, encoder })
+    }
+
+    fn write(&mut self, batch: RecordBatch) -> Result<(), String> {
+        match self {
+            Writer::Inline(writer) => writer.write(&batch).map_err(|e| e.to_string()),
+            // A send fails only when the encoder stopped, on an error it returns at `finish`.
+            Writer::Background { batches, .. } => {
+                if batches.send(batch).is_ok() {
+                    return Ok(());
+                }
+                // The encoder stopped on an error: report it now, not after the rest of the file.
+                let stopped = std::mem::replace(self, Writer::Failed);
+                match stopped.into_writer() {
+                    Err(e) => Err(e),
+                    Ok(_) => Err("the encoder thread stopped".into()),
+                }
+            }
+            Writer::Failed => Err("the encoder thread stopped".into()),
+        }
+    }
+
+    /// The writer, once every batch sent is encoded (the encoder's error if one failed).
+    fn into_writer(self) -> Result<ArrowWriter<Counting>, String> {
+        match self {
+            Writer::Inline(writer) => Ok(*writer),
+            Writer::Background { batches, encoder } => {
+                drop(batches);
+                encoder.join().map_err(|_| "the encoder thread panicked".to_string())?
+            }
+            Writer::Failed => Err("the encoder thread stopped".into()),
+        }
+    }
 }
 
 impl std::fmt::Debug for ParquetOutput {
@@ -486,7 +551,8 @@ impl ParquetOutput {
         Ok(ParquetOutput { columns, pending: 0, rows: 0, settings: settings.clone(), file: Some(file), writer: None })
     }
 
-    fn open(&mut self, properties: WriterProperties) -> Result<&mut ArrowWriter<Counting>, String> {
+    /// Opens the writer; `background` encodes on a thread of its own (see [`Writer`]).
+    fn open(&mut self, properties: WriterProperties, background: bool) -> Result<&mut Writer, String> {
         let file = self.file.take().ok_or("the Parquet writer was already opened")?;
         // Parquet's own logical types carry every type we use (UTC timestamps, maps, lists), so the
         // embedded copy of the Arrow schema (6 KB per file) is left out.
@@ -496,6 +562,7 @@ impl ParquetOutput {
             .with_skip_arrow_metadata(true);
         let writer = ArrowWriter::try_new_with_options(Counting { inner: file, bytes: 0 }, schema(), options)
             .map_err(|e| e.to_string())?;
+        let writer = if background { Writer::background(writer)? } else { Writer::Inline(Box::new(writer)) };
         Ok(self.writer.insert(writer))
     }
 
@@ -520,10 +587,10 @@ impl ParquetOutput {
         let batch = self.columns.finish(&schema())?;
         let writer = match self.writer {
             Some(ref mut writer) => writer,
-            None if last => self.open(self.settings.properties_for_single_batch(&batch))?,
-            None => self.open(self.settings.properties())?,
+            None if last => self.open(self.settings.properties_for_single_batch(&batch), false)?,
+            None => self.open(self.settings.properties(), true)?,
         };
-        writer.write(&batch).map_err(|e| e.to_string())?;
+        writer.write(batch)?;
         self.pending = 0;
         Ok(())
     }
@@ -536,9 +603,9 @@ impl ParquetOutput {
     pub fn finish(mut self) -> Result<(u64, u64, Box<dyn SinkFile>), String> {
         self.flush_batch(true)?;
         if self.writer.is_none() {
-            self.open(self.settings.properties())?;
+            self.open(self.settings.properties(), false)?;
         }
-        let writer = self.writer.take().ok_or("the Parquet writer is open")?;
+        let writer = self.writer.take().ok_or("the Parquet writer is open")?.into_writer()?;
         let counting = writer.into_inner().map_err(|e| e.to_string())?;
         Ok((self.rows, counting.bytes, counting.inner))
     }
@@ -717,5 +784,56 @@ mod tests {
                 assert_eq!(a.to_json(), b.to_json());
             }
         }
+    }
+
+    /// An output of several batches is encoded on its own thread: many batches (more rows than a
+    /// row group) come back in order, and a sink that fails on that thread stops the next push with
+    /// the sink's own error, not at the end of the file.
+    #[test]
+    fn background_encoding_keeps_order_and_reports_sink_errors() {
+        let texts = parquetrail_synth::sample_records_json(3, 500);
+        let rows: Vec<Row<'_>> =
+            texts.iter().enumerate().map(|(i, t)| Row::parse(t.as_bytes(), "key", i).unwrap()).collect();
+        let settings = WriterSettings { batch_rows: 7, row_group_rows: 64, ..WriterSettings::default() };
+        let sink = MemorySink::default();
+        let mut out = ParquetOutput::new(sink.create("x.parquet").unwrap(), &settings).unwrap();
+        for row in &rows {
+            out.push(row).unwrap();
+        }
+        assert!(matches!(out.writer, Some(Writer::Background { .. })));
+        let (n, _, file) = out.finish().unwrap();
+        file.commit().unwrap();
+        assert_eq!(n, 500);
+        assert_eq!(read_rows(sink.get("x.parquet").unwrap()), rows);
+
+        /// Takes the file's magic bytes, written when the writer opens, then fails.
+        struct Broken(usize);
+        impl Write for Broken {
+            fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+                if self.0 + buf.len() > 4 {
+                    return Err(io::Error::other("disk on fire"));
+                }
+                self.0 += buf.len();
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        impl SinkFile for Broken {
+            fn commit(self: Box<Self>) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut out = ParquetOutput::new(Box::new(Broken(0)), &settings).unwrap();
+        // The first row group (64 rows) is written to the sink by the encoder thread; the error
+        // reaches a push soon after, and every later call reports the stop.
+        let failed = rows.iter().position(|row| out.push(row).is_err()).expect("a push fails");
+        assert!(failed < 200, "the failure surfaced only at row {failed}");
+        let again = out.push(&rows[0]).unwrap_err();
+        assert!(again.contains("stopped"), "{again}");
+        let mut out = ParquetOutput::new(Box::new(Broken(0)), &settings).unwrap();
+        let error = rows.iter().find_map(|row| out.push(row).err()).unwrap();
+        assert!(error.contains("disk on fire"), "{error}");
     }
 }

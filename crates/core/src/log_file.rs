@@ -108,7 +108,7 @@ enum State {
 
 /// Streams the records of one log file. See the module docs.
 pub struct RecordReader<'r> {
-    src: Box<dyn Read + 'r>,
+    src: Box<dyn Read + Send + 'r>,
     buf: Vec<u8>,
     start: usize,
     end: usize,
@@ -122,6 +122,52 @@ pub struct RecordReader<'r> {
     gzip: bool,
     /// SHA-256 of every decompressed byte read so far (see [`RecordReader::content_sha256`]).
     hasher: Sha256,
+    /// Whether decompression moved to a thread of its own ([`RecordReader::read_ahead`]).
+    reading_ahead: bool,
+}
+
+/// Calls [`RecordReader::stop_read_ahead`] when dropped, so that a scope whose closure returns
+/// early or panics does not wait forever for an inflate thread blocked on a full channel.
+#[derive(Debug)]
+pub struct ReadAheadGuard<'a, 'r>(pub &'a mut RecordReader<'r>);
+
+impl Drop for ReadAheadGuard<'_, '_> {
+    fn drop(&mut self) {
+        self.0.stop_read_ahead();
+    }
+}
+
+/// The reading end of [`RecordReader::read_ahead`]: inflated chunks, in order.
+struct ReadAhead {
+    queue: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
+    chunk: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for ReadAhead {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.pos == self.chunk.len() {
+            match self.queue.recv() {
+                Ok(Ok(chunk)) => (self.chunk, self.pos) = (chunk, 0),
+                Ok(Err(e)) => return Err(e),
+                // The inflate thread finished: the end of the stream.
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.chunk.len() - self.pos);
+        out[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// A reader that fails once with the error it holds, then ends.
+struct Failed(Option<io::Error>);
+
+impl Read for Failed {
+    fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+        self.0.take().map_or(Ok(0), Err)
+    }
 }
 
 impl std::fmt::Debug for RecordReader<'_> {
@@ -138,7 +184,7 @@ impl std::fmt::Debug for RecordReader<'_> {
 impl<'r> RecordReader<'r> {
     /// Wraps raw object bytes; gzip is recognised by its magic number, so `.json.gz` files, plain
     /// `.json` files and gzip files without an extension all work.
-    pub fn new(mut reader: impl Read + 'r) -> io::Result<Self> {
+    pub fn new(mut reader: impl Read + Send + 'r) -> io::Result<Self> {
         // Read the two magic bytes explicitly: a slow stream may return them one at a time.
         let mut head = [0u8; 2];
         let mut got = 0;
@@ -152,7 +198,8 @@ impl<'r> RecordReader<'r> {
         }
         let gzip = got == 2 && head == [0x1f, 0x8b];
         let buffered = BufReader::with_capacity(CHUNK, io::Cursor::new(head[..got].to_vec()).chain(reader));
-        let src: Box<dyn Read + 'r> = if gzip { Box::new(MultiGzDecoder::new(buffered)) } else { Box::new(buffered) };
+        let src: Box<dyn Read + Send + 'r> =
+            if gzip { Box::new(MultiGzDecoder::new(buffered)) } else { Box::new(buffered) };
         Ok(RecordReader {
             src,
             buf: vec![0; CHUNK],
@@ -166,6 +213,7 @@ impl<'r> RecordReader<'r> {
             envelope: Envelope::default(),
             gzip,
             hasher: Sha256::new(),
+            reading_ahead: false,
         })
     }
 
@@ -175,6 +223,64 @@ impl<'r> RecordReader<'r> {
             let _ = self.fill();
         }
         self.base == 0 && self.end == 0 && self.eof && !self.gzip
+    }
+
+    /// Moves decompression to a thread of `scope` from here on, so that inflating the rest of a
+    /// gzip file overlaps with parsing and encoding its records (a large file then keeps two
+    /// cores busy). Inflated chunks come back in order through a channel holding at most two, so
+    /// memory stays bounded; errors come back with their kind and offset unchanged. Does nothing
+    /// for plain JSON, where there is nothing to inflate, or when already done.
+    pub fn read_ahead<'scope>(&mut self, scope: &'scope std::thread::Scope<'scope, '_>)
+    where
+        'r: 'scope,
+    {
+        if !self.gzip || self.eof || self.reading_ahead {
+            return;
+        }
+        let (chunks, queue) = std::sync::mpsc::sync_channel::<io::Result<Vec<u8>>>(2);
+        let mut src = std::mem::replace(&mut self.src, Box::new(io::empty()));
+        let spawned = std::thread::Builder::new().name("inflate".into()).spawn_scoped(scope, move || {
+            loop {
+                let mut chunk = vec![0; CHUNK];
+                let read = loop {
+                    match src.read(&mut chunk) {
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        other => break other,
+                    }
+                };
+                let (last, sent) = match read {
+                    Ok(0) => return,
+                    Ok(n) => {
+                        chunk.truncate(n);
+                        (false, Ok(chunk))
+                    }
+                    Err(e) => (true, Err(e)),
+                };
+                // A send fails when the reader was dropped (the conversion stopped early).
+                if chunks.send(sent).is_err() || last {
+                    return;
+                }
+            }
+        });
+        self.src = match spawned {
+            Ok(_) => Box::new(ReadAhead { queue, chunk: Vec::new(), pos: 0 }),
+            // No thread to be had (the closure, and the stream with it, is gone): a retryable I/O
+            // error at the current offset, not a corrupt file.
+            Err(e) => Box::new(Failed(Some(io::Error::new(e.kind(), format!("cannot start the inflate thread: {e}"))))),
+        };
+        self.reading_ahead = true;
+    }
+
+    /// Ends [`RecordReader::read_ahead`]'s thread: drops the receiving end, so a thread blocked on a
+    /// full channel returns, which the scope needs before it can end. Reading on afterwards fails
+    /// with an error rather than seeing a silently shortened stream. Call it before the scope
+    /// ends, even when reading stopped early; [`ReadAheadGuard`] does so on unwinding too.
+    pub fn stop_read_ahead(&mut self) {
+        if self.reading_ahead && !self.eof {
+            self.src = Box::new(Failed(Some(io::Error::other("the inflate thread was stopped"))));
+        } else if self.reading_ahead {
+            self.src = Box::new(io::empty());
+        }
     }
 
     /// Whether the input was gzip-compressed.
@@ -528,7 +634,7 @@ mod tests {
         e.finish().unwrap()
     }
 
-    fn read_all(input: impl Read) -> Result<(Vec<String>, Envelope), ReadError> {
+    fn read_all(input: impl Read + Send) -> Result<(Vec<String>, Envelope), ReadError> {
         let mut r = RecordReader::new(input).unwrap();
         let mut out = Vec::new();
         while let Some(rec) = r.next_record()? {
@@ -643,5 +749,62 @@ mod tests {
         let (records, env) = read_all(&two[..]).unwrap();
         assert_eq!(records, [r#"{"a":1}"#, r#"{"b":2}"#]);
         assert_eq!(env.documents, 2);
+    }
+
+    /// The records, hash and error of a gzip stream are the same whether it is inflated on the
+    /// reading thread or, from any record on, by [`RecordReader::read_ahead`]'s thread; a reader
+    /// stopped early fails instead of ending.
+    #[test]
+    fn read_ahead_changes_nothing_but_the_thread() {
+        fn read(input: &[u8], ahead_from: Option<usize>) -> (Vec<String>, Result<[u8; 32], String>) {
+            std::thread::scope(|scope| {
+                let mut r = RecordReader::new(Trickle(input, 4096)).unwrap();
+                let guard = ReadAheadGuard(&mut r);
+                let mut out = Vec::new();
+                loop {
+                    if ahead_from.is_some_and(|n| out.len() >= n) {
+                        guard.0.read_ahead(scope);
+                    }
+                    match guard.0.next_record() {
+                        Ok(Some(rec)) => out.push(String::from_utf8(rec.text.to_vec()).unwrap()),
+                        Ok(None) => return (out, Ok(guard.0.content_sha256().unwrap())),
+                        Err(e) => return (out, Err(e.to_string())),
+                    }
+                }
+            })
+        }
+        let records: Vec<String> =
+            (0..3000).map(|i| format!(r#"{{"n":{i},"pad":"{}"}}"#, "x".repeat(i % 300))).collect();
+        let json = format!(r#"{{"Records":[{}]}}"#, records.join(","));
+        let (a, b) = json.as_bytes().split_at(json.len() / 2);
+        let two_members = [gzip(a), gzip(b)].concat();
+        let truncated = &two_members[..two_members.len() - 5000];
+        for input in [&two_members[..], truncated] {
+            let inline = read(input, None);
+            for from in [0, 1, 1000, 2999] {
+                assert_eq!(read(input, Some(from)), inline, "read-ahead from record {from}");
+            }
+        }
+        assert_eq!(read(&two_members, None).0, records);
+        assert!(read(truncated, Some(0)).1.is_err());
+
+        let (got, res) = std::thread::scope(|scope| {
+            let mut r = RecordReader::new(&two_members[..]).unwrap();
+            r.read_ahead(scope);
+            let first = r.next_record().unwrap().unwrap().text.to_vec();
+            r.stop_read_ahead();
+            let mut rest = 0;
+            let res = loop {
+                match r.next_record() {
+                    Ok(Some(_)) => rest += 1,
+                    Ok(None) => break Ok(rest),
+                    Err(e) => break Err(e.to_string()),
+                }
+            };
+            (first, res)
+        });
+        assert_eq!(String::from_utf8(got).unwrap(), records[0]);
+        let error = res.expect_err("a stopped read-ahead does not pass for the end of the file");
+        assert!(error.contains("stopped"), "{error}");
     }
 }
