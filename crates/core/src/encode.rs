@@ -83,7 +83,10 @@ impl Default for WriterSettings {
     fn default() -> Self {
         // 128 Ki rows is ~200 MB of CloudTrail JSON and ~10 MB of Parquet: large enough that
         // readers see few row groups, small enough that a Lambda holds one in memory.
-        WriterSettings { codec: Codec::Zstd(3), row_group_rows: 128 * 1024, batch_rows: 8 * 1024 }
+        // 2 Ki rows per batch (~2.5 MB of Arrow data): a large file keeps two batches per open
+        // partition (one building, one encoding on its thread), and a 500 MB file opens a handful
+        // of partitions; at 8 Ki rows that cost ~30 MiB more peak RSS (BENCHMARKS.md, "Memory").
+        WriterSettings { codec: Codec::Zstd(3), row_group_rows: 128 * 1024, batch_rows: 2 * 1024 }
     }
 }
 
