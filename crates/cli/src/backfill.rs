@@ -28,12 +28,13 @@ use crate::{TrailArgs, WriterArgs};
 /// Stored (gzip) bytes of CloudTrail log files one core converts per second.
 ///
 /// Measured with the **release** build on the benchmark tree (`bench/run`: `parquetrail generate
-/// --mb 400`, 75.9 MB of gzip, 400 MB of JSON, 5,054 files with CloudTrail's heavy-tailed sizes),
-/// `parquetrail convert --jobs 1`: 17.0 s of CPU time (user + sys) on one core of a shared
-/// 2-core x86-64 machine — about 4.4 MB/s of gzip, 23 MB/s of JSON (see `BENCHMARKS.md`). Small
-/// deliveries dominate that figure (a fixed cost per Parquet output); a tree of large files
-/// converts about twice as fast, so estimates err on the long side.
-pub const GZIP_BYTES_PER_CORE_SECOND: f64 = 4.4e6;
+/// --mb 400`, 75.9 MB of gzip, 400 MB of JSON, 5,054 files with CloudTrail's heavy-tailed sizes):
+/// `parquetrail convert` took 8.5-12.2 s of CPU time (user + sys) with `--jobs 1` and 10.2 s with
+/// `--jobs 2` on a shared 2-core x86-64 machine; the `--jobs 2` figure gives about 7.4 MB/s of
+/// gzip, 39 MB/s of JSON per core (see `BENCHMARKS.md`). Small deliveries dominate that figure
+/// (a fixed cost per Parquet output); a tree of large files converts about twice as fast, so
+/// estimates err on the long side.
+pub const GZIP_BYTES_PER_CORE_SECOND: f64 = 7.4e6;
 
 /// Lambda arm64 price per GB-second (us-east-1, first pricing tier), an assumption.
 pub const LAMBDA_ARM64_USD_PER_GB_SECOND: f64 = 0.000_013_333_4;
@@ -63,7 +64,7 @@ const LAMBDA_SECONDS_PER_OBJECT: f64 = 0.15;
     rewrites identical files: nothing is duplicated.\n\n\
     Exit status: 0 when everything in range is converted, 1 when some objects failed (named in the summary; rerun to retry), \
     130 when interrupted, 2 for usage errors.\n\n\
-    --dry-run estimates assume: 4.4 MB/s of gzip per core (measured with a release build on many small files, so conservative); Lambda arm64 at \
+    --dry-run estimates assume: 7.4 MB/s of gzip per core (measured with a release build on many small files, so conservative); Lambda arm64 at \
     $0.0000133334 per GB-s and $0.20 per million requests with 1024 MB (0.58 vCPU) and 0.15 s of S3 round trips per object; \
     S3 Batch Operations at $0.25 per job and $1.00 per million objects. S3 request charges are not included.")]
 pub struct BackfillArgs {

@@ -3,7 +3,7 @@
 //! Rows borrow from the reader's buffer, so each is copied into Arrow builders as soon as it is
 //! made (typed builders filled by the record model itself, no generic serializer); every
 //! `batch_rows` rows become a `RecordBatch` handed to the Parquet writer, which cuts row groups at
-//! `row_group_rows`. An output of more than one batch (a large log file, a compaction) is encoded
+//! `row_group_rows`. An output of more than one batch (from a large log file) is encoded
 //! on a thread of its own while the next batch is parsed, so one large file uses two cores. Memory
 //! per open partition is two batches of rows plus one row group of encoded pages, however large
 //! the input file.
@@ -81,12 +81,14 @@ pub struct WriterSettings {
 
 impl Default for WriterSettings {
     fn default() -> Self {
-        // 128 Ki rows is ~200 MB of CloudTrail JSON and ~10 MB of Parquet: large enough that
-        // readers see few row groups, small enough that a Lambda holds one in memory.
+        // 32 Ki rows is ~40 MB of CloudTrail JSON and ~2 MB of compacted Parquet: few enough row
+        // groups for readers (a 128 MiB compacted file has a few dozen, each with event-time
+        // min/max to skip by), and each open partition of a large file buffers at most one; at
+        // 128 Ki rows peak RSS grew with the file (BENCHMARKS.md, "Memory").
         // 2 Ki rows per batch (~2.5 MB of Arrow data): a large file keeps two batches per open
         // partition (one building, one encoding on its thread), and a 500 MB file opens a handful
         // of partitions; at 8 Ki rows that cost ~30 MiB more peak RSS (BENCHMARKS.md, "Memory").
-        WriterSettings { codec: Codec::Zstd(3), row_group_rows: 128 * 1024, batch_rows: 2 * 1024 }
+        WriterSettings { codec: Codec::Zstd(3), row_group_rows: 32 * 1024, batch_rows: 2 * 1024 }
     }
 }
 

@@ -20,6 +20,7 @@
 //! ```
 
 use std::io::{self, BufReader, Read};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use flate2::bufread::MultiGzDecoder;
 use sha2::{Digest as _, Sha256};
@@ -124,6 +125,8 @@ pub struct RecordReader<'r> {
     hasher: Sha256,
     /// Whether decompression moved to a thread of its own ([`RecordReader::read_ahead`]).
     reading_ahead: bool,
+    /// The content's SHA-256, left by the read-ahead thread at the end of the stream.
+    ahead_digest: Arc<Mutex<Option<[u8; 32]>>>,
 }
 
 /// Calls [`RecordReader::stop_read_ahead`] when dropped, so that a scope whose closure returns
@@ -214,6 +217,7 @@ impl<'r> RecordReader<'r> {
             gzip,
             hasher: Sha256::new(),
             reading_ahead: false,
+            ahead_digest: Arc::default(),
         })
     }
 
@@ -239,6 +243,10 @@ impl<'r> RecordReader<'r> {
         }
         let (chunks, queue) = std::sync::mpsc::sync_channel::<io::Result<Vec<u8>>>(2);
         let mut src = std::mem::replace(&mut self.src, Box::new(io::empty()));
+        // The hash moves with the decoder: the thread hashes what it inflates, and leaves the
+        // digest here before it ends (before the channel closes, which is how the end is seen).
+        let mut hasher = std::mem::take(&mut self.hasher);
+        let digest = Arc::clone(&self.ahead_digest);
         let spawned = std::thread::Builder::new().name("inflate".into()).spawn_scoped(scope, move || {
             loop {
                 let mut chunk = vec![0; CHUNK];
@@ -249,9 +257,13 @@ impl<'r> RecordReader<'r> {
                     }
                 };
                 let (last, sent) = match read {
-                    Ok(0) => return,
+                    Ok(0) => {
+                        *digest.lock().unwrap_or_else(PoisonError::into_inner) = Some(hasher.finalize().into());
+                        return;
+                    }
                     Ok(n) => {
                         chunk.truncate(n);
+                        hasher.update(&chunk);
                         (false, Ok(chunk))
                     }
                     Err(e) => (true, Err(e)),
@@ -299,12 +311,19 @@ impl<'r> RecordReader<'r> {
     /// This is the hash CloudTrail signs in its digest files (`logFiles[].hashValue` is the
     /// SHA-256 of each log file's *uncompressed* bytes), so an archive can be reconciled against
     /// the digests without reading the sources again. It is computed on the bytes as they are
-    /// inflated into the read buffer — every byte exactly once, with no extra copy. sha2 picks the
+    /// inflated — every byte exactly once, with no extra pass; after [`Self::read_ahead`], on the
+    /// inflate thread, which keeps it off the thread that parses. sha2 picks the
     /// CPU's SHA extensions at run time (SHA-NI on x86-64, the ARMv8 crypto extensions on
     /// Graviton), where hashing runs several times faster than inflating; without them it costs
     /// roughly as much as the gzip inflate itself.
     pub fn content_sha256(&self) -> Option<[u8; 32]> {
-        self.eof.then(|| self.hasher.clone().finalize().into())
+        if !self.eof {
+            return None;
+        }
+        if self.reading_ahead {
+            return *self.ahead_digest.lock().unwrap_or_else(PoisonError::into_inner);
+        }
+        Some(self.hasher.clone().finalize().into())
     }
 
     /// The envelope seen so far; complete once [`Self::next_record`] returned `None`.
@@ -493,7 +512,9 @@ impl<'r> RecordReader<'r> {
                     return Ok(false);
                 }
                 Ok(n) => {
-                    self.hasher.update(&self.buf[self.end..self.end + n]);
+                    if !self.reading_ahead {
+                        self.hasher.update(&self.buf[self.end..self.end + n]);
+                    }
                     self.end += n;
                     return Ok(true);
                 }

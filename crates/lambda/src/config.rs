@@ -26,7 +26,7 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("PARQUETRAIL_DESTINATION", "required: where the archive goes, s3://bucket[/prefix]"),
     ("PARQUETRAIL_QUARANTINE_PREFIX", "prefix under the destination for quarantine objects (default: quarantine)"),
     ("PARQUETRAIL_COMPRESSION", "Parquet codec: zstd, zstd:LEVEL, snappy or none (default: zstd)"),
-    ("PARQUETRAIL_ROW_GROUP_ROWS", "rows per Parquet row group (default: 131072)"),
+    ("PARQUETRAIL_ROW_GROUP_ROWS", "rows per Parquet row group (default: 32768)"),
     (
         "PARQUETRAIL_EVENT_CATEGORIES",
         "keep only these categories: management,data,insight,networkactivity (default: all)",
