@@ -691,12 +691,7 @@ mod tests {
         let gz = gz.finish().unwrap();
         // Two gzip members, as concatenated deliveries have: still the hash of all the JSON.
         let (a, b) = FILE.as_bytes().split_at(100);
-        let mut two = Vec::new();
-        for part in [a, b] {
-            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-            e.write_all(part).unwrap();
-            two.extend(e.finish().unwrap());
-        }
+        let two = gzip_members(&[a, b]);
         for (name, input) in [("plain", FILE.as_bytes().to_vec()), ("gzip", gz), ("two members", two)] {
             let report = convert("k.json", &input[..], &MemorySink::default(), &Options::default()).unwrap();
             assert_eq!(report.sha256.as_deref(), Some(want.as_str()), "{name}");
@@ -756,18 +751,24 @@ mod tests {
     /// A log file larger than [`READ_AHEAD_AFTER`] and its many-batch outputs: ~6 MB of JSON
     /// spread over a few partitions, as gzip in two members.
     fn large_log_file() -> (String, Vec<u8>) {
-        use std::io::Write as _;
         let records = parquetrail_synth::sample_records_json(21, 5000);
         let json = format!(r#"{{"Records":[{}]}}"#, records.join(","));
         assert!(json.len() as u64 > READ_AHEAD_AFTER + (1 << 20), "{} bytes", json.len());
         let (a, b) = json.as_bytes().split_at(json.len() / 3);
+        let gz = gzip_members(&[a, b]);
+        (json, gz)
+    }
+
+    /// Each part compressed as a gzip member of its own, concatenated.
+    fn gzip_members(parts: &[&[u8]]) -> Vec<u8> {
+        use std::io::Write as _;
         let mut gz = Vec::new();
-        for part in [a, b] {
+        for part in parts {
             let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
             e.write_all(part).unwrap();
             gz.extend(e.finish().unwrap());
         }
-        (json, gz)
+        gz
     }
 
     /// Past the first few MB a gzip file is inflated on a thread of its own and its large outputs
@@ -826,12 +827,7 @@ mod tests {
         records[at] = records[at].replacen(r#""eventTime":""#, r#""eventTime":"2030-01-01T00:00:00Z","x":""#, 1);
         let json = format!(r#"{{"Records":[{}]}}"#, records.join(","));
         assert!(json.len() > bytes + (2 << 20));
-        let gz = {
-            use std::io::Write as _;
-            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-            e.write_all(json.as_bytes()).unwrap();
-            e.finish().unwrap()
-        };
+        let gz = gzip_members(&[json.as_bytes()]);
         let (done, wait) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let _ = done.send(convert("k.json.gz", &gz[..], &Refusing, &Options::default()));

@@ -248,7 +248,7 @@ pub(crate) struct Columns {
     nodes: Vec<Node>,
     /// The node the next value goes to.
     at: usize,
-    /// Where the row model and the schema first disagreed (a bug), reported by [`Columns::finish`].
+    /// Where the row model and the schema first disagreed (a bug), reported at the end of the row.
     mismatch: Option<usize>,
 }
 

@@ -123,10 +123,9 @@ pub struct RecordReader<'r> {
     gzip: bool,
     /// SHA-256 of every decompressed byte read so far (see [`RecordReader::content_sha256`]).
     hasher: Sha256,
-    /// Whether decompression moved to a thread of its own ([`RecordReader::read_ahead`]).
-    reading_ahead: bool,
-    /// The content's SHA-256, left by the read-ahead thread at the end of the stream.
-    ahead_digest: Arc<Mutex<Option<[u8; 32]>>>,
+    /// Set once decompression moved to a thread of its own ([`RecordReader::read_ahead`]): where
+    /// that thread leaves the content's SHA-256 at the end of the stream.
+    ahead_digest: Option<Arc<Mutex<Option<[u8; 32]>>>>,
 }
 
 /// Calls [`RecordReader::stop_read_ahead`] when dropped, so that a scope whose closure returns
@@ -216,8 +215,7 @@ impl<'r> RecordReader<'r> {
             envelope: Envelope::default(),
             gzip,
             hasher: Sha256::new(),
-            reading_ahead: false,
-            ahead_digest: Arc::default(),
+            ahead_digest: None,
         })
     }
 
@@ -238,7 +236,7 @@ impl<'r> RecordReader<'r> {
     where
         'r: 'scope,
     {
-        if !self.gzip || self.eof || self.reading_ahead {
+        if !self.gzip || self.eof || self.ahead_digest.is_some() {
             return;
         }
         let (chunks, queue) = std::sync::mpsc::sync_channel::<io::Result<Vec<u8>>>(2);
@@ -246,7 +244,7 @@ impl<'r> RecordReader<'r> {
         // The hash moves with the decoder: the thread hashes what it inflates, and leaves the
         // digest here before it ends (before the channel closes, which is how the end is seen).
         let mut hasher = std::mem::take(&mut self.hasher);
-        let digest = Arc::clone(&self.ahead_digest);
+        let digest = Arc::clone(self.ahead_digest.insert(Arc::default()));
         let spawned = std::thread::Builder::new().name("inflate".into()).spawn_scoped(scope, move || {
             loop {
                 let mut chunk = vec![0; CHUNK];
@@ -280,7 +278,6 @@ impl<'r> RecordReader<'r> {
             // error at the current offset, not a corrupt file.
             Err(e) => Box::new(Failed(Some(io::Error::new(e.kind(), format!("cannot start the inflate thread: {e}"))))),
         };
-        self.reading_ahead = true;
     }
 
     /// Ends [`RecordReader::read_ahead`]'s thread: drops the receiving end, so a thread blocked on a
@@ -288,10 +285,12 @@ impl<'r> RecordReader<'r> {
     /// with an error rather than seeing a silently shortened stream. Call it before the scope
     /// ends, even when reading stopped early; [`ReadAheadGuard`] does so on unwinding too.
     pub fn stop_read_ahead(&mut self) {
-        if self.reading_ahead && !self.eof {
-            self.src = Box::new(Failed(Some(io::Error::other("the inflate thread was stopped"))));
-        } else if self.reading_ahead {
-            self.src = Box::new(io::empty());
+        if self.ahead_digest.is_some() {
+            self.src = if self.eof {
+                Box::new(io::empty())
+            } else {
+                Box::new(Failed(Some(io::Error::other("the inflate thread was stopped"))))
+            };
         }
     }
 
@@ -320,8 +319,8 @@ impl<'r> RecordReader<'r> {
         if !self.eof {
             return None;
         }
-        if self.reading_ahead {
-            return *self.ahead_digest.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(digest) = &self.ahead_digest {
+            return *digest.lock().unwrap_or_else(PoisonError::into_inner);
         }
         Some(self.hasher.clone().finalize().into())
     }
@@ -512,7 +511,7 @@ impl<'r> RecordReader<'r> {
                     return Ok(false);
                 }
                 Ok(n) => {
-                    if !self.reading_ahead {
+                    if self.ahead_digest.is_none() {
                         self.hasher.update(&self.buf[self.end..self.end + n]);
                     }
                     self.end += n;
