@@ -76,7 +76,7 @@ async fn upload(client: &aws_sdk_s3::Client) -> BTreeMap<String, Uploaded> {
     for file in generate_files(&options).take(OBJECTS) {
         let dir = account_dir.get_or_insert_with(|| file.key.split("/CloudTrail").next().unwrap().to_string());
         if file.key.starts_with(dir.as_str()) && file.key.contains("/CloudTrail/us-east-1/") {
-            logs.push((file.key.clone(), parquetrail_core::digest::inflate(&file.gz[..]).unwrap()));
+            logs.push((file.key.clone(), parquetrail_core::digest::inflate(&file.gz[..], u64::MAX).unwrap()));
         }
         let (records, date) = (file.records as u64, delivery_date(&file.key));
         uploaded.insert(file.key.clone(), Uploaded { records, date, signature: None });

@@ -63,7 +63,8 @@ fn trail(bucket: &str) -> Trail {
         start,
         hours: HOURS,
     };
-    let inflated: Vec<(String, Vec<u8>)> = logs.iter().map(|(k, gz)| (k.clone(), inflate(&gz[..]).unwrap())).collect();
+    let inflated: Vec<(String, Vec<u8>)> =
+        logs.iter().map(|(k, gz)| (k.clone(), inflate(&gz[..], u64::MAX).unwrap())).collect();
     let digests = sign_chain(&TestSigner::fixture(), &spec, &inflated);
     let signed: usize = digests.iter().map(|d| d.log_files.len()).sum();
     assert_eq!(signed, logs.len(), "every log file is in exactly one digest");
@@ -186,7 +187,7 @@ async fn digest_chains_verify_and_each_tampering_is_reported_precisely() {
     moto.create_bucket("trail-modified").await;
     let mut modified = trail("trail-modified");
     let changed = victim(&modified, 2);
-    let json = String::from_utf8(inflate(&modified.logs[&changed][..]).unwrap()).unwrap();
+    let json = String::from_utf8(inflate(&modified.logs[&changed][..], u64::MAX).unwrap()).unwrap();
     modified.logs.insert(changed.clone(), gzip(json.replacen("\"eventName\":\"", "\"eventName\":\"X", 1).as_bytes()));
     upload(&client, "trail-modified", &modified, &[]).await;
     let report = verify(&client, "trail-modified", None).await;
@@ -265,7 +266,7 @@ fn the_corpus_digest_examples_parse() {
         parquetrail_testkit::gz_files(&corpus).into_iter().filter(|(k, _)| k.contains("/CloudTrail-Digest/")).collect();
     assert!(!digests.is_empty(), "the corpus has digest examples");
     for (key, path) in digests {
-        let inflated = inflate(&std::fs::read(&path).unwrap()[..]).unwrap();
+        let inflated = inflate(&std::fs::read(&path).unwrap()[..], u64::MAX).unwrap();
         let digest = Digest::parse(&inflated).unwrap_or_else(|e| panic!("{key}: {e}"));
         assert_eq!(digest.digest_s3_object.as_deref(), Some(key.as_str()), "stored at its own key");
         let parsed = DigestKey::parse(&key).unwrap_or_else(|| panic!("{key}: key does not parse"));
@@ -333,7 +334,7 @@ async fn digests_convert_to_a_dataset_with_signatures_and_every_listed_log_file(
         assert_eq!(listed.len(), d.log_files.len(), "{}", d.key);
         for key in &d.log_files {
             let want = parquetrail_core::digest::hex(&parquetrail_core::digest::sha256(
-                &inflate(&chain.logs[key][..]).unwrap(),
+                &inflate(&chain.logs[key][..], u64::MAX).unwrap(),
             ));
             assert_eq!(listed.get(key.as_str()), Some(&want.as_str()), "{key} listed with its hash");
         }

@@ -51,7 +51,6 @@
 //! ```
 
 use std::collections::HashSet;
-use std::io::{self, Write};
 
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_row::{RowConverter, Rows, SortField};
@@ -65,8 +64,8 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::convert::Dataset;
-use crate::encode::WriterSettings;
-use crate::sink::{Sink, SinkFile};
+use crate::encode::{Counting, SinkFault, WriterSettings};
+use crate::sink::Sink;
 use crate::{Error, Result};
 
 /// How a partition is compacted.
@@ -399,28 +398,13 @@ fn estimated_size(writer: &ArrowWriter<Counting>) -> u64 {
     written + open
 }
 
-/// Counts the bytes that pass to the sink file.
-struct Counting {
-    inner: Box<dyn SinkFile>,
-    bytes: u64,
-}
-
-impl Write for Counting {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.bytes += n as u64;
-        Ok(n)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
 /// One output being written.
 struct Open {
     path: String,
     rows: u64,
     writer: ArrowWriter<Counting>,
+    /// The sink file's first error: a writer error after it is a storage failure (retryable).
+    fault: SinkFault,
 }
 
 /// The sequence of outputs: opened on the first row, rotated at the target size.
@@ -452,8 +436,10 @@ impl<'a> Outputs<'a> {
     }
 
     fn encode_error(&self, e: impl std::fmt::Display) -> Error {
-        let path = self.current.as_ref().map_or_else(|| self.path(), |open| open.path.clone());
-        Error::Encode { key: self.out_dir.into(), path, reason: e.to_string() }
+        match &self.current {
+            Some(open) => open.fault.classify(e).into_error(self.out_dir, &open.path),
+            None => Error::Encode { key: self.out_dir.into(), path: self.path(), reason: e.to_string() },
+        }
     }
 
     fn open(&mut self) -> Result<&mut Open> {
@@ -469,10 +455,10 @@ impl<'a> Outputs<'a> {
             .with_properties(self.options.settings.properties())
             .with_parquet_schema(self.table.parquet.clone())
             .with_skip_arrow_metadata(true);
-        let writer =
-            ArrowWriter::try_new_with_options(Counting { inner: file, bytes: 0 }, self.table.schema.clone(), options)
-                .map_err(|e| self.encode_error(e))?;
-        Ok(self.current.insert(Open { path, rows: 0, writer }))
+        let (counting, fault) = Counting::new(file);
+        let writer = ArrowWriter::try_new_with_options(counting, self.table.schema.clone(), options)
+            .map_err(|e| fault.classify(e).into_error(self.out_dir, &path))?;
+        Ok(self.current.insert(Open { path, rows: 0, writer, fault }))
     }
 
     fn write(&mut self, batch: &RecordBatch) -> Result<()> {
@@ -492,15 +478,11 @@ impl<'a> Outputs<'a> {
 
     /// Writes the footer of the current output and commits it.
     fn close(&mut self) -> Result<()> {
-        let Some(Open { path, rows, writer }) = self.current.take() else {
+        let Some(Open { path, rows, writer, fault }) = self.current.take() else {
             return Ok(());
         };
-        let encode = |e: parquet::errors::ParquetError| Error::Encode {
-            key: self.out_dir.into(),
-            path: path.clone(),
-            reason: e.to_string(),
-        };
-        let Counting { inner, bytes } = writer.into_inner().map_err(encode)?;
+        let Counting { inner, bytes, .. } =
+            writer.into_inner().map_err(|e| fault.classify(e).into_error(self.out_dir, &path))?;
         inner.commit().map_err(|source| Error::Write { key: self.out_dir.into(), path: path.clone(), source })?;
         self.done.push(CompactedFile { path, rows, bytes });
         Ok(())

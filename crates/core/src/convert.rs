@@ -22,8 +22,8 @@ use serde::Serialize;
 use crate::encode::{ParquetOutput, WriterSettings};
 use crate::log_file::{ContentKind, ReadAheadGuard, ReadError, RecordReader};
 use crate::object_key::{KeyKind, ObjectKey};
-use crate::partition::PartitionKey;
-use crate::record::{RecordError, Row};
+use crate::partition::{PartitionKey, escape_value};
+use crate::record::Row;
 use crate::sink::{Sink, SinkFile};
 use crate::{Error, Result};
 
@@ -65,6 +65,34 @@ pub struct Options {
     pub layout: Layout,
     /// Which records to keep; the others are counted as `filtered`.
     pub filter: EventFilter,
+    /// What one input may cost: the bounds that keep memory and work independent of content.
+    pub limits: Limits,
+}
+
+/// Bounds on what one input file may make the converter hold or do. Anyone who can write to the
+/// trail bucket can craft an object, so memory and work must not depend on what it contains: past
+/// a bound, the records concerned are quarantined (nothing is dropped) and the rest of the file
+/// is converted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// The largest record kept in memory, in bytes of JSON. A larger record is quarantined *by
+    /// reference* (its index, byte range and SHA-256 in the decompressed file), never copied.
+    /// CloudTrail's own records are at most a few hundred KB.
+    pub max_record_bytes: usize,
+    /// Distinct output partitions (dataset, account, Region, day) one file may write. A delivery
+    /// names one account and Region and one or two days; each open partition holds a Parquet
+    /// writer (about 1 MB) and costs S3 requests, so records that would open one more are
+    /// quarantined instead.
+    pub max_partitions: usize,
+    /// The largest digest file, in inflated bytes (a real one lists at most a few thousand log
+    /// files: well under a megabyte). A larger one is quarantined as `oversized_digest`.
+    pub max_digest_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_record_bytes: 16 << 20, max_partitions: 64, max_digest_bytes: crate::digest::MAX_DIGEST_BYTES }
+    }
 }
 
 /// An event category, as a trail's event selectors name them.
@@ -231,9 +259,26 @@ struct QuarantinedRecord<'a> {
     record_index: usize,
     offset: u64,
     reason: String,
-    /// The record's text exactly as read (lossily decoded if it was not UTF-8).
-    raw: std::borrow::Cow<'a, str>,
+    /// The record's text exactly as read (lossily decoded if it was not UTF-8); absent for a
+    /// record too large to hold, which `reference` identifies instead.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    raw: Option<std::borrow::Cow<'a, str>>,
+    /// Where an oversized record's bytes are: `length` bytes from `offset` of the decompressed
+    /// source object, and their SHA-256, so they can be extracted and checked later.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    reference: Option<Reference>,
 }
+
+/// An oversized record, by reference.
+#[derive(Debug, Serialize)]
+struct Reference {
+    length: u64,
+    sha256: String,
+}
+
+/// The longest escaped account or Region value of a partition path: a path segment must stay
+/// well under the 255 bytes most file systems allow a name.
+const MAX_PARTITION_VALUE: usize = 200;
 
 /// Why a key is skipped without reading it, if it is.
 pub fn skip_reason(key: &ObjectKey<'_>) -> Option<String> {
@@ -290,6 +335,7 @@ pub fn convert_source(
     let counted = CountingReader { inner: input, count: counter.clone() };
     let mut reader =
         RecordReader::new(counted).map_err(|source| Error::Read { key: key.to_string(), offset: 0, source })?;
+    reader.set_max_record_bytes(options.limits.max_record_bytes);
     if reader.is_empty_input() {
         report.skipped = Some("zero-byte object".into());
         return Ok(report);
@@ -399,20 +445,36 @@ impl<'s> FileState<'s> {
             }
             let Some(raw) = reader.next_record().map_err(ReadFault::Source)? else { break };
             self.records += 1;
+            if let Some(big) = raw.oversized {
+                let limit = self.options.limits.max_record_bytes;
+                let reason = format!("record of {} bytes, larger than the limit of {limit} bytes", big.len);
+                let reference = Reference { length: big.len, sha256: hex(&big.sha256) };
+                self.quarantine_record(None, Some(reference), raw.index, raw.offset, reason)
+                    .map_err(ReadFault::Sink)?;
+                continue;
+            }
             let placed = Row::parse(raw.text, self.object.key, raw.index).and_then(|row| {
                 let time = row.event_time()?;
                 Ok((row, time))
             });
+            let placed = placed.map_err(|e| e.to_string()).and_then(|(row, time)| {
+                let slot = self.slot(&row, time);
+                self.check_room(&slot)?;
+                Ok((row, slot))
+            });
             match placed {
                 Ok((row, _)) if !self.filter_all && !self.options.filter.keeps(&row) => self.filtered += 1,
-                Ok((row, time)) => self.write_row(&row, time).map_err(ReadFault::Sink)?,
-                Err(e) => self.quarantine_record(raw.text, raw.index, raw.offset, &e).map_err(ReadFault::Sink)?,
+                Ok((row, slot)) => self.write_row(&row, slot).map_err(ReadFault::Sink)?,
+                Err(reason) => self
+                    .quarantine_record(Some(raw.text), None, raw.index, raw.offset, reason)
+                    .map_err(ReadFault::Sink)?,
             }
         }
         Ok(())
     }
 
-    fn write_row(&mut self, row: &Row<'_>, time: chrono::DateTime<chrono::Utc>) -> Result<()> {
+    /// The output a row goes to: its dataset and its partition.
+    fn slot(&self, row: &Row<'_>, time: chrono::DateTime<chrono::Utc>) -> (Dataset, PartitionKey) {
         let account = row
             .recipientaccountid
             .as_deref()
@@ -424,27 +486,58 @@ impl<'s> FileState<'s> {
         let partition =
             PartitionKey { account: account.to_string(), region: region.to_string(), date: time.date_naive() };
         let dataset = if row.is_insight() { Dataset::Insights } else { Dataset::Events };
-        let slot = (dataset, partition);
+        (dataset, partition)
+    }
+
+    /// Whether a row may go to `slot`: its partition values must fit a file name, and a new
+    /// partition must stay within [`Limits::max_partitions`]; the reason to quarantine it if not.
+    fn check_room(&self, slot: &(Dataset, PartitionKey)) -> std::result::Result<(), String> {
+        if self.outputs.contains_key(slot) {
+            return Ok(());
+        }
+        let (account, region) = (escape_value(&slot.1.account), escape_value(&slot.1.region));
+        if account.len() > MAX_PARTITION_VALUE || region.len() > MAX_PARTITION_VALUE {
+            return Err(format!(
+                "the account or Region value cannot name a partition: escaped, it is {} / {} bytes long (at most {MAX_PARTITION_VALUE})",
+                account.len(),
+                region.len()
+            ));
+        }
+        let limit = self.options.limits.max_partitions;
+        if self.outputs.len() >= limit {
+            return Err(format!(
+                "the file already writes {limit} partitions, the most one file may (this record's is {})",
+                slot.1
+            ));
+        }
+        Ok(())
+    }
+
+    fn write_row(&mut self, row: &Row<'_>, slot: (Dataset, PartitionKey)) -> Result<()> {
         if !self.outputs.contains_key(&slot) {
-            let prefix = self.options.layout.prefix(dataset);
+            let prefix = self.options.layout.prefix(slot.0);
             let path = format!("{prefix}/{}/{}.parquet", slot.1.path(), self.stem);
             let file = self.sink.create(&path).map_err(|source| Error::Write {
                 key: self.key().into(),
                 path: path.clone(),
                 source,
             })?;
-            let output = ParquetOutput::new(file, &self.options.writer).map_err(|reason| Error::Encode {
-                key: self.key().into(),
-                path: path.clone(),
-                reason,
-            })?;
+            let output = ParquetOutput::new(file, &self.options.writer).map_err(|e| e.into_error(self.key(), &path))?;
             self.outputs.insert(slot.clone(), output);
         }
         let output = self.outputs.get_mut(&slot).expect("inserted above");
-        output.push(row).map_err(|reason| Error::Encode { key: self.object.key.into(), path: slot.1.path(), reason })
+        output.push(row).map_err(|e| e.into_error(self.object.key, &slot.1.path()))
     }
 
-    fn quarantine_record(&mut self, text: &[u8], index: usize, offset: u64, error: &RecordError) -> Result<()> {
+    /// Quarantines one record: with its text, or, for one too large to hold, by reference.
+    fn quarantine_record(
+        &mut self,
+        text: Option<&[u8]>,
+        reference: Option<Reference>,
+        index: usize,
+        offset: u64,
+        reason: String,
+    ) -> Result<()> {
         self.quarantined += 1;
         if self.quarantine.is_none() {
             let path = format!("{}/records/{}.jsonl", self.options.layout.quarantine, self.stem);
@@ -459,8 +552,9 @@ impl<'s> FileState<'s> {
             source_key: self.object.key,
             record_index: index,
             offset,
-            reason: error.to_string(),
-            raw: String::from_utf8_lossy(text),
+            reason,
+            raw: text.map(String::from_utf8_lossy),
+            reference,
         };
         let (path, file) = self.quarantine.as_mut().expect("created above");
         let mut bytes = serde_json::to_vec(&line).expect("quarantine lines serialize");
@@ -476,8 +570,7 @@ impl<'s> FileState<'s> {
         let key = self.object.key.to_string();
         for ((dataset, partition), output) in self.outputs {
             let path = format!("{}/{}/{}.parquet", self.options.layout.prefix(dataset), partition.path(), self.stem);
-            let (rows, bytes, file) =
-                output.finish().map_err(|reason| Error::Encode { key: key.clone(), path: path.clone(), reason })?;
+            let (rows, bytes, file) = output.finish().map_err(|e| e.into_error(&key, &path))?;
             file.commit().map_err(|source| Error::Write { key: key.clone(), path: path.clone(), source })?;
             report.rows += rows;
             report.outputs.push(OutputReport {
@@ -515,7 +608,10 @@ fn convert_digest(
     let mut report = FileReport { key: key.to_string(), ..FileReport::default() };
     let stem = object.output_stem();
     let counter = Arc::new(AtomicU64::new(0));
-    let inflated = crate::digest::inflate(CountingReader { inner: input, count: counter.clone() });
+    let inflated = crate::digest::inflate(
+        CountingReader { inner: input, count: counter.clone() },
+        options.limits.max_digest_bytes,
+    );
     report.bytes_in = counter.load(Ordering::Relaxed);
     let inflated = match inflated {
         Ok(bytes) => bytes,
@@ -679,6 +775,124 @@ mod tests {
         }
         assert!("Management".parse::<Category>().is_ok() && "bogus".parse::<Category>().is_err());
         assert_eq!("writeonly".parse(), Ok(ReadWrite::WriteOnly));
+    }
+
+    /// Quarantine lines of a converted file, parsed.
+    fn quarantine_lines(sink: &MemorySink) -> Vec<serde_json::Value> {
+        let path = sink.paths().into_iter().find(|p| p.starts_with("quarantine/records/")).expect("a quarantine file");
+        let text = String::from_utf8(sink.get(&path).unwrap()).unwrap();
+        text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    }
+
+    /// A record larger than the limit is quarantined by reference — its byte range and SHA-256 in
+    /// the decompressed file, never its text — and the records around it are converted. The
+    /// reference is checked against the input itself.
+    #[test]
+    fn an_oversized_record_is_quarantined_by_reference_and_the_file_goes_on() {
+        use sha2::{Digest as _, Sha256};
+        let small = |name: &str| format!(r#"{{"eventTime":"2024-01-01T00:00:00Z","eventName":"{name}"}}"#);
+        let huge =
+            format!(r#"{{"eventTime":"2024-01-01T00:00:00Z","requestParameters":{{"x":"{}"}}}}"#, "a".repeat(3000));
+        let json = format!(r#"{{"Records":[{},{huge},{}]}}"#, small("Before"), small("After"));
+        for (limit, oversized) in [(2000, true), (huge.len() - 1, true), (huge.len(), false)] {
+            let limits = Limits { max_record_bytes: limit, ..Limits::default() };
+            let options = Options { limits, ..Options::default() };
+            let sink = MemorySink::default();
+            let report = convert("k.json", json.as_bytes(), &sink, &options).unwrap();
+            assert!(report.reconciles(), "{limit}: {report:?}");
+            assert_eq!(report.records, 3, "{limit}");
+            if !oversized {
+                assert_eq!((report.rows, report.quarantined), (3, 0), "{limit}");
+                continue;
+            }
+            assert_eq!((report.rows, report.quarantined), (2, 1), "{limit}");
+            let lines = quarantine_lines(&sink);
+            let line = &lines[0];
+            let offset = json.find(&huge).unwrap() as u64;
+            assert_eq!(line["record_index"], 1, "{line}");
+            assert_eq!(line["offset"], offset, "{line}");
+            assert_eq!(line["length"], huge.len() as u64, "{line}");
+            assert_eq!(line["sha256"], hex(&Sha256::digest(huge.as_bytes())), "{line}");
+            assert!(line.get("raw").is_none(), "the text must not be copied: {line}");
+            assert!(line["reason"].as_str().unwrap().contains(&format!("limit of {limit} bytes")), "{line}");
+        }
+    }
+
+    /// Memory does not grow with one huge value: a gzip of a few hundred KB holding a 64 MiB
+    /// string is read with the buffer bounded near the limit (checked on the reader's capacity).
+    #[test]
+    fn a_huge_string_streams_past_without_being_held() {
+        use std::io::Write as _;
+        let (open, close) = (r#"{"eventTime":"2024-01-01T00:00:00Z","x":""#, r#""}"#);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(format!(r#"{{"Records":[{open}"#).as_bytes()).unwrap();
+        let chunk = vec![b'z'; 1 << 20];
+        for _ in 0..64 {
+            gz.write_all(&chunk).unwrap();
+        }
+        gz.write_all(format!(r#"{close},{{"eventTime":"2024-01-01T00:00:01Z"}}]}}"#).as_bytes()).unwrap();
+        let gz = gz.finish().unwrap();
+        let mut reader = RecordReader::new(&gz[..]).unwrap();
+        reader.set_max_record_bytes(1 << 20);
+        let first = reader.next_record().unwrap().unwrap();
+        let big = first.oversized.expect("oversized");
+        assert_eq!(big.len, (open.len() + (64 << 20) + close.len()) as u64, "the record's exact length");
+        assert!(reader.capacity() <= 4 << 20, "buffer grew to {} bytes", reader.capacity());
+        let second = reader.next_record().unwrap().unwrap();
+        assert_eq!(second.text, br#"{"eventTime":"2024-01-01T00:00:01Z"}"#);
+        assert!(reader.next_record().unwrap().is_none());
+    }
+
+    /// A file naming more partitions than the limit converts the first ones and quarantines,
+    /// with their text, the records that would open more; a value too long to be a file name is
+    /// quarantined rather than failing the file.
+    #[test]
+    fn partition_fan_out_and_unnameable_partitions_are_quarantined() {
+        let records: Vec<String> = (0..10)
+            .map(|i| {
+                format!(
+                    r#"{{"eventTime":"2024-01-01T00:00:00Z","recipientAccountId":"{:012}","eventName":"E{i}"}}"#,
+                    i % 5
+                )
+            })
+            .chain([format!(r#"{{"eventTime":"2024-01-01T00:00:00Z","awsRegion":"{}"}}"#, "é".repeat(43))])
+            .collect();
+        let json = format!(r#"{{"Records":[{}]}}"#, records.join(","));
+        let limits = Limits { max_partitions: 3, ..Limits::default() };
+        let sink = MemorySink::default();
+        let report = convert("k.json", json.as_bytes(), &sink, &Options { limits, ..Options::default() }).unwrap();
+        assert!(report.reconciles(), "{report:?}");
+        // Accounts 0, 1, 2 open the three partitions (two records each); 3 and 4 are refused.
+        assert_eq!((report.records, report.rows, report.quarantined), (11, 6, 5), "{report:?}");
+        assert_eq!(report.outputs.len(), 3);
+        let lines = quarantine_lines(&sink);
+        let raws: Vec<&str> = lines.iter().map(|l| l["raw"].as_str().unwrap()).collect();
+        let want: Vec<&str> =
+            records.iter().enumerate().filter(|(i, _)| *i == 10 || i % 5 >= 3).map(|(_, r)| r.as_str()).collect();
+        assert_eq!(raws, want);
+        assert!(lines[0]["reason"].as_str().unwrap().contains("already writes 3 partitions"), "{}", lines[0]);
+        assert!(lines[4]["reason"].as_str().unwrap().contains("cannot name a partition"), "{}", lines[4]);
+    }
+
+    /// A digest bomb (a small gzip inflating past the limit) is quarantined as unreadable — a
+    /// permanent verdict, not an out-of-memory retried forever.
+    #[test]
+    fn a_digest_bomb_is_quarantined_not_read() {
+        use crate::digest_table::tests::KEY;
+        use std::io::Write as _;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        let zeros = vec![b' '; 1 << 20];
+        for _ in 0..8 {
+            gz.write_all(&zeros).unwrap();
+        }
+        let gz = gz.finish().unwrap();
+        let limits = Limits { max_digest_bytes: 4 << 20, ..Limits::default() };
+        let sink = MemorySink::default();
+        let report = convert(KEY, &gz[..], &sink, &Options { limits, ..Options::default() }).unwrap();
+        let failure = report.failure.expect("quarantined");
+        assert!(failure.reason.contains("more than 4194304 bytes once inflated"), "{failure:?}");
+        assert!(report.outputs.is_empty());
+        assert_eq!(sink.paths(), [failure.quarantine_path]);
     }
 
     #[test]

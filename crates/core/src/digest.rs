@@ -181,11 +181,24 @@ pub fn unhex(text: &str) -> Option<Vec<u8>> {
     (0..text.len()).step_by(2).map(|i| text.get(i..i + 2).and_then(|pair| u8::from_str_radix(pair, 16).ok())).collect()
 }
 
-/// Inflates a digest or log file: gzip (every member) when it starts with the gzip magic, the
-/// bytes as they are otherwise (a local copy someone already gunzipped).
-pub fn inflate(reader: impl Read) -> io::Result<Vec<u8>> {
+/// The largest digest file read, in inflated bytes. A real digest lists the log files of one hour
+/// of one account and Region — at most a few thousand, well under a megabyte — so anything near
+/// this is not a digest but a decompression bomb, refused before it can exhaust memory.
+pub const MAX_DIGEST_BYTES: u64 = 32 << 20;
+
+/// Inflates a digest file: gzip (every member) when it starts with the gzip magic, the bytes as
+/// they are otherwise (a local copy someone already gunzipped). More than `limit` inflated bytes
+/// is an [`io::ErrorKind::InvalidData`] error (permanent: the same bytes never get smaller),
+/// reported without holding more than the limit.
+pub fn inflate(reader: impl Read, limit: u64) -> io::Result<Vec<u8>> {
     let mut out = Vec::new();
-    inflated_reader(reader)?.read_to_end(&mut out)?;
+    inflated_reader(reader)?.take(limit.saturating_add(1)).read_to_end(&mut out)?;
+    if out.len() as u64 > limit {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("more than {limit} bytes once inflated, far more than any digest file: not read further"),
+        ));
+    }
     Ok(out)
 }
 
@@ -700,7 +713,7 @@ mod tests {
             e.write_all(part).unwrap();
             gz.extend(e.finish().unwrap());
         }
-        assert_eq!(inflate(&gz[..]).unwrap(), b"hello world");
+        assert_eq!(inflate(&gz[..], MAX_DIGEST_BYTES).unwrap(), b"hello world");
         assert_eq!(inflated_sha256(&gz[..]).unwrap(), sha256(b"hello world"));
         assert_eq!(inflated_sha256(&b"plain"[..]).unwrap(), sha256(b"plain"));
     }

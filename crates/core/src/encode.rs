@@ -21,7 +21,7 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::sync::mpsc::SyncSender;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::thread::JoinHandle;
 
 use arrow_array::builder::{
@@ -461,21 +461,68 @@ impl Columns {
     }
 }
 
-/// Counts the bytes that pass to the sink file.
-struct Counting {
-    inner: Box<dyn SinkFile>,
-    bytes: u64,
+/// Counts the bytes that pass to the sink file, and keeps the first error the sink returned.
+pub(crate) struct Counting {
+    pub(crate) inner: Box<dyn SinkFile>,
+    pub(crate) bytes: u64,
+    pub(crate) fault: SinkFault,
+}
+
+impl Counting {
+    pub(crate) fn new(inner: Box<dyn SinkFile>) -> (Counting, SinkFault) {
+        let fault = SinkFault::default();
+        (Counting { inner, bytes: 0, fault: fault.clone() }, fault)
+    }
 }
 
 impl Write for Counting {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
+        let n = self.inner.write(buf).inspect_err(|e| self.fault.record(e))?;
         self.bytes += n as u64;
         Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
+        self.inner.flush().inspect_err(|e| self.fault.record(e))
     }
+}
+
+/// The first error a sink file returned to the Parquet writer. The writer flattens I/O errors into
+/// its own error type (and, from the encoder thread, into text), so without this a failed upload
+/// would read as an encoding failure — permanent — and a file lost to an S3 blip would be
+/// acknowledged with nothing archived. Every writer error is checked against it first.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SinkFault(Arc<Mutex<Option<(io::ErrorKind, String)>>>);
+
+impl SinkFault {
+    fn record(&self, e: &io::Error) {
+        let mut slot = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        slot.get_or_insert_with(|| (e.kind(), e.to_string()));
+    }
+
+    /// The sink's error, if the sink failed (a copy: every later call reports it too).
+    pub(crate) fn error(&self) -> Option<io::Error> {
+        let slot = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        slot.as_ref().map(|(kind, message)| io::Error::new(*kind, message.clone()))
+    }
+
+    /// `reason` as an [`OutputError`]: the sink's failure when there was one, else an encoding one.
+    pub(crate) fn classify(&self, reason: impl std::fmt::Display) -> OutputError {
+        match self.error() {
+            Some(e) => OutputError::Sink(e),
+            None => OutputError::Encode(reason.to_string()),
+        }
+    }
+}
+
+/// Why an output could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    /// The sink (disk, S3 upload) failed: a storage failure, worth retrying.
+    #[error("{0}")]
+    Sink(#[source] io::Error),
+    /// The rows could not be encoded: retrying the same rows cannot help.
+    #[error("{0}")]
+    Encode(String),
 }
 
 /// One Parquet output being written.
@@ -487,6 +534,8 @@ pub struct ParquetOutput {
     /// The sink file until the writer is opened (with the first batch), then the writer.
     file: Option<Box<dyn SinkFile>>,
     writer: Option<Writer>,
+    /// The sink file's first error, shared with the writer's [`Counting`].
+    fault: SinkFault,
 }
 
 /// Where a [`ParquetOutput`]'s batches are encoded.
@@ -557,9 +606,17 @@ impl std::fmt::Debug for ParquetOutput {
 }
 
 impl ParquetOutput {
-    pub fn new(file: Box<dyn SinkFile>, settings: &WriterSettings) -> Result<Self, String> {
-        let columns = Columns::new(schema().fields())?;
-        Ok(ParquetOutput { columns, pending: 0, rows: 0, settings: settings.clone(), file: Some(file), writer: None })
+    pub fn new(file: Box<dyn SinkFile>, settings: &WriterSettings) -> Result<Self, OutputError> {
+        let columns = Columns::new(schema().fields()).map_err(OutputError::Encode)?;
+        Ok(ParquetOutput {
+            columns,
+            pending: 0,
+            rows: 0,
+            settings: settings.clone(),
+            file: Some(file),
+            writer: None,
+            fault: SinkFault::default(),
+        })
     }
 
     /// Opens the writer; `background` encodes on a thread of its own (see [`Writer`]).
@@ -571,21 +628,22 @@ impl ParquetOutput {
             .with_properties(properties)
             .with_parquet_schema(parquet_schema().clone())
             .with_skip_arrow_metadata(true);
-        let writer = ArrowWriter::try_new_with_options(Counting { inner: file, bytes: 0 }, schema(), options)
-            .map_err(|e| e.to_string())?;
+        let (counting, fault) = Counting::new(file);
+        self.fault = fault;
+        let writer = ArrowWriter::try_new_with_options(counting, schema(), options).map_err(|e| e.to_string())?;
         let writer = if background { Writer::background(writer)? } else { Writer::Inline(Box::new(writer)) };
         Ok(self.writer.insert(writer))
     }
 
     /// Copies one row into the current batch.
-    pub fn push(&mut self, row: &Row<'_>) -> Result<(), String> {
+    pub fn push(&mut self, row: &Row<'_>) -> Result<(), OutputError> {
         self.columns.begin_row();
         row.push_columns(&mut self.columns);
-        self.columns.end_row()?;
+        self.columns.end_row().map_err(OutputError::Encode)?;
         self.pending += 1;
         self.rows += 1;
         if self.pending >= self.settings.batch_rows.max(1) {
-            self.flush_batch(false)?;
+            self.flush_batch(false).map_err(|e| self.fault.classify(e))?;
         }
         Ok(())
     }
@@ -610,8 +668,14 @@ impl ParquetOutput {
         self.rows
     }
 
-    /// Writes the footer; returns the rows, the bytes and the file, ready to commit.
-    pub fn finish(mut self) -> Result<(u64, u64, Box<dyn SinkFile>), String> {
+    /// Writes the footer; returns the rows, the bytes and the file, ready to commit. A failure of
+    /// the sink is [`OutputError::Sink`] however the writer reported it.
+    pub fn finish(mut self) -> Result<(u64, u64, Box<dyn SinkFile>), OutputError> {
+        let finished = self.finish_inner();
+        finished.map_err(|e| self.fault.classify(e))
+    }
+
+    fn finish_inner(&mut self) -> Result<(u64, u64, Box<dyn SinkFile>), String> {
         self.flush_batch(true)?;
         if self.writer.is_none() {
             self.open(self.settings.properties(), false)?;
@@ -845,13 +909,24 @@ mod tests {
         }
         let mut out = ParquetOutput::new(Box::new(Broken(0)), &settings).unwrap();
         // The first row group (64 rows) is written to the sink by the encoder thread; the error
-        // reaches a push soon after, and every later call reports the stop.
+        // reaches a push soon after, and every later call reports it again. However the writer
+        // reported it (flattened into text on the encoder thread), it is the sink's failure, not
+        // an encoding one: a storage error must stay retryable.
         let failed = rows.iter().position(|row| out.push(row).is_err()).expect("a push fails");
         assert!(failed < 200, "the failure surfaced only at row {failed}");
         let again = out.push(&rows[0]).unwrap_err();
-        assert!(again.contains("stopped"), "{again}");
+        assert!(matches!(&again, OutputError::Sink(e) if e.to_string() == "disk on fire"), "{again:?}");
         let mut out = ParquetOutput::new(Box::new(Broken(0)), &settings).unwrap();
         let error = rows.iter().find_map(|row| out.push(row).err()).unwrap();
-        assert!(error.contains("disk on fire"), "{error}");
+        assert!(matches!(&error, OutputError::Sink(e) if e.to_string() == "disk on fire"), "{error:?}");
+
+        // The same on the calling thread (an output of one batch): the failure comes at finish.
+        let single = WriterSettings { batch_rows: 10_000, ..WriterSettings::default() };
+        let mut out = ParquetOutput::new(Box::new(Broken(0)), &single).unwrap();
+        rows.iter().for_each(|row| out.push(row).unwrap());
+        let error = out.finish().map(|_| ()).unwrap_err();
+        assert!(matches!(&error, OutputError::Sink(e) if e.to_string() == "disk on fire"), "{error:?}");
+        let core = error.into_error("key", "x.parquet");
+        assert!(!core.is_permanent(), "a sink failure must be retryable: {core}");
     }
 }

@@ -48,5 +48,16 @@ impl Error {
     }
 }
 
+impl crate::encode::OutputError {
+    /// The core's error for an output of `key` at `path`: a sink failure stays a [`Error::Write`]
+    /// (retryable), whatever layer reported it.
+    pub fn into_error(self, key: &str, path: &str) -> Error {
+        match self {
+            crate::encode::OutputError::Sink(source) => Error::Write { key: key.into(), path: path.into(), source },
+            crate::encode::OutputError::Encode(reason) => Error::Encode { key: key.into(), path: path.into(), reason },
+        }
+    }
+}
+
 /// The core's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

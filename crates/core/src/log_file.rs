@@ -31,12 +31,44 @@ const MAX_DEPTH: usize = 512;
 /// One record's bytes, exactly as written in the file.
 #[derive(Debug, Clone, Copy)]
 pub struct RawRecord<'b> {
+    /// The record's JSON text; empty when the record was [`oversized`](Self::oversized).
     pub text: &'b [u8],
     /// Byte offset of the record in the decompressed file.
     pub offset: u64,
     /// Position of the record in the `Records` array (0-based).
     pub index: usize,
+    /// Set when the record is larger than the reader's limit
+    /// ([`RecordReader::set_max_record_bytes`]): its bytes were hashed and dropped as they were
+    /// read, never held, so a crafted file cannot make memory grow with one huge value.
+    pub oversized: Option<Oversized>,
 }
+
+/// A record too large to hold: what identifies its bytes in the decompressed file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Oversized {
+    /// Its length in bytes (it spans `offset .. offset + len`).
+    pub len: u64,
+    /// SHA-256 of exactly those bytes.
+    pub sha256: [u8; 32],
+}
+
+/// How far a scanned value reaches.
+enum Scanned {
+    /// The value is `len` bytes from `start`, all in the buffer.
+    Whole(usize),
+    /// The value was longer than the limit: it is consumed (`start` is past it) and only its
+    /// length and hash are known.
+    Oversized(Oversized),
+}
+
+/// The part of an oversized value already hashed and dropped.
+struct Skip {
+    len: u64,
+    hasher: Sha256,
+}
+
+/// The longest key of the top-level object worth reading (CloudTrail's is `Records`).
+const MAX_KEY_BYTES: usize = 4096;
 
 /// Why a file could not be read to its end.
 #[derive(Debug, thiserror::Error)]
@@ -126,6 +158,8 @@ pub struct RecordReader<'r> {
     /// Set once decompression moved to a thread of its own ([`RecordReader::read_ahead`]): where
     /// that thread leaves the content's SHA-256 at the end of the stream.
     ahead_digest: Option<Arc<Mutex<Option<[u8; 32]>>>>,
+    /// The largest value held in memory; see [`RecordReader::set_max_record_bytes`].
+    max_record: usize,
 }
 
 /// Calls [`RecordReader::stop_read_ahead`] when dropped, so that a scope whose closure returns
@@ -216,7 +250,20 @@ impl<'r> RecordReader<'r> {
             gzip,
             hasher: Sha256::new(),
             ahead_digest: None,
+            max_record: usize::MAX,
         })
+    }
+
+    /// Records (and other top-level values) longer than `bytes` are not held: they are hashed
+    /// and dropped as they stream past, and come back as [`RawRecord::oversized`]. Memory then
+    /// stays within about twice this bound whatever the file holds.
+    pub fn set_max_record_bytes(&mut self, bytes: usize) {
+        self.max_record = bytes.max(1);
+    }
+
+    /// The bytes the reader's buffer holds room for (what a bounded read keeps in memory).
+    pub fn capacity(&self) -> usize {
+        self.buf.len()
     }
 
     /// Whether the object holds no bytes at all (a zero-byte object, skipped by the converter).
@@ -373,7 +420,9 @@ impl<'r> RecordReader<'r> {
                     if c != b'"' {
                         return Err(self.json_error(&format!("expected a key, found {}", describe(c))));
                     }
-                    let len = self.scan_value()?;
+                    let Scanned::Whole(len) = self.scan_value(MAX_KEY_BYTES)? else {
+                        return Err(self.json_error(&format!("a key longer than {MAX_KEY_BYTES} bytes")));
+                    };
                     let key: String = serde_json::from_slice(&self.buf[self.start..self.start + len])
                         .map_err(|e| self.json_error(&format!("invalid key: {e}")))?;
                     self.start += len;
@@ -396,8 +445,10 @@ impl<'r> RecordReader<'r> {
                         if self.envelope.other_keys.len() < 64 {
                             self.envelope.other_keys.push(key);
                         }
-                        let len = self.scan_value()?;
-                        self.start += len;
+                        // Not a record: skipped, also when it is larger than a record may be.
+                        if let Scanned::Whole(len) = self.scan_value(self.max_record)? {
+                            self.start += len;
+                        }
                         self.state = State::ObjectNext;
                     }
                 }
@@ -418,13 +469,18 @@ impl<'r> RecordReader<'r> {
                         c = self.expect_more("inside \"Records\"")?;
                     }
                     let _ = c;
-                    let len = self.scan_value()?;
+                    let offset = self.offset();
+                    let scanned = self.scan_value(self.max_record)?;
                     self.state = State::RecordsNext;
-                    self.pending = len;
                     let index = self.index;
                     self.index += 1;
-                    let offset = self.offset();
-                    return Ok(Some(RawRecord { text: &self.buf[self.start..self.start + len], offset, index }));
+                    return Ok(Some(match scanned {
+                        Scanned::Whole(len) => {
+                            self.pending = len;
+                            RawRecord { text: &self.buf[self.start..self.start + len], offset, index, oversized: None }
+                        }
+                        Scanned::Oversized(o) => RawRecord { text: &[], offset, index, oversized: Some(o) },
+                    }));
                 }
                 State::AfterObject => match self.peek_non_ws()? {
                     // Concatenated documents (`cat a.json b.json`) are read as one stream.
@@ -523,26 +579,56 @@ impl<'r> RecordReader<'r> {
         }
     }
 
-    /// Length of the JSON value starting at `start` (which is not whitespace). Only the structure
-    /// is checked here (strings, brackets); the value's own parser validates the rest.
-    fn scan_value(&mut self) -> Result<usize, ReadError> {
+    /// More input for a value scanned from `start` to `i` (exclusive): the new position of `i`
+    /// (the buffer may have moved), and false at the end of the stream. Past `limit` bytes the
+    /// value's bytes are hashed into `skip` and dropped from the buffer, which so stays bounded.
+    fn refill(&mut self, i: usize, limit: usize, skip: &mut Option<Skip>) -> Result<(usize, bool), ReadError> {
+        let held = i - self.start;
+        if skip.is_some() || held > limit {
+            let s = skip.get_or_insert_with(|| Skip { len: 0, hasher: Sha256::new() });
+            s.hasher.update(&self.buf[self.start..i]);
+            s.len += held as u64;
+            self.start = i;
+        }
+        let rel = i - self.start;
+        let more = self.fill()?;
+        Ok((self.start + rel, more))
+    }
+
+    /// The value that ends at `i` (exclusive): whole, or, past `limit`, consumed and identified.
+    fn scanned(&mut self, i: usize, limit: usize, skip: Option<Skip>) -> Scanned {
+        let len = i - self.start;
+        if skip.is_none() && len <= limit {
+            return Scanned::Whole(len);
+        }
+        let mut s = skip.unwrap_or_else(|| Skip { len: 0, hasher: Sha256::new() });
+        s.hasher.update(&self.buf[self.start..i]);
+        s.len += len as u64;
+        self.start = i;
+        Scanned::Oversized(Oversized { len: s.len, sha256: s.hasher.finalize().into() })
+    }
+
+    /// The JSON value starting at `start` (which is not whitespace). Only the structure is
+    /// checked here (strings, brackets); the value's own parser validates the rest.
+    fn scan_value(&mut self, limit: usize) -> Result<Scanned, ReadError> {
         let first = self.buf[self.start];
         if !matches!(first, b'{' | b'[' | b'"') {
-            return self.scan_scalar();
+            return self.scan_scalar(limit);
         }
         let mut stack: Vec<u8> = Vec::with_capacity(16);
+        let mut skip = None;
         let mut i = self.start; // absolute index into buf; re-based after fills
         let mut in_string = false;
         loop {
             if i >= self.end {
-                let rel = i - self.start;
-                if !self.fill()? {
+                let (next, more) = self.refill(i, limit, &mut skip)?;
+                if !more {
+                    let read = (next - self.start) as u64 + skip.as_ref().map_or(0, |s| s.len);
                     return Err(self.json_error(&format!(
-                        "unexpected end of file inside a value that starts here ({} bytes read of it; truncated file?)",
-                        rel
+                        "unexpected end of file inside a value that starts here ({read} bytes read of it; truncated file?)"
                     )));
                 }
-                i = self.start + rel;
+                i = next;
                 continue;
             }
             if in_string {
@@ -553,11 +639,11 @@ impl<'r> RecordReader<'r> {
                         if self.buf[at] == b'\\' {
                             if at + 1 >= self.end {
                                 // The escaped byte is not read yet: come back to the backslash.
-                                let rel = at - self.start;
-                                if !self.fill()? {
+                                let (next, more) = self.refill(at, limit, &mut skip)?;
+                                if !more {
                                     return Err(self.json_error("unexpected end of file inside a string"));
                                 }
-                                i = self.start + rel;
+                                i = next;
                                 continue;
                             }
                             i = at + 2;
@@ -565,7 +651,7 @@ impl<'r> RecordReader<'r> {
                             in_string = false;
                             i = at + 1;
                             if stack.is_empty() {
-                                return Ok(i - self.start);
+                                return Ok(self.scanned(i, limit, skip));
                             }
                         }
                     }
@@ -591,7 +677,7 @@ impl<'r> RecordReader<'r> {
                         });
                     }
                     if stack.is_empty() {
-                        return Ok(i - self.start);
+                        return Ok(self.scanned(i, limit, skip));
                     }
                 }
                 _ => {}
@@ -602,19 +688,20 @@ impl<'r> RecordReader<'r> {
         }
     }
 
-    fn scan_scalar(&mut self) -> Result<usize, ReadError> {
+    fn scan_scalar(&mut self, limit: usize) -> Result<Scanned, ReadError> {
+        let mut skip = None;
         let mut i = self.start;
         loop {
             if i >= self.end {
-                let rel = i - self.start;
-                if !self.fill()? {
-                    return Ok(rel);
+                let (next, more) = self.refill(i, limit, &mut skip)?;
+                if !more {
+                    return Ok(self.scanned(next, limit, skip));
                 }
-                i = self.start + rel;
+                i = next;
                 continue;
             }
             match self.buf[i] {
-                b',' | b']' | b'}' | b' ' | b'\t' | b'\n' | b'\r' => return Ok(i - self.start),
+                b',' | b']' | b'}' | b' ' | b'\t' | b'\n' | b'\r' => return Ok(self.scanned(i, limit, skip)),
                 b'{' | b'[' | b'"' | b':' => {
                     return Err(ReadError::Json {
                         offset: self.base + i as u64,

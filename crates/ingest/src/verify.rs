@@ -23,8 +23,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use parquetrail_core::digest::{
-    ChainId, DigestKey, DigestVerdict, FetchedDigest, Gap, PublicKeys, hex, inflate, inflated_sha256, key_window,
-    verify_chain,
+    ChainId, DigestKey, DigestVerdict, FetchedDigest, Gap, MAX_DIGEST_BYTES, PublicKeys, hex, inflate, inflated_sha256,
+    key_window, verify_chain,
 };
 use parquetrail_core::object_key::{KeyKind, ObjectKey};
 use serde::Serialize;
@@ -439,7 +439,9 @@ async fn fetch_digest(storage: &dyn Storage, key: &str) -> Result<Option<Fetched
     let read = retry(|| async {
         let mut opened = storage.open(key, None).await?;
         let mut body = Vec::new();
-        tokio::io::AsyncReadExt::read_to_end(&mut opened.reader, &mut body)
+        // Compressed, a digest is smaller still than its inflated bound: read no more than that.
+        let limited = tokio::io::AsyncReadExt::take(&mut opened.reader, MAX_DIGEST_BYTES + 1);
+        tokio::io::AsyncReadExt::read_to_end(&mut { limited }, &mut body)
             .await
             .map_err(|e| StorageError::new(ErrorKind::Retryable, e.to_string()))?;
         Ok((opened.metadata, body))
@@ -455,7 +457,7 @@ async fn fetch_digest(storage: &dyn Storage, key: &str) -> Result<Option<Fetched
         key: key.to_string(),
         signature: metadata.get("signature").cloned(),
         signature_algorithm: metadata.get("signature-algorithm").cloned(),
-        inflated: inflate(&body[..]).map_err(|e| format!("cannot inflate: {e}")),
+        inflated: inflate(&body[..], MAX_DIGEST_BYTES).map_err(|e| format!("cannot inflate: {e}")),
     }))
 }
 

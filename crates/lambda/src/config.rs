@@ -205,7 +205,7 @@ impl Config {
         };
         Ok(Config {
             destination,
-            options: Options { writer, layout, filter },
+            options: Options { writer, layout, filter, ..Options::default() },
             concurrency,
             s3,
             compaction,
