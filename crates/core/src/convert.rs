@@ -208,8 +208,9 @@ pub struct OutputReport {
 /// Why a whole file was not converted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FileFailure {
-    /// `unreadable` (gzip or I/O), `malformed_json`, or `malformed_digest` (a digest file that is
-    /// JSON but not a digest).
+    /// `unreadable` (gzip or I/O), `malformed_json`, `malformed_digest` (a digest file that is
+    /// JSON but not a digest), or, from [`quarantine_object`], `unconvertible` (an encoding
+    /// failure) and `crashed` (the conversion panicked).
     pub class: String,
     pub reason: String,
     /// Byte offset in the decompressed stream where the fault is.
@@ -657,6 +658,24 @@ fn convert_digest(
 /// Whether a read error means corrupt content (quarantine) rather than a failing stream (retry).
 fn is_corrupt(e: &io::Error) -> bool {
     matches!(e.kind(), io::ErrorKind::InvalidData | io::ErrorKind::InvalidInput | io::ErrorKind::UnexpectedEof)
+}
+
+/// Quarantines a whole object that failed for a reason no retry can change but the reading
+/// did not catch (an encoding failure, a crash of the converter): a marker under
+/// `quarantine/files/` names it, its bucket and version and the reason, so the object is never
+/// acknowledged with nothing to show for it. Outputs of the failed attempt were never listed in a
+/// manifest, so no reader sees them.
+pub fn quarantine_object(
+    source: Source<'_>,
+    class: &str,
+    reason: &str,
+    sink: &dyn Sink,
+    options: &Options,
+) -> Result<FileReport> {
+    let object = ObjectKey::parse(source.key);
+    let stem = object.output_stem();
+    let failure = quarantine_file(source, class, reason, 0, sink, options, &stem)?;
+    Ok(FileReport { key: source.key.to_string(), failure: Some(failure), ..FileReport::default() })
 }
 
 /// [`quarantine_file`] for a read error.

@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parquetrail_core::convert::{FileReport, Options, Source, convert_source, skip_reason};
+use parquetrail_core::convert::{FileReport, Options, Source, convert_source, quarantine_object, skip_reason};
 use parquetrail_core::digest_table::Signature;
 use parquetrail_core::object_key::ObjectKey;
 use serde::Serialize;
@@ -198,25 +198,58 @@ impl Pipeline {
         let reader = SyncIoBridge::new(opened.reader);
         let options = self.options.clone();
         let used = key.clone();
-        let key_owned = key;
+        let (bucket_kept, version_kept) = (bucket.clone(), version.clone());
         // A digest's signature lives in its user metadata; the core takes it as plain values.
         let signature = opened.metadata.get("signature").cloned();
         let signature_algorithm = opened.metadata.get("signature-algorithm").cloned();
         let joined = tokio::task::spawn_blocking(move || {
             let source = Source {
                 bucket: bucket.as_deref(),
-                key: &key_owned,
+                key: &key,
                 version_id: version.as_deref(),
                 signature: Signature { signature: signature.as_deref(), algorithm: signature_algorithm.as_deref() },
             };
             convert_source(source, reader, sink.as_ref(), &options)
         })
         .await;
-        match joined {
-            Ok(Ok(report)) => self.publish(report).await,
-            Ok(Err(e)) => Err(IngestError { retryable: !e.is_permanent(), message: e.to_string() }),
-            Err(e) => Err(IngestError { retryable: true, message: format!("{used}: conversion task failed: {e}") }),
+        // A failure no retry can change is quarantined, never just reported: an object
+        // acknowledged with nothing archived and nothing quarantined would be lost silently.
+        let (class, reason) = match joined {
+            Ok(Ok(report)) => return self.publish(report).await,
+            Ok(Err(e)) if e.is_permanent() => ("unconvertible", e.to_string()),
+            Ok(Err(e)) => return Err(IngestError { retryable: true, message: e.to_string() }),
+            Err(e) if e.is_panic() => ("crashed", format!("the conversion panicked: {}", panic_text(e.into_panic()))),
+            Err(e) => {
+                return Err(IngestError { retryable: true, message: format!("{used}: conversion task failed: {e}") });
+            }
+        };
+        tracing::error!(key = %used, class, reason = %reason, "quarantining the whole object");
+        let sink = self.dest.sink(&self.dest_prefix);
+        let options = self.options.clone();
+        let key = used.clone();
+        let written = tokio::task::spawn_blocking(move || {
+            let source = Source {
+                bucket: bucket_kept.as_deref(),
+                key: &key,
+                version_id: version_kept.as_deref(),
+                ..Source::default()
+            };
+            quarantine_object(source, class, &reason, sink.as_ref(), &options)
+        })
+        .await;
+        match written {
+            Ok(Ok(report)) => Ok(report),
+            Ok(Err(e)) => Err(IngestError { retryable: true, message: format!("{used}: quarantining it: {e}") }),
+            Err(e) => Err(IngestError { retryable: true, message: format!("{used}: quarantining it: {e}") }),
         }
+    }
+}
+
+/// The message a panic carried (`panic!` with a literal or a formatted string), for the record.
+fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {
+    match payload.downcast::<String>() {
+        Ok(text) => *text,
+        Err(payload) => payload.downcast_ref::<&str>().map_or_else(|| "no message".to_string(), |s| s.to_string()),
     }
 }
 
@@ -287,5 +320,103 @@ fn log(outcome: &Outcome) {
             duration_ms,
             "failed"
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use async_trait::async_trait;
+    use parquetrail_core::sink::Sink;
+    use tokio::io::{AsyncRead, ReadBuf};
+
+    use super::*;
+    use crate::local::LocalStorage;
+    use crate::storage::{ListPage, ObjectMeta, Opened, StorageError};
+
+    /// A source whose objects make the converter crash: the stream panics after its first bytes,
+    /// on the conversion's own thread (as a bug in the converter would).
+    #[derive(Debug)]
+    struct Crashing(LocalStorage);
+
+    /// Hands out the start of a log file, then panics.
+    struct PanicsAfterOpening(&'static [u8]);
+
+    impl AsyncRead for PanicsAfterOpening {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            assert!(!self.0.is_empty(), "the converter crashed");
+            let n = buf.remaining().min(self.0.len());
+            buf.put_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[async_trait]
+    impl Storage for Crashing {
+        fn describe(&self) -> String {
+            "crashing".into()
+        }
+        fn bucket(&self) -> Option<&str> {
+            Some("trail")
+        }
+        async fn open(&self, _: &str, _: Option<&str>) -> Result<Opened, StorageError> {
+            let reader = Box::new(PanicsAfterOpening(br#"{"Records":[{"eventTime":"2024-01-01T00:00:00Z"},"#));
+            Ok(Opened { reader, size: None, etag: None, version_id: None, metadata: Default::default() })
+        }
+        async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StorageError> {
+            self.0.list(prefix).await
+        }
+        async fn list_prefixes(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+            self.0.list_prefixes(prefix).await
+        }
+        async fn list_page(&self, prefix: &str, token: Option<&str>) -> Result<ListPage, StorageError> {
+            self.0.list_page(prefix, token).await
+        }
+        async fn put(&self, key: &str, body: Vec<u8>) -> Result<(), StorageError> {
+            self.0.put(key, body).await
+        }
+        async fn read_tagged(&self, key: &str) -> Result<Option<(Vec<u8>, String)>, StorageError> {
+            self.0.read_tagged(key).await
+        }
+        async fn put_if(&self, key: &str, body: Vec<u8>, expected: Option<&str>) -> Result<String, StorageError> {
+            self.0.put_if(key, body, expected).await
+        }
+        async fn delete(&self, key: &str) -> Result<(), StorageError> {
+            self.0.delete(key).await
+        }
+        fn sink(&self, prefix: &str) -> Arc<dyn Sink + Send + Sync> {
+            self.0.sink(prefix)
+        }
+    }
+
+    /// A crash of the converter is not retried forever (into the DLQ, with its neighbours) nor
+    /// acknowledged with nothing to show: the object is quarantined, naming it and the panic.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_crash_of_the_converter_quarantines_the_object() {
+        let dir = tempfile::tempdir().unwrap();
+        let archive = Arc::new(LocalStorage::new(dir.path().join("archive")));
+        let pipeline = Pipeline::new(archive.clone(), "", Options::default()).with_retries(3, Duration::ZERO);
+        let source = Crashing(LocalStorage::new(dir.path().join("trail")));
+        let key = "AWSLogs/111122223333/CloudTrail/us-east-1/2024/01/01/111122223333_CloudTrail_us-east-1_20240101T0000Z_Crash.json.gz";
+        let outcome = pipeline.process(&source, key, None, Some("v1")).await;
+        let report = outcome.result.expect("quarantined, not an error");
+        let failure = report.failure.expect("a file failure");
+        assert_eq!(failure.class, "crashed");
+        assert!(failure.reason.contains("the converter crashed"), "{failure:?}");
+        assert_eq!(outcome.attempts, 1, "a crash is not retried");
+        let marker: serde_json::Value =
+            serde_json::from_slice(&archive.read(&failure.quarantine_path).await.unwrap()).unwrap();
+        assert_eq!((marker["source_bucket"].as_str(), marker["source_key"].as_str()), (Some("trail"), Some(key)));
+        assert_eq!(marker["source_version_id"], "v1");
+        assert_eq!(marker["class"], "crashed");
+        let listed = archive.list("").await.unwrap();
+        assert_eq!(listed.len(), 1, "only the marker: {listed:?}");
     }
 }

@@ -91,6 +91,7 @@ pub async fn handle_with_deadline(
         }
     }
     let started = Instant::now();
+    let answer_by = deadline.map(answer_by);
     let trigger = match parse_trigger(&event) {
         Ok(t) => t,
         Err(e) => {
@@ -107,7 +108,7 @@ pub async fn handle_with_deadline(
             Ok(json!({"ignored": "s3:TestEvent"}))
         }
         Trigger::Objects { source, objects } => {
-            let outcomes = process_all(app, &app.pipeline, &objects).await;
+            let outcomes = process_all(app, &app.pipeline, &objects, answer_by).await;
             outcomes.iter().for_each(|o| add(&mut metrics, o));
             let retry: Vec<String> = outcomes
                 .iter()
@@ -125,31 +126,39 @@ pub async fn handle_with_deadline(
             }
         }
         Trigger::Sqs(messages) => {
+            // Every object of every message at once (bounded by the concurrency setting), so a
+            // slow or failing message never keeps the others from starting; each message is
+            // then judged by its own objects alone.
+            let work: Vec<(usize, &ObjectRef)> = messages
+                .iter()
+                .enumerate()
+                .filter_map(|(i, m)| m.objects.as_ref().ok().map(|objects| objects.iter().map(move |o| (i, o))))
+                .flatten()
+                .collect();
+            let objects: Vec<ObjectRef> = work.iter().map(|(_, o)| (*o).clone()).collect();
+            let outcomes = process_all(app, &app.pipeline, &objects, answer_by).await;
+            outcomes.iter().for_each(|o| add(&mut metrics, o));
+            let mut failed = vec![false; messages.len()];
+            for ((i, _), outcome) in work.iter().zip(&outcomes) {
+                failed[*i] |= matches!(&outcome.result, Err(e) if e.retryable);
+            }
             let mut failures = Vec::new();
-            for message in &messages {
-                let failed = match &message.objects {
-                    Err(e) => {
-                        tracing::error!(message_id = %message.message_id, error = %e, "message is not a notification");
-                        true
-                    }
-                    Ok(objects) => {
-                        let outcomes = process_all(app, &app.pipeline, objects).await;
-                        outcomes.iter().for_each(|o| add(&mut metrics, o));
-                        outcomes.iter().any(|o| matches!(&o.result, Err(e) if e.retryable))
-                    }
-                };
-                if failed {
-                    let mut f = BatchItemFailure::default();
-                    f.item_identifier = message.message_id.clone();
-                    failures.push(f);
+            for (message, failed) in messages.iter().zip(failed) {
+                if let Err(e) = &message.objects {
+                    tracing::error!(message_id = %message.message_id, error = %e, "message is not a notification");
+                } else if !failed {
+                    continue;
                 }
+                let mut f = BatchItemFailure::default();
+                f.item_identifier = message.message_id.clone();
+                failures.push(f);
             }
             let mut response = SqsBatchResponse::default();
             response.batch_item_failures = failures;
             Ok(serde_json::to_value(response).expect("responses serialize"))
         }
         Trigger::Batch(invocation) => {
-            let response = handle_batch(app, &invocation, &mut metrics).await;
+            let response = handle_batch(app, &invocation, &mut metrics, answer_by).await;
             Ok(serde_json::to_value(response).expect("responses serialize"))
         }
     };
@@ -160,7 +169,12 @@ pub async fn handle_with_deadline(
     result
 }
 
-async fn handle_batch(app: &App, invocation: &BatchInvocation, metrics: &mut InvocationMetrics) -> BatchResponse {
+async fn handle_batch(
+    app: &App,
+    invocation: &BatchInvocation,
+    metrics: &mut InvocationMetrics,
+    answer_by: Option<tokio::time::Instant>,
+) -> BatchResponse {
     // Schema 2.0 `userArguments` may point a backfill job elsewhere or at one dataset.
     let custom = batch_pipeline(app, &invocation.user_arguments);
     let mut results = Vec::new();
@@ -170,7 +184,7 @@ async fn handle_batch(app: &App, invocation: &BatchInvocation, metrics: &mut Inv
             (Err(e), _) => (ResultCode::PermanentFailure, e.to_string()),
             (Ok(object), Ok(pipeline)) => {
                 let pipeline = pipeline.as_ref().unwrap_or(&app.pipeline);
-                let outcome = process_one(app, pipeline, object).await;
+                let outcome = process_bounded(app, pipeline, object, answer_by).await;
                 add(metrics, &outcome);
                 match &outcome.result {
                     Err(e) if e.retryable => (ResultCode::TemporaryFailure, e.message.clone()),
@@ -251,16 +265,69 @@ async fn process_one(app: &App, pipeline: &Pipeline, object: &ObjectRef) -> Outc
 }
 
 /// Converts objects with bounded concurrency, keeping their order in the result.
-async fn process_all(app: &App, pipeline: &Pipeline, objects: &[ObjectRef]) -> Vec<Outcome> {
+async fn process_all(
+    app: &App,
+    pipeline: &Pipeline,
+    objects: &[ObjectRef],
+    answer_by: Option<tokio::time::Instant>,
+) -> Vec<Outcome> {
     let permits = Arc::new(Semaphore::new(app.config.concurrency));
     let tasks = objects.iter().map(|object| {
         let permits = permits.clone();
         async move {
             let _permit = permits.acquire().await.expect("semaphore is never closed");
-            process_one(app, pipeline, object).await
+            process_bounded(app, pipeline, object, answer_by).await
         }
     });
     futures_util::future::join_all(tasks).await
+}
+
+/// When the answer must be under way: the invocation's deadline less a reserve for the answer,
+/// the metrics line and the runtime's own round trip (a twentieth of the time left, from 2 s up to
+/// 10 s).
+fn answer_by(deadline: SystemTime) -> tokio::time::Instant {
+    let left = deadline.duration_since(SystemTime::now()).unwrap_or_default();
+    let reserve = (left / 20).clamp(Duration::from_secs(2), Duration::from_secs(10));
+    tokio::time::Instant::now() + left.saturating_sub(reserve)
+}
+
+/// [`process_one`], given up at `answer_by`: an object still converting then is reported as a
+/// retryable failure (its message is redelivered), so the invocation answers for the others in
+/// time instead of being killed with nothing answered. Nothing of the unfinished object becomes
+/// visible: its outputs are listed in manifests only after the whole conversion, which this
+/// abandons.
+async fn process_bounded(
+    app: &App,
+    pipeline: &Pipeline,
+    object: &ObjectRef,
+    answer_by: Option<tokio::time::Instant>,
+) -> Outcome {
+    let Some(answer_by) = answer_by else {
+        return process_one(app, pipeline, object).await;
+    };
+    let started = Instant::now();
+    match tokio::time::timeout_at(answer_by, process_one(app, pipeline, object)).await {
+        Ok(outcome) => outcome,
+        Err(_) => {
+            tracing::error!(bucket = %object.bucket, key = %object.key, "not finished before the invocation's deadline");
+            Outcome {
+                bucket: Some(object.bucket.clone()),
+                key: object.key.clone(),
+                result: Err(IngestError {
+                    retryable: true,
+                    message: format!(
+                        "s3://{}/{}: not finished before the invocation's deadline (after {:.1} s); it will be retried",
+                        object.bucket,
+                        object.key,
+                        started.elapsed().as_secs_f64()
+                    ),
+                }),
+                etag: None,
+                attempts: 1,
+                seconds: started.elapsed().as_secs_f64(),
+            }
+        }
+    }
 }
 
 fn add(m: &mut InvocationMetrics, o: &Outcome) {

@@ -6,5 +6,6 @@
 mod binary;
 mod compaction;
 mod corpus;
+mod faults;
 mod handler;
 mod support;
