@@ -1,4 +1,4 @@
-//! S3 that stalls, through the fault proxy in front of moto: every case fails with a
+//! S3 that stalls or refuses, through the fault proxy in front of moto: every case fails with a
 //! retryable error, bounded by the configured timeouts and attempt limits rather than by an outer
 //! deadline. The tests assert the error and the number of attempts the proxy saw; their tokio
 //! timeouts are only a safety net, far above the configured bounds.
@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use aws_sdk_s3::primitives::ByteStream;
 use parquetrail_core::convert::Options;
+use parquetrail_ingest::manifest::CONFLICT_ATTEMPTS;
 use parquetrail_ingest::s3::{S3Limits, S3Settings, S3Storage};
 use parquetrail_ingest::{Outcome, Pipeline};
 use parquetrail_testkit::moto::{ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY};
@@ -104,4 +105,25 @@ async fn a_frozen_endpoint_fails_retryably_within_the_attempt_limits() {
     // configured attempt limit, each attempt ended by the read timeout.
     assert_eq!(outcome.attempts, 2);
     assert_eq!(proxy.injections().len(), 4, "{:?}", proxy.injections());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manifest_write_refused_forever_gives_up_after_the_conflict_bound() {
+    let Some(moto) = world("a_manifest_write_refused_forever_gives_up_after_the_conflict_bound").await else {
+        return;
+    };
+    // Every conditional write of a manifest answered 412, as if another writer always won.
+    let proxy =
+        moto.faulty_endpoint(FaultPlan::new().fail_when("PUT manifests", Fault::PreconditionFailed, 10_000, |r| {
+            r.method() == "PUT" && r.path().starts_with("/archive/lake/manifests/")
+        }));
+    let outcome = convert(&proxy).await;
+    let err = outcome.result.as_ref().unwrap_err();
+    assert!(err.retryable, "{err}");
+    assert!(err.message.contains("s3://archive/lake/manifests/") && err.message.contains("/symlink.txt"), "{err}");
+    assert!(err.message.contains(&format!("gave up after {CONFLICT_ATTEMPTS} conditional writes")), "{err}");
+    assert!(err.message.contains("PreconditionFailed"), "the last conflict is kept: {err}");
+    // Each of the pipeline's 2 attempts stopped at the bound, on the first manifest it tried.
+    assert_eq!(outcome.attempts, 2);
+    assert_eq!(proxy.injections().len(), 2 * CONFLICT_ATTEMPTS as usize, "{:?}", proxy.injections());
 }
