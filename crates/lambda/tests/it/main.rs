@@ -7,4 +7,5 @@ mod binary;
 mod compaction;
 mod corpus;
 mod handler;
+mod keys;
 mod support;
