@@ -20,7 +20,7 @@ use parquetrail_ingest::Storage;
 use parquetrail_ingest::backfill::{Backfill, Progress, Report};
 use parquetrail_ingest::ledger::{Checkpoint, Entry, Status};
 use parquetrail_ingest::listing::{DatasetChoice, Selection};
-use parquetrail_ingest::s3::{S3Settings, S3Storage};
+use parquetrail_ingest::s3::{S3Limits, S3Settings, S3Storage};
 use parquetrail_lambda::config::Config;
 use parquetrail_lambda::handler::{App, handle};
 use parquetrail_synth::digest::{ChainSpec, TestSigner, sign_chain};
@@ -364,7 +364,7 @@ async fn backfill_of_an_org_trail_is_exact_resumable_retried_and_matches_batch_o
         force_path_style: Some(true),
         region: Some("us-east-1".into()),
         static_credentials: Some(("test".into(), "test".into())),
-        max_attempts: None,
+        limits: S3Limits::default(),
     };
     let faulty = settings.client().await;
     let one_day = start.to_string();

@@ -21,6 +21,7 @@
 
 pub mod backfill;
 pub mod compaction;
+pub mod idle;
 pub mod ledger;
 pub mod listing;
 pub mod local;

@@ -17,7 +17,7 @@
 //! kept for good: it is a few hundred short lines per partition (one per delivery).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -33,8 +33,15 @@ pub const COMPACTION: &str = "_compaction";
 /// The list of compacted-away files, in each partition's compaction directory.
 pub const CONSUMED_FILE: &str = "consumed.jsonl";
 
-/// How often a writer retries an append that keeps losing races before it gives up (retryably).
-const MAX_ATTEMPTS: u32 = 40;
+/// How many conditional writes of one manifest (or consumed list) a writer makes while they keep
+/// losing to concurrent updates, before it gives up with a retryable error naming the object.
+/// Writers of one partition are few, so a real race is won within two or three tries; a write
+/// refused every time (an endpoint answering 412 to everything) must not hold the invocation.
+pub const CONFLICT_ATTEMPTS: u32 = 12;
+/// The longest a writer keeps trying one object's conditional write (requests and backoff
+/// included), whatever the attempt count; the backoff of [`CONFLICT_ATTEMPTS`] alone adds up to
+/// about 8 s on average.
+pub const CONFLICT_TIME: Duration = Duration::from_secs(20);
 
 /// The partition directory (relative to the archive root) of a data file: its parent.
 pub fn partition_dir(path: &str) -> &str {
@@ -164,7 +171,8 @@ pub async fn mark_consumed(
     at: i64,
 ) -> Result<(), StorageError> {
     let key = consumed_key(root, dir);
-    for attempt in 0..MAX_ATTEMPTS {
+    let mut conflicts = Conflicts::new();
+    loop {
         let mut consumed = read_consumed(storage, root, dir).await?;
         if paths.iter().all(|p| consumed.entries.get(p).is_some_and(|t| *t >= at)) {
             return Ok(());
@@ -180,11 +188,10 @@ pub async fn mark_consumed(
         }
         match storage.put_if(&key, body, consumed.tag.as_deref()).await {
             Ok(_) => return Ok(()),
-            Err(e) if e.kind == ErrorKind::Conflict => backoff(attempt).await,
+            Err(e) if e.kind == ErrorKind::Conflict => conflicts.lost(storage, &key, &e).await?,
             Err(e) => return Err(e),
         }
     }
-    Err(gave_up(storage, &key))
 }
 
 /// Lists freshly written files (paths relative to the archive root) in their partitions'
@@ -197,7 +204,7 @@ pub async fn add(storage: &dyn Storage, root: &str, paths: &[String]) -> Result<
     }
     let mut report = AddReport::default();
     for (dir, wanted) in by_dir {
-        let mut attempt = 0;
+        let mut conflicts = Conflicts::new();
         loop {
             // The manifest first, then the consumed list: a compaction records its inputs before
             // it swaps, so a file missing from this manifest because it was compacted is already
@@ -226,11 +233,9 @@ pub async fn add(storage: &dyn Storage, root: &str, paths: &[String]) -> Result<
                     report.refused.extend(refused);
                     break;
                 }
-                Err(e) if e.kind == ErrorKind::Conflict && attempt + 1 < MAX_ATTEMPTS => {
-                    attempt += 1;
-                    backoff(attempt).await;
+                Err(e) if e.kind == ErrorKind::Conflict => {
+                    conflicts.lost(storage, &manifest_key(root, dir), &e).await?;
                 }
-                Err(e) if e.kind == ErrorKind::Conflict => return Err(gave_up(storage, &manifest_key(root, dir))),
                 Err(e) => return Err(e),
             }
         }
@@ -286,19 +291,42 @@ pub async fn live_files(storage: &dyn Storage, root: &str, dataset_prefix: &str)
     Ok(out)
 }
 
-async fn backoff(attempt: u32) {
-    // Jittered, growing to ~1 s: writers to one partition are few (one delivery per ~5 minutes
-    // per account and region), so a lost race is retried at once in practice.
-    let base = 10u64.saturating_mul(1 << attempt.min(7));
-    let jitter = fastrand::u64(0..=base);
-    tokio::time::sleep(Duration::from_millis(base / 2 + jitter)).await;
+/// The conditional writes of one object that lost to concurrent updates, bounded by
+/// [`CONFLICT_ATTEMPTS`] and [`CONFLICT_TIME`].
+struct Conflicts {
+    lost: u32,
+    started: Instant,
 }
 
-fn gave_up(storage: &dyn Storage, key: &str) -> StorageError {
-    StorageError::new(
-        ErrorKind::Retryable,
-        format!("{}/{key}: gave up after {MAX_ATTEMPTS} conflicting concurrent updates; try again", storage.describe()),
-    )
+impl Conflicts {
+    fn new() -> Self {
+        Conflicts { lost: 0, started: Instant::now() }
+    }
+
+    /// After a lost write: waits before the next try, or gives up (retryably, naming the object
+    /// and keeping the last conflict) when the next try would pass either bound.
+    async fn lost(&mut self, storage: &dyn Storage, key: &str, last: &StorageError) -> Result<(), StorageError> {
+        self.lost += 1;
+        // Jittered, growing to ~1 s: writers to one partition are few (one delivery per ~5 minutes
+        // per account and region), so a lost race is retried at once in practice.
+        let base = 10u64.saturating_mul(1 << self.lost.min(7));
+        let wait = Duration::from_millis(base / 2 + fastrand::u64(0..=base));
+        let elapsed = self.started.elapsed();
+        if self.lost >= CONFLICT_ATTEMPTS || elapsed + wait > CONFLICT_TIME {
+            return Err(StorageError::new(
+                ErrorKind::Retryable,
+                format!(
+                    "{}/{key}: gave up after {} conditional writes in {:.1} s, each refused as a concurrent update \
+                     (last: {last}); try again",
+                    storage.describe(),
+                    self.lost,
+                    elapsed.as_secs_f64()
+                ),
+            ));
+        }
+        tokio::time::sleep(wait).await;
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -24,10 +24,13 @@
 //! CloudTrail's own SNS notice writes plain keys: decoding them would turn a literal `+` into a space, so they
 //! are used as written.
 //!
-//! EventBridge's `detail.object.key` and S3 Batch Operations' `s3Key` (copied from a manifest that is itself
-//! URL-encoded) are not reliably documented either way. They are form-decoded into [`ObjectRef::key`] and the
-//! original is kept in [`ObjectRef::raw_key`] when it differs, so the caller can try it when the decoded key is
-//! not found. A key that does not decode to UTF-8 cannot have been encoded by AWS and is used as written.
+//! EventBridge's `detail.object.key` and the `s3Key` of S3 Batch Operations schema 2.0 are not documented either
+//! way. Decoding them first would turn a plain `a+b` into `a b` and, when an object `a b` happens to exist, convert
+//! that one and report success while `a+b` never is. So the key is used as given ([`ObjectRef::key`]) and its
+//! form-decoded reading is kept in [`ObjectRef::raw_key`], tried only when the key as given is not found: a
+//! different object that exists is never converted in its place. Batch schema 1.0 `s3Key` (URL-encoded, as AWS's
+//! examples for it decode it) is decoded first, with the key as written as the fallback. A key that does not
+//! decode to UTF-8 cannot have been encoded by AWS and has no second reading.
 //!
 //! # Why SQS messages fail one by one
 //!
@@ -57,12 +60,13 @@ const MAX_KEY_CHARS: usize = 40;
 pub struct ObjectRef {
     /// The bucket name (never an ARN).
     pub bucket: String,
-    /// The key to GET first (decoded where the notification encodes keys).
+    /// The key to GET first: decoded where the notification documents its encoding (S3 event notifications,
+    /// Batch schema 1.0), as given where it does not (EventBridge, Batch schema 2.0).
     pub key: String,
-    /// The key exactly as the notification wrote it, when it may be URL-encoded and differs from `key`
-    /// (EventBridge and S3 Batch Operations, whose encoding is not reliably documented): the caller tries it
-    /// when `key` is not found. None for S3 event notifications (always form-encoded, documented) and
-    /// CloudTrail SNS notices (plain keys).
+    /// The other reading of an ambiguously encoded key, when it differs from `key`: the caller GETs it only when
+    /// `key` is not found (NoSuchKey), never instead of an object that exists. The form-decoded key for EventBridge
+    /// and Batch schema 2.0; the key as written for Batch schema 1.0. None for S3 event notifications (always
+    /// form-encoded, documented) and CloudTrail SNS notices (plain keys).
     pub raw_key: Option<String>,
     /// The object version, when the bucket is versioned and the notification names it.
     pub version_id: Option<String>,
@@ -469,7 +473,7 @@ fn eventbridge_objects(obj: &Map<String, Value>) -> Result<Vec<ObjectRef>, Notif
         .map_err(|e| e.at("detail.bucket"))?;
     let object = required_object(detail, "object").map_err(|e| e.at("detail"))?;
     let read = || -> Result<ObjectRef, NotificationError> {
-        let (key, raw_key) = decode_maybe_encoded(required_str(object, "key")?);
+        let (key, raw_key) = as_given_then_decoded(required_str(object, "key")?);
         Ok(ObjectRef {
             bucket: bucket.to_owned(),
             key,
@@ -482,12 +486,20 @@ fn eventbridge_objects(obj: &Map<String, Value>) -> Result<Vec<ObjectRef>, Notif
     read().map(|o| vec![o]).map_err(|e| e.at("detail.object"))
 }
 
-/// A key that may or may not be form-encoded: (decoded key, the original when it differs). A key that does not
-/// decode to UTF-8 cannot have been encoded by AWS, so it is used as written.
+/// A key that is probably form-encoded: (decoded key, the original when it differs). A key that does not decode to
+/// UTF-8 cannot have been encoded by AWS, so it is used as written.
 pub(crate) fn decode_maybe_encoded(raw: &str) -> (String, Option<String>) {
     match decode_form_key(raw) {
         Ok(decoded) if decoded != raw => (decoded, Some(raw.to_owned())),
         _ => (raw.to_owned(), None),
+    }
+}
+
+/// A key whose encoding is not documented: (the key as given, its form-decoded reading when that differs).
+pub(crate) fn as_given_then_decoded(raw: &str) -> (String, Option<String>) {
+    match decode_maybe_encoded(raw) {
+        (decoded, Some(raw)) => (raw, Some(decoded)),
+        (raw, None) => (raw, None),
     }
 }
 
@@ -533,7 +545,8 @@ fn parse_batch(obj: &Map<String, Value>) -> Result<BatchInvocation, Notification
             let task = as_object(task, &place)?;
             // Without a task ID no result can be reported for the task, so the invocation is unusable.
             let task_id = required_str(task, "taskId").map_err(|e| e.at(&place))?.to_owned();
-            Ok(BatchTask { task_id, object: batch_task_object(task).map_err(|e| e.at(&place)) })
+            let object = batch_task_object(task, schema_version).map_err(|e| e.at(&place));
+            Ok(BatchTask { task_id, object })
         })
         .collect::<Result<_, NotificationError>>()?;
     Ok(BatchInvocation {
@@ -545,8 +558,9 @@ fn parse_batch(obj: &Map<String, Value>) -> Result<BatchInvocation, Notification
     })
 }
 
-/// The object of one Batch Operations task: bucket from `s3Bucket` (2.0) or `s3BucketArn` (1.0).
-fn batch_task_object(task: &Map<String, Value>) -> Result<ObjectRef, NotificationError> {
+/// The object of one Batch Operations task: bucket from `s3Bucket` (2.0) or `s3BucketArn` (1.0); the key decoded
+/// first in schema 1.0, as given first in 2.0 (see the module's documentation).
+fn batch_task_object(task: &Map<String, Value>, schema_version: &str) -> Result<ObjectRef, NotificationError> {
     let bucket = match (optional_str(task, "s3Bucket")?, optional_str(task, "s3BucketArn")?) {
         (Some(bucket), _) => bucket,
         (None, Some(arn)) => bucket_from_arn(&arn)
@@ -554,7 +568,9 @@ fn batch_task_object(task: &Map<String, Value>) -> Result<ObjectRef, Notificatio
             .to_owned(),
         (None, None) => return Err(NotificationError::Invalid("neither s3Bucket nor s3BucketArn".into())),
     };
-    let (key, raw_key) = decode_maybe_encoded(required_str(task, "s3Key")?);
+    let s3_key = required_str(task, "s3Key")?;
+    let (key, raw_key) =
+        if schema_version == "1.0" { decode_maybe_encoded(s3_key) } else { as_given_then_decoded(s3_key) };
     Ok(ObjectRef { bucket, key, raw_key, version_id: optional_str(task, "s3VersionId")?, size: None, etag: None })
 }
 
@@ -666,7 +682,7 @@ mod tests {
         plain_object(bucket, key)
     }
 
-    /// An object with a raw (encoded) key kept beside the decoded one.
+    /// An object whose key has a second reading (`raw_key`), tried only when `key` is not found.
     fn obj_raw(bucket: &str, key: &str, raw: &str) -> ObjectRef {
         ObjectRef { raw_key: Some(raw.to_owned()), ..obj(bucket, key) }
     }
@@ -743,6 +759,62 @@ mod tests {
         }
     }
 
+    /// Which key each trigger shape GETs first and which only when that one is not found: decoded first where AWS
+    /// documents the encoding (S3 notifications, Batch 1.0), as given first where it does not (EventBridge, Batch
+    /// 2.0), never another reading for plain keys (CloudTrail's notice).
+    #[test]
+    fn key_readings_by_trigger_shape() {
+        let batch = |version: &str, key: &str| {
+            let task = if version == "1.0" {
+                json!({"taskId": "t", "s3Key": key, "s3BucketArn": format!("arn:aws:s3:::{BUCKET}")})
+            } else {
+                json!({"taskId": "t", "s3Key": key, "s3Bucket": BUCKET})
+            };
+            json!({"invocationSchemaVersion": version, "invocationId": "i", "job": {"id": "j"}, "tasks": [task]})
+        };
+        let event_for = |shape: &str, k: &str| match shape {
+            "s3" => serde_json::from_str(&s3_event(&[k])).unwrap(),
+            "sqs s3" => sqs_event(&[("m", &s3_event(&[k]))]),
+            "cloudtrail notice" => json!({"s3Bucket": BUCKET, "s3ObjectKey": [k]}),
+            "eventbridge" => eventbridge("Object Created", k),
+            "batch 1.0" => batch("1.0", k),
+            "batch 2.0" => batch("2.0", k),
+            other => panic!("no shape {other}"),
+        };
+        // (shape, key as written, key GET first, key GET only if the first is not found)
+        let cases: &[(&str, &str, &str, Option<&str>)] = &[
+            ("s3", "Amb+Plus+Key", "Amb Plus Key", None),
+            ("s3", "Amb%2BPlus%2BKey", "Amb+Plus+Key", None),
+            ("sqs s3", "Amb+Plus+Key", "Amb Plus Key", None),
+            ("cloudtrail notice", "Amb+Plus+Key", "Amb+Plus+Key", None),
+            ("cloudtrail notice", "Amb%2BKey", "Amb%2BKey", None),
+            ("eventbridge", "Amb+Plus+Key", "Amb+Plus+Key", Some("Amb Plus Key")),
+            ("eventbridge", "Amb Plus Key", "Amb Plus Key", None),
+            ("eventbridge", "Amb%2BPlus%2BKey", "Amb%2BPlus%2BKey", Some("Amb+Plus+Key")),
+            ("eventbridge", "plain/key.json.gz", "plain/key.json.gz", None),
+            ("eventbridge", "bad%FF+x", "bad%FF+x", None),
+            ("batch 1.0", "Amb+Plus+Key", "Amb Plus Key", Some("Amb+Plus+Key")),
+            ("batch 1.0", "Amb%2BPlus%2BKey", "Amb+Plus+Key", Some("Amb%2BPlus%2BKey")),
+            ("batch 1.0", "plain/key.json.gz", "plain/key.json.gz", None),
+            ("batch 2.0", "Amb+Plus+Key", "Amb+Plus+Key", Some("Amb Plus Key")),
+            ("batch 2.0", "Amb Plus Key", "Amb Plus Key", None),
+            ("batch 2.0", "Amb%2BPlus%2BKey", "Amb%2BPlus%2BKey", Some("Amb+Plus+Key")),
+            ("batch 2.0", "%E2%9C%93", "%E2%9C%93", Some("✓")),
+            ("batch 2.0", "bad%FF+x", "bad%FF+x", None),
+        ];
+        for (shape, written, first, fallback) in cases {
+            let event: Value = event_for(shape, written);
+            let got = match parse_trigger(&event) {
+                Ok(Trigger::Objects { objects, .. }) => objects,
+                Ok(Trigger::Sqs(messages)) => messages.into_iter().flat_map(|m| m.objects.unwrap()).collect(),
+                Ok(Trigger::Batch(b)) => b.tasks.into_iter().map(|t| t.object.unwrap()).collect(),
+                other => panic!("{shape} {written:?}: unexpected {other:?}; input: {event}"),
+            };
+            let got: Vec<(&str, Option<&str>)> = got.iter().map(|o| (o.key.as_str(), o.raw_key.as_deref())).collect();
+            assert_eq!(got, [(*first, *fallback)], "{shape}, key written {written:?}; input: {event}");
+        }
+    }
+
     #[test]
     fn message_bodies() {
         let ct_notice = json!({"s3Bucket": BUCKET, "s3ObjectKey": [KEY, KEY2, "a+b/c d.json.gz"]}).to_string();
@@ -762,7 +834,7 @@ mod tests {
         full_obj.size = Some(12345);
         full_obj.etag = Some("abc".into());
         full_obj.version_id = Some("v9".into());
-        let mut eb_obj = obj_raw(BUCKET, "trail prefix/x+y.json.gz", "trail+prefix/x%2By.json.gz");
+        let mut eb_obj = obj_raw(BUCKET, "trail+prefix/x%2By.json.gz", "trail prefix/x+y.json.gz");
         eb_obj.size = Some(4821);
         eb_obj.etag = Some("5f2b".into());
         eb_obj.version_id = Some("v1".into());

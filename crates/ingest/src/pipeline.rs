@@ -32,7 +32,7 @@ pub struct IngestError {
 #[derive(Debug, Clone, Serialize)]
 pub struct Outcome {
     pub bucket: Option<String>,
-    /// The key that was read (the raw key when the decoded one was not found).
+    /// The key that was read (the second reading of the key when the first was not found).
     pub key: String,
     pub result: Result<FileReport, IngestError>,
     /// The ETag of the object read, when the storage gives one (what the ledger keys versions on).
@@ -84,8 +84,9 @@ impl Pipeline {
         &self.options
     }
 
-    /// Converts one object. `raw_key` is tried when `key` is not found (notifications whose key
-    /// encoding is not reliably documented).
+    /// Converts one object. `raw_key`, a second reading of a key whose encoding is ambiguous (see
+    /// [`crate::notifications::ObjectRef::raw_key`]), is read only when `key` is not found: an
+    /// object that exists under `key` is never passed over for another.
     pub async fn process(
         &self,
         source: &dyn Storage,

@@ -7,6 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
@@ -14,6 +15,7 @@ use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use parquetrail_core::sink::{Sink, SinkFile};
 use tokio::runtime::Handle;
 
+use crate::idle::IdleTimeout;
 use crate::location::join;
 use crate::storage::{ErrorKind, ListPage, ObjectMeta, Opened, Storage, StorageError};
 
@@ -33,12 +35,78 @@ pub struct S3Settings {
     pub region: Option<String>,
     /// Static credentials (access key, secret), for tests and S3-compatible servers.
     pub static_credentials: Option<(String, String)>,
-    /// Attempts per request (standard retry mode with backoff), default 5.
-    pub max_attempts: Option<u32>,
+    /// Timeouts and attempts per request; the default suits a Lambda ([`S3Limits::lambda`]).
+    pub limits: S3Limits,
+}
+
+/// How long one S3 request may take and how often it is tried, so a stalled or frozen endpoint
+/// fails (retryably) in bounded time instead of holding its caller until an outer deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct S3Limits {
+    /// Establishing a connection (the SDK's connect timeout).
+    pub connect: Duration,
+    /// The longest wait for the next byte from S3: from sending a request (its body included) to
+    /// the first byte of the answer (the SDK's read timeout), and between two bytes of a streamed
+    /// GET body (an idle timeout on the reader [`S3Storage::open`] returns, which the SDK's
+    /// timeouts do not cover).
+    pub read: Duration,
+    /// One attempt of a request, up to its answer's headers (the SDK's operation attempt timeout).
+    pub attempt: Duration,
+    /// One request, all its attempts and backoffs included (the SDK's operation timeout).
+    pub operation: Duration,
+    /// Attempts per request (standard retry mode, jittered backoff from 100 ms); a timed-out
+    /// attempt is retried like a throttled one.
+    pub max_attempts: u32,
+}
+
+impl S3Limits {
+    /// For the Lambda (300 s function timeout by default): in-region S3 connects in milliseconds
+    /// and answers in well under a second, so connect 3 s, read 20 s (an 8 MiB part sent and
+    /// answered at a tenth of Lambda's usual bandwidth), attempt 30 s, operation 60 s, 5 attempts.
+    /// A frozen endpoint then fails a request in 60 s, and the pipeline's 3 attempts per object
+    /// end within about 3 minutes, before the function's own timeout.
+    pub const fn lambda() -> Self {
+        S3Limits {
+            connect: Duration::from_secs(3),
+            read: Duration::from_secs(20),
+            attempt: Duration::from_secs(30),
+            operation: Duration::from_secs(60),
+            max_attempts: 5,
+        }
+    }
+
+    /// For the CLI, which may run far from the bucket over a slower link and has no deadline of
+    /// its own: connect 10 s, read 60 s, attempt 120 s, operation 300 s, 5 attempts.
+    pub const fn cli() -> Self {
+        S3Limits {
+            connect: Duration::from_secs(10),
+            read: Duration::from_secs(60),
+            attempt: Duration::from_secs(120),
+            operation: Duration::from_secs(300),
+            max_attempts: 5,
+        }
+    }
+
+    /// The SDK's timeout configuration for these limits.
+    pub fn timeout_config(&self) -> TimeoutConfig {
+        TimeoutConfig::builder()
+            .connect_timeout(self.connect)
+            .read_timeout(self.read)
+            .operation_attempt_timeout(self.attempt)
+            .operation_timeout(self.operation)
+            .build()
+    }
+}
+
+impl Default for S3Limits {
+    fn default() -> Self {
+        S3Limits::lambda()
+    }
 }
 
 impl S3Settings {
-    /// Settings from the environment: `PARQUETRAIL_S3_PATH_STYLE=true|false` overrides the default.
+    /// Settings for the CLI from the environment: [`S3Limits::cli`], and
+    /// `PARQUETRAIL_S3_PATH_STYLE=true|false` overrides the default addressing.
     pub fn from_env() -> Result<Self, String> {
         let force_path_style = match std::env::var("PARQUETRAIL_S3_PATH_STYLE") {
             Ok(v) => Some(
@@ -47,7 +115,7 @@ impl S3Settings {
             ),
             Err(_) => None,
         };
-        Ok(S3Settings { force_path_style, ..S3Settings::default() })
+        Ok(S3Settings { force_path_style, limits: S3Limits::cli(), ..S3Settings::default() })
     }
 
     fn endpoint_in_effect(&self) -> bool {
@@ -79,9 +147,10 @@ impl S3Settings {
             .force_path_style(self.force_path_style.unwrap_or_else(|| self.endpoint_in_effect()))
             .retry_config(
                 RetryConfig::standard()
-                    .with_max_attempts(self.max_attempts.unwrap_or(5))
+                    .with_max_attempts(self.limits.max_attempts.max(1))
                     .with_initial_backoff(Duration::from_millis(100)),
             )
+            .timeout_config(self.limits.timeout_config())
             .build();
         Client::from_conf(config)
     }
@@ -143,11 +212,20 @@ fn sdk_error<E: ProvideErrorMetadata + std::error::Error + 'static>(
 pub struct S3Storage {
     client: Client,
     bucket: String,
+    /// How long a streamed body may deliver nothing: the client's read timeout (see
+    /// [`S3Limits::read`]), or that of [`S3Limits::lambda`] for a client configured without one.
+    idle: Duration,
 }
 
 impl S3Storage {
     pub fn new(client: Client, bucket: impl Into<String>) -> Self {
-        S3Storage { client, bucket: bucket.into() }
+        let idle = client.config().timeout_config().and_then(|t| t.read_timeout()).unwrap_or(S3Limits::lambda().read);
+        S3Storage { client, bucket: bucket.into(), idle }
+    }
+
+    /// A streamed GET body that fails with [`std::io::ErrorKind::TimedOut`] when it stalls.
+    fn body_reader(&self, body: ByteStream) -> IdleTimeout<impl tokio::io::AsyncRead + Send + Unpin + use<>> {
+        IdleTimeout::new(body.into_async_read(), self.idle)
     }
 
     pub fn client(&self) -> &Client {
@@ -166,6 +244,7 @@ impl Storage for S3Storage {
     }
 
     async fn open(&self, key: &str, version_id: Option<&str>) -> Result<Opened, StorageError> {
+        let what = format!("s3://{}/{key}", self.bucket);
         let out = self
             .client
             .get_object()
@@ -174,7 +253,7 @@ impl Storage for S3Storage {
             .set_version_id(version_id.map(str::to_string))
             .send()
             .await
-            .map_err(|e| sdk_error(&format!("s3://{}/{key}", self.bucket), e))?;
+            .map_err(|e| sdk_error(&what, e))?;
         Ok(Opened {
             size: out.content_length().and_then(|n| u64::try_from(n).ok()),
             etag: out.e_tag().map(str::to_string),
@@ -183,7 +262,7 @@ impl Storage for S3Storage {
                 .metadata()
                 .map(|m| m.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.clone())).collect())
                 .unwrap_or_default(),
-            reader: Box::new(out.body.into_async_read()),
+            reader: Box::new(self.body_reader(out.body)),
         })
     }
 
@@ -268,13 +347,10 @@ impl Storage for S3Storage {
                 format!("{what}: no ETag in the response (conditional writes need one)"),
             )
         })?;
-        let body = out
-            .body
-            .collect()
+        let mut body = Vec::new();
+        tokio::io::AsyncReadExt::read_to_end(&mut self.body_reader(out.body), &mut body)
             .await
-            .map_err(|e| StorageError::new(ErrorKind::Retryable, format!("{what}: {e}")))?
-            .into_bytes()
-            .to_vec();
+            .map_err(|e| StorageError::new(ErrorKind::Retryable, format!("{what}: {e}")))?;
         Ok(Some((body, tag)))
     }
 

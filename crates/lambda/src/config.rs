@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use parquetrail_core::convert::{EventFilter, Layout, Options};
 use parquetrail_core::encode::WriterSettings;
 use parquetrail_ingest::Location;
-use parquetrail_ingest::s3::{S3Settings, parse_bool};
+use parquetrail_ingest::s3::{S3Limits, S3Settings, parse_bool};
 
 /// A configuration error, naming the variable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -41,6 +41,17 @@ pub const VARIABLES: &[(&str, &str)] = &[
         "PARQUETRAIL_S3_PATH_STYLE",
         "true/false: path-style S3 addressing (default: on when AWS_ENDPOINT_URL[_S3] is set)",
     ),
+    ("PARQUETRAIL_S3_CONNECT_TIMEOUT", "S3: time to establish a connection, e.g. 3s (default: 3s)"),
+    (
+        "PARQUETRAIL_S3_READ_TIMEOUT",
+        "S3: longest wait for the next byte: the first of an answer, or the next of a downloading body (default: 20s)",
+    ),
+    ("PARQUETRAIL_S3_ATTEMPT_TIMEOUT", "S3: one attempt of a request, up to its answer's headers (default: 30s)"),
+    (
+        "PARQUETRAIL_S3_OPERATION_TIMEOUT",
+        "S3: one request, all attempts and backoffs included (default: 60s); keep it well under the function timeout",
+    ),
+    ("PARQUETRAIL_S3_MAX_ATTEMPTS", "S3: attempts per request, 1 to 10 (default: 5)"),
     (
         "PARQUETRAIL_COMPACT_TARGET_SIZE",
         "compaction: size of each compacted file, e.g. 64MiB or 1GiB (default: 128MiB)",
@@ -64,7 +75,9 @@ pub struct Config {
     pub options: Options,
     /// `PARQUETRAIL_CONCURRENCY`.
     pub concurrency: usize,
-    /// How to reach S3 (`PARQUETRAIL_S3_PATH_STYLE`; endpoint and credentials from the standard chain).
+    /// How to reach S3 (`PARQUETRAIL_S3_PATH_STYLE`; endpoint and credentials from the standard chain),
+    /// and its timeouts and attempts (`PARQUETRAIL_S3_*_TIMEOUT`, `PARQUETRAIL_S3_MAX_ATTEMPTS`; defaults
+    /// of [`S3Limits::lambda`]).
     pub s3: S3Settings,
     /// How a scheduled compaction run compacts (the writer settings are those of `options`).
     pub compaction: CompactionConfig,
@@ -173,6 +186,33 @@ impl Config {
                 .filter(|n| (1..=64).contains(n))
                 .ok_or_else(|| err("PARQUETRAIL_CONCURRENCY", format!("expected 1 to 64, got {v:?}")))?,
         };
+        let mut limits = S3Limits::lambda();
+        for (name, field) in [
+            ("PARQUETRAIL_S3_CONNECT_TIMEOUT", &mut limits.connect),
+            ("PARQUETRAIL_S3_READ_TIMEOUT", &mut limits.read),
+            ("PARQUETRAIL_S3_ATTEMPT_TIMEOUT", &mut limits.attempt),
+            ("PARQUETRAIL_S3_OPERATION_TIMEOUT", &mut limits.operation),
+        ] {
+            if let Some(v) = get(name) {
+                *field = parse_duration(v)
+                    .ok()
+                    .filter(|d| (1..=900).contains(&d.as_secs()))
+                    .ok_or_else(|| err(name, format!("expected 1s to 15m, got {v:?}")))?;
+            }
+        }
+        if let Some(v) = get("PARQUETRAIL_S3_MAX_ATTEMPTS") {
+            limits.max_attempts = v
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=10).contains(n))
+                .ok_or_else(|| err("PARQUETRAIL_S3_MAX_ATTEMPTS", format!("expected 1 to 10, got {v:?}")))?;
+        }
+        if limits.attempt > limits.operation {
+            return Err(err(
+                "PARQUETRAIL_S3_ATTEMPT_TIMEOUT",
+                format!("{:?} is longer than the operation timeout ({:?})", limits.attempt, limits.operation),
+            ));
+        }
         let s3 =
             S3Settings {
                 force_path_style: match get("PARQUETRAIL_S3_PATH_STYLE") {
@@ -181,6 +221,7 @@ impl Config {
                         err("PARQUETRAIL_S3_PATH_STYLE", format!("expected true or false, got {v:?}"))
                     })?),
                 },
+                limits,
                 ..S3Settings::default()
             };
         let mut compaction = CompactionConfig::default();
@@ -220,6 +261,7 @@ mod tests {
     use super::*;
     use parquetrail_core::convert::{Category, ReadWrite};
     use parquetrail_core::encode::Codec;
+    use std::time::Duration;
 
     fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
@@ -240,6 +282,11 @@ mod tests {
             ("PARQUETRAIL_COMPACT_TARGET_SIZE", "64MiB"),
             ("PARQUETRAIL_COMPACT_MEMORY", "1GiB"),
             ("PARQUETRAIL_COMPACT_CONCURRENCY", "2"),
+            ("PARQUETRAIL_S3_CONNECT_TIMEOUT", "2s"),
+            ("PARQUETRAIL_S3_READ_TIMEOUT", "15s"),
+            ("PARQUETRAIL_S3_ATTEMPT_TIMEOUT", "25s"),
+            ("PARQUETRAIL_S3_OPERATION_TIMEOUT", "1m30s"),
+            ("PARQUETRAIL_S3_MAX_ATTEMPTS", "3"),
             ("HOME", "/ignored"),
         ]))
         .unwrap();
@@ -252,6 +299,11 @@ mod tests {
         assert_eq!(c.options.filter.exclude_sources.len(), 2);
         assert_eq!((c.concurrency, c.s3.force_path_style, c.json_logs), (8, Some(true), true));
         assert_eq!(c.compaction, CompactionConfig { target_bytes: 64 << 20, memory_budget: 1 << 30, concurrency: 2 });
+        let secs = Duration::from_secs;
+        assert_eq!(
+            c.s3.limits,
+            S3Limits { connect: secs(2), read: secs(15), attempt: secs(25), operation: secs(90), max_attempts: 3 }
+        );
     }
 
     #[test]
@@ -262,6 +314,7 @@ mod tests {
         assert_eq!(c.options.writer, WriterSettings::default());
         assert_eq!(c.concurrency, 4);
         assert_eq!(c.compaction, CompactionConfig::default());
+        assert_eq!(c.s3.limits, S3Limits::lambda());
     }
 
     #[test]
@@ -284,6 +337,12 @@ mod tests {
             (vec![base, ("PARQUETRAIL_COMPACT_TARGET_SIZE", "big")], "PARQUETRAIL_COMPACT_TARGET_SIZE"),
             (vec![base, ("PARQUETRAIL_COMPACT_MEMORY", "0MiB")], "PARQUETRAIL_COMPACT_MEMORY"),
             (vec![base, ("PARQUETRAIL_COMPACT_CONCURRENCY", "0")], "PARQUETRAIL_COMPACT_CONCURRENCY"),
+            (vec![base, ("PARQUETRAIL_S3_CONNECT_TIMEOUT", "0s")], "PARQUETRAIL_S3_CONNECT_TIMEOUT"),
+            (vec![base, ("PARQUETRAIL_S3_READ_TIMEOUT", "20")], "PARQUETRAIL_S3_READ_TIMEOUT"),
+            (vec![base, ("PARQUETRAIL_S3_OPERATION_TIMEOUT", "1h")], "PARQUETRAIL_S3_OPERATION_TIMEOUT"),
+            (vec![base, ("PARQUETRAIL_S3_ATTEMPT_TIMEOUT", "2m")], "PARQUETRAIL_S3_ATTEMPT_TIMEOUT"),
+            (vec![base, ("PARQUETRAIL_S3_MAX_ATTEMPTS", "0")], "PARQUETRAIL_S3_MAX_ATTEMPTS"),
+            (vec![base, ("PARQUETRAIL_S3_TIMEOUT", "5s")], "PARQUETRAIL_S3_TIMEOUT"),
         ];
         for (pairs, variable) in cases {
             let e = Config::from_vars(vars(&pairs)).unwrap_err();

@@ -2,3 +2,4 @@
 
 mod compaction;
 mod s3;
+mod timeouts;

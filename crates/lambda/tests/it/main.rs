@@ -8,4 +8,5 @@ mod compaction;
 mod corpus;
 mod faults;
 mod handler;
+mod keys;
 mod support;

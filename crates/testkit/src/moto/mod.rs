@@ -203,7 +203,7 @@ impl MotoServer {
     }
 
     /// Starts a [`FaultyProxy`] in front of this server: requests go through to moto, except those `plan` answers
-    /// with an injected `503 SlowDown` or `500 InternalError`. Point clients at [`FaultyProxy::endpoint`] (or use
+    /// with an injected error (`503 SlowDown`, `500 InternalError`, `412 PreconditionFailed`) or stalls. Point clients at [`FaultyProxy::endpoint`] (or use
     /// [`FaultyProxy::client`] / [`FaultyProxy::env`]).
     pub fn faulty_endpoint(&self, plan: FaultPlan) -> FaultyProxy {
         FaultyProxy::start(self.address, plan)

@@ -2,47 +2,63 @@
 //!
 //! moto's own control API (`/moto-api/...`: reset, seed, config, state transitions, recorder) has no way to make S3
 //! requests fail, so this proxy does it: it forwards requests to moto, except that the first N requests matching a
-//! rule are answered with an S3 error (`503 SlowDown` or `500 InternalError`) without reaching moto.
+//! rule are answered with an S3 error (`503 SlowDown`, `500 InternalError`, `412 PreconditionFailed`) without
+//! reaching moto, or stalled: held without an answer, or answered with headers and then no body for a while.
 //!
 //! One thread per client connection; client connections are kept alive (HTTP/1.1 with `Content-Length` or chunked
 //! request bodies), each forwarded request uses a fresh upstream connection with `Connection: close`.
 
 use std::fmt;
-use std::io::{self, BufReader, Write};
+use std::io::{self, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::http::{self, Connections, Head};
 
 /// How long the proxy waits for moto before answering `502 Bad Gateway`.
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// An error the proxy can answer with instead of forwarding a request.
+/// What the proxy does with a request instead of forwarding it: an error answer, or a stall.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
     /// `503 Slow Down` with S3 error code `SlowDown` (S3's throttling answer).
     SlowDown,
     /// `500 Internal Server Error` with S3 error code `InternalError`.
     InternalError,
+    /// `412 Precondition Failed` with S3 error code `PreconditionFailed`: a conditional write (`If-Match`,
+    /// `If-None-Match`) refused, as if another writer had always just changed the object.
+    PreconditionFailed,
+    /// A frozen endpoint: the request is read and then nothing is sent for this long (or until the client gives
+    /// up and closes); then the connection is closed without an answer.
+    Stall(Duration),
+    /// A stalled body: the request is forwarded to moto, the answer's status line and headers are sent, and then
+    /// no byte of its body for this long (or until the client gives up and closes); then the body follows.
+    StallBody(Duration),
 }
 
 impl Fault {
-    /// The HTTP status code.
-    pub fn status(self) -> u16 {
+    /// The HTTP status code of an error answer; `None` for a stall.
+    pub fn status(self) -> Option<u16> {
         match self {
-            Fault::SlowDown => 503,
-            Fault::InternalError => 500,
+            Fault::SlowDown => Some(503),
+            Fault::InternalError => Some(500),
+            Fault::PreconditionFailed => Some(412),
+            Fault::Stall(_) | Fault::StallBody(_) => None,
         }
     }
 
-    /// The S3 error code (`<Code>` of the body).
+    /// The S3 error code (`<Code>` of the body) of an error answer, or the name of a stall (`Stall`,
+    /// `StallBody`), as [`FaultyProxy::injections`] lists it.
     pub fn code(self) -> &'static str {
         match self {
             Fault::SlowDown => "SlowDown",
             Fault::InternalError => "InternalError",
+            Fault::PreconditionFailed => "PreconditionFailed",
+            Fault::Stall(_) => "Stall",
+            Fault::StallBody(_) => "StallBody",
         }
     }
 
@@ -50,6 +66,8 @@ impl Fault {
         match self {
             Fault::SlowDown => "Slow Down",
             Fault::InternalError => "Internal Server Error",
+            Fault::PreconditionFailed => "Precondition Failed",
+            Fault::Stall(_) | Fault::StallBody(_) => "",
         }
     }
 
@@ -57,6 +75,8 @@ impl Fault {
         match self {
             Fault::SlowDown => "Please reduce your request rate.",
             Fault::InternalError => "We encountered an internal error. Please try again.",
+            Fault::PreconditionFailed => "At least one of the pre-conditions you specified did not hold",
+            Fault::Stall(_) | Fault::StallBody(_) => "",
         }
     }
 
@@ -305,24 +325,43 @@ fn serve(shared: &Shared, client: TcpStream) -> io::Result<()> {
                 injections.push(format!("{} {} {}", fault.code(), head.method(), head.target()));
                 format!("PARQUETRAILFAULT{}", injections.len())
             };
-            let headers = [("Content-Type", "application/xml"), ("x-amz-request-id", request_id.as_str())];
-            http::write_response(
-                &mut writer,
-                fault.status(),
-                fault.reason(),
-                &headers,
-                fault.body(&request_id).as_bytes(),
-                close,
-            )?;
+            match fault {
+                Fault::Stall(duration) => {
+                    hold(&writer, duration)?;
+                    return Ok(());
+                }
+                Fault::StallBody(duration) => {
+                    shared.forwarded.fetch_add(1, Ordering::SeqCst);
+                    let response = match forward(shared.upstream, &head, &body) {
+                        Ok(response) => response,
+                        Err(e) => return bad_gateway(&mut writer, &e),
+                    };
+                    let split = response.windows(4).position(|w| w == b"\r\n\r\n").map_or(response.len(), |i| i + 4);
+                    writer.write_all(&response[..split])?;
+                    writer.flush()?;
+                    if !hold(&writer, duration)? {
+                        return Ok(());
+                    }
+                    writer.write_all(&response[split..])?;
+                    writer.flush()?;
+                }
+                _ => {
+                    let headers = [("Content-Type", "application/xml"), ("x-amz-request-id", request_id.as_str())];
+                    http::write_response(
+                        &mut writer,
+                        fault.status().unwrap_or(500),
+                        fault.reason(),
+                        &headers,
+                        fault.body(&request_id).as_bytes(),
+                        close,
+                    )?;
+                }
+            }
         } else {
             shared.forwarded.fetch_add(1, Ordering::SeqCst);
             match forward(shared.upstream, &head, &body) {
                 Ok(response) => writer.write_all(&response)?,
-                Err(e) => {
-                    let message = format!("fault proxy: moto is unreachable: {e}");
-                    http::write_response(&mut writer, 502, "Bad Gateway", &[], message.as_bytes(), true)?;
-                    return Ok(());
-                }
+                Err(e) => return bad_gateway(&mut writer, &e),
             }
             writer.flush()?;
         }
@@ -330,6 +369,34 @@ fn serve(shared: &Shared, client: TcpStream) -> io::Result<()> {
             return Ok(());
         }
     }
+}
+
+/// Answers `502 Bad Gateway` (moto could not be reached) and ends the connection.
+fn bad_gateway(writer: &mut TcpStream, e: &io::Error) -> io::Result<()> {
+    let message = format!("fault proxy: moto is unreachable: {e}");
+    http::write_response(writer, 502, "Bad Gateway", &[], message.as_bytes(), true)
+}
+
+/// Sends nothing on `client` for `duration`, or until the client closes (or sends anything) or the proxy shuts
+/// the connection down. Returns whether the whole duration passed with the client still there.
+fn hold(client: &TcpStream, duration: Duration) -> io::Result<bool> {
+    let deadline = Instant::now() + duration;
+    let mut byte = [0u8; 1];
+    let held = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break true;
+        }
+        client.set_read_timeout(Some(left))?;
+        match (&*client).read(&mut byte) {
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => continue,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            // Closed, shut down, or a byte the stalled exchange does not expect: the hold is over.
+            _ => break false,
+        }
+    };
+    client.set_read_timeout(None)?;
+    Ok(held)
 }
 
 /// Hop-by-hop and framing headers, which the proxy sets itself.

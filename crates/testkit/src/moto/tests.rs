@@ -110,6 +110,76 @@ fn proxy_forwards_keeps_client_connections_alive_and_injects_planned_faults() {
 }
 
 #[test]
+fn proxy_stalls_hold_requests_and_bodies() {
+    let (upstream, seen) = fake_upstream();
+    let long = Duration::from_secs(600);
+    let plan = FaultPlan::new()
+        .fail("GET", "/frozen/", Fault::Stall(long), 1)
+        .fail("GET", "/brief/", Fault::Stall(Duration::from_millis(50)), 1)
+        .fail("GET", "/slow/", Fault::StallBody(long), 1)
+        .fail("PUT", "/slow/", Fault::StallBody(Duration::from_millis(50)), 1)
+        .fail("PUT", "/cas/", Fault::PreconditionFailed, 1);
+    let proxy = FaultyProxy::start(upstream, plan);
+    let connect = || {
+        let stream = TcpStream::connect(proxy.endpoint().trim_start_matches("http://")).unwrap();
+        let reader = BufReader::new(stream.try_clone().unwrap());
+        (stream, reader)
+    };
+    // Stopping to wait is how a client finds a stall; the stall outlasts this wait by far.
+    let nothing_within = |reader: &mut BufReader<TcpStream>| {
+        reader.get_ref().set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        let err = std::io::Read::read(reader, &mut [0u8; 1]).expect_err("the proxy sent something");
+        assert!(matches!(err.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut), "{err}");
+        reader.get_ref().set_read_timeout(None).unwrap();
+    };
+
+    // A frozen endpoint sends nothing at all.
+    let (mut frozen, mut frozen_reader) = connect();
+    frozen.write_all(b"GET /frozen/k HTTP/1.1\r\n\r\n").unwrap();
+    nothing_within(&mut frozen_reader);
+    // A stall that ends closes the connection without an answer.
+    let (mut brief, mut brief_reader) = connect();
+    brief.write_all(b"GET /brief/k HTTP/1.1\r\n\r\n").unwrap();
+    assert!(http::read_head(&mut brief_reader).unwrap().is_none(), "closed without an answer");
+    // A stalled body: upstream's headers, then nothing.
+    let (mut slow, mut slow_reader) = connect();
+    slow.write_all(b"GET /slow/k HTTP/1.1\r\n\r\n").unwrap();
+    let head = http::read_head(&mut slow_reader).unwrap().expect("the headers arrive");
+    assert_eq!((head.status(), head.header("X-Upstream")), (200, Some("yes")));
+    nothing_within(&mut slow_reader);
+    // When the stall ends, the body follows.
+    let (mut brief_body, mut brief_body_reader) = connect();
+    let (head, body) =
+        roundtrip(&mut brief_body, &mut brief_body_reader, "PUT /slow/b HTTP/1.1\r\nContent-Length: 1\r\n\r\nz", "PUT");
+    assert_eq!((head.status(), body.as_str()), (200, "PUT /slow/b conn=close body=z"));
+    // A refused conditional write.
+    let (head, body) = roundtrip(
+        &mut brief_body,
+        &mut brief_body_reader,
+        "PUT /cas/k HTTP/1.1\r\nIf-Match: \"x\"\r\nContent-Length: 0\r\n\r\n",
+        "PUT",
+    );
+    assert_eq!(head.status(), 412);
+    assert!(body.contains("<Code>PreconditionFailed</Code>"), "{body}");
+
+    assert_eq!(
+        proxy.injections(),
+        [
+            "Stall GET /frozen/k",
+            "Stall GET /brief/k",
+            "StallBody GET /slow/k",
+            "StallBody PUT /slow/b",
+            "PreconditionFailed PUT /cas/k"
+        ]
+    );
+    // Stalled bodies come from upstream; stalled requests and error answers never reach it.
+    assert_eq!(seen.lock().unwrap().len(), 2);
+    // Dropping the proxy ends the stalls still held (the clients see their connections closed).
+    drop(proxy);
+    assert!(http::read_head(&mut frozen_reader).unwrap().is_none());
+}
+
+#[test]
 fn proxy_answers_bad_gateway_when_upstream_is_gone() {
     let upstream = {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
