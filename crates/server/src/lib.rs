@@ -13,8 +13,8 @@
 //!   with AWS's exception names (`InvalidLookupAttributesException`, `InvalidTimeRangeException`,
 //!   `InvalidNextTokenException`, `InvalidMaxResultsException`, `InvalidEventCategoryException`,
 //!   `SerializationException`, `UnknownOperationException`: HTTP 400). Differences from AWS, on
-//!   purpose, are listed in the `request` module: several attributes ANDed, four extension keys, no
-//!   90-day default window.
+//!   purpose (several attributes ANDed, four extension keys, no 90-day default window), are listed
+//!   in `docs/SERVE.md`, with the credentials file format ([`CredentialStore::parse`]).
 //! - `NextToken` is the backend's cursor sealed with an HMAC to the request's parameters (all but
 //!   `MaxResults`), so a token replayed with other parameters, or altered, is refused.
 //! - Region scope: as at AWS, a request sees the Region of its SigV4 credential scope, unless the

@@ -254,12 +254,14 @@ pub const LOOKUP_HEADERS: &[(&str, &str)] = &[
 
 /// Sends one HTTP/1.1 POST / with exactly these headers and body, over a plain TCP connection.
 pub async fn post(server: &Server, headers: &[(&str, &str)], body: &[u8]) -> RawResponse {
-    let mut stream = tokio::net::TcpStream::connect(server.local_addr()).await.expect("connect");
-    let mut request = format!(
-        "POST / HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\nConnection: close\r\n",
-        server.local_addr(),
-        body.len()
-    );
+    post_to(server.local_addr(), headers, body).await
+}
+
+/// [`post`] to an address.
+pub async fn post_to(addr: std::net::SocketAddr, headers: &[(&str, &str)], body: &[u8]) -> RawResponse {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let mut request =
+        format!("POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n", body.len());
     for (name, value) in headers {
         request.push_str(&format!("{name}: {value}\r\n"));
     }

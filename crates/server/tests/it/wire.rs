@@ -5,7 +5,7 @@ use std::time::Duration;
 use parquetrail_server::{Error, LookupBackend, LookupPage, LookupQuery, ServerConfig, serve};
 use serde_json::json;
 
-use crate::support::{LOOKUP_HEADERS, MemoryBackend, config, post, query, start};
+use crate::support::{LOOKUP_HEADERS, MemoryBackend, config, post, post_to, query, start};
 
 #[tokio::test]
 async fn both_target_forms_answer_with_epoch_seconds_newest_first() {
@@ -174,4 +174,28 @@ async fn timeouts_and_backend_failures_have_the_error_shape() {
         assert!(!response.body.contains("disk on fire"), "backend errors stay in the server log: {response:?}");
         server.shutdown().await.unwrap();
     }
+}
+
+/// Answers after a pause, so a request is in flight when the server is asked to stop.
+#[derive(Debug)]
+struct Unhurried;
+
+#[async_trait::async_trait]
+impl LookupBackend for Unhurried {
+    async fn lookup(&self, query: LookupQuery) -> parquetrail_server::Result<LookupPage> {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        MemoryBackend::new().lookup(query).await
+    }
+}
+
+#[tokio::test]
+async fn shutdown_lets_requests_in_flight_finish_and_then_refuses_connections() {
+    let server = serve(config(), Unhurried).await.unwrap();
+    let addr = server.local_addr();
+    let in_flight = tokio::spawn(async move { post_to(addr, LOOKUP_HEADERS, b"{}").await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    server.shutdown().await.unwrap();
+    let response = in_flight.await.unwrap();
+    assert_eq!(response.status, 200, "the request in flight is answered: {response:?}");
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "the listener is closed after shutdown");
 }
