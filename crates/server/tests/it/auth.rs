@@ -79,28 +79,43 @@ async fn boto3_passes_with_the_right_secret_only() {
     server.shutdown().await.unwrap();
 }
 
-/// A request signed by the SDK's signer at `time` with `secret`, sent raw.
-async fn signed_post(server: &Server, secret: &str, time: SystemTime, target: &str) -> RawResponse {
+/// The headers of a `{}` request to `server` signed by the SDK's signer at `time` with `secret`,
+/// for `service`.
+fn signed_headers(
+    server: &Server,
+    secret: &str,
+    time: SystemTime,
+    target: &str,
+    service: &str,
+) -> Vec<(String, String)> {
     let host = server.local_addr().to_string();
-    let body = b"{}";
     let headers = [("content-type", "application/x-amz-json-1.1"), ("host", host.as_str()), ("x-amz-target", target)];
     let identity = Credentials::new(ACCESS_KEY_ID, secret, None, None, "test").into();
     let params = v4::SigningParams::builder()
         .identity(&identity)
         .region("us-east-1")
-        .name("cloudtrail")
+        .name(service)
         .time(time)
         .settings(SigningSettings::default())
         .build()
         .unwrap()
         .into();
-    let signable = SignableRequest::new("POST", "/", headers.iter().copied(), SignableBody::Bytes(body)).unwrap();
+    let signable = SignableRequest::new("POST", "/", headers.iter().copied(), SignableBody::Bytes(b"{}")).unwrap();
     let (instructions, _) = sign(signable, &params).unwrap().into_parts();
     let mut all: Vec<(String, String)> =
         headers.iter().filter(|(n, _)| *n != "host").map(|(n, v)| (n.to_string(), v.to_string())).collect();
     all.extend(instructions.headers().map(|(n, v)| (n.to_string(), v.to_string())));
-    let borrowed: Vec<(&str, &str)> = all.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
-    post(server, &borrowed, body).await
+    all
+}
+
+/// Sends `{}` with `headers`.
+async fn post_with(server: &Server, headers: &[(String, String)]) -> RawResponse {
+    let borrowed: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    post(server, &borrowed, b"{}").await
+}
+
+async fn signed_post(server: &Server, secret: &str, time: SystemTime, target: &str) -> RawResponse {
+    post_with(server, &signed_headers(server, secret, time, target, "cloudtrail")).await
 }
 
 #[tokio::test]
@@ -117,6 +132,21 @@ async fn unsigned_expired_and_malformed_requests_get_403() {
 
     let response = post(&server, LOOKUP_HEADERS, b"{}").await;
     assert_eq!((response.status, response.error_type().as_str()), (403, "MissingAuthenticationTokenException"));
+
+    // Scoped to another service, or dated outside the credential scope's day.
+    let headers = signed_headers(&server, SECRET_ACCESS_KEY, now, short, "s3");
+    let response = post_with(&server, &headers).await;
+    assert_eq!((response.status, response.error_type().as_str()), (403, "InvalidSignatureException"), "{response:?}");
+    assert!(response.body.contains("correct service"), "{response:?}");
+    let mut headers = signed_headers(&server, SECRET_ACCESS_KEY, now, short, "cloudtrail");
+    for (name, value) in &mut headers {
+        if name == "x-amz-date" {
+            *value = format!("19990101{}", &value[8..]);
+        }
+    }
+    let response = post_with(&server, &headers).await;
+    assert_eq!((response.status, response.error_type().as_str()), (403, "InvalidSignatureException"), "{response:?}");
+    assert!(response.body.contains("valid date"), "{response:?}");
 
     let mut headers = LOOKUP_HEADERS.to_vec();
     headers.push(("Authorization", "AWS4-HMAC-SHA256 Credential=nonsense"));
