@@ -1,0 +1,228 @@
+//! The HTTP service: one route, `POST /`, speaking AWS JSON 1.1 `LookupEvents`; a running
+//! [`Server`] handle with graceful shutdown.
+//!
+//! A request goes: body (size-limited) → signature (when credentials are configured) → target →
+//! content type → JSON → validation → Region scope → NextToken → backend → page. Each refusal is a
+//! [`Fault`] rendered in AWS's error shape.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::backend::{Event, LookupBackend};
+use crate::config::ServerConfig;
+use crate::credentials::CredentialStore;
+use crate::fault::Fault;
+use crate::token::TokenKey;
+use crate::{Error, Result, request, sigv4};
+
+/// The media type of AWS JSON 1.1, in requests and responses.
+pub(crate) const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
+/// `X-Amz-Target` values of LookupEvents: the full form, and the short one some older SDKs send.
+const TARGETS: [&str; 2] =
+    ["com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.LookupEvents", "CloudTrail_20131101.LookupEvents"];
+
+/// What every request handler shares.
+struct App {
+    backend: Arc<dyn LookupBackend>,
+    credentials: Option<CredentialStore>,
+    all_regions: bool,
+    token_key: TokenKey,
+    body_limit: usize,
+}
+
+/// A running server. Dropping it starts a graceful shutdown without waiting for it; prefer
+/// [`Server::shutdown`], which waits.
+#[derive(Debug)]
+pub struct Server {
+    addr: SocketAddr,
+    url: String,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl Server {
+    /// The bound address (with the port chosen when the configuration asked for port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The endpoint URL clients use, such as `http://127.0.0.1:41234` (`--endpoint-url`).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Stops accepting connections, lets requests in flight finish, and waits until they have.
+    pub async fn shutdown(mut self) -> Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.task.take() {
+            Some(task) => match task.await {
+                Ok(result) => result.map_err(Error::Serve),
+                Err(join) => Err(Error::Serve(std::io::Error::other(join))),
+            },
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Binds `config.listen` and serves `LookupEvents` over `backend` until [`Server::shutdown`].
+///
+/// Refuses ([`Error::OpenWithoutCredentials`]) a non-loopback address without credentials.
+pub async fn serve(config: ServerConfig, backend: impl LookupBackend) -> Result<Server> {
+    let open = !config.listen.ip().is_loopback();
+    if open && config.credentials.as_ref().is_none_or(CredentialStore::is_empty) {
+        return Err(Error::OpenWithoutCredentials { addr: config.listen });
+    }
+    let listener =
+        TcpListener::bind(config.listen).await.map_err(|source| Error::Bind { addr: config.listen, source })?;
+    let addr = listener.local_addr().map_err(|source| Error::Bind { addr: config.listen, source })?;
+    let app = router(config, Arc::new(backend));
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    tracing::info!(%addr, "serving LookupEvents");
+    Ok(Server { addr, url: format!("http://{addr}"), stop: Some(stop), task: Some(task) })
+}
+
+fn router(config: ServerConfig, backend: Arc<dyn LookupBackend>) -> Router {
+    let timeout = config.request_timeout;
+    let app = App {
+        backend,
+        credentials: config.credentials,
+        all_regions: config.all_regions,
+        token_key: config.token_key.unwrap_or_else(TokenKey::random),
+        body_limit: config.body_limit,
+    };
+    Router::new()
+        .route("/", post(lookup_events))
+        .fallback(|| async { Fault::not_found() })
+        .layer(DefaultBodyLimit::max(config.body_limit))
+        .layer(axum::middleware::map_response(with_request_id))
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(move |_: tower::BoxError| async move { Fault::timeout(timeout) }))
+                .timeout(timeout),
+        )
+        .with_state(Arc::new(app))
+}
+
+/// Every response carries a request ID, as AWS's do (SDKs put it in their errors).
+async fn with_request_id(mut response: Response) -> Response {
+    let id = format!(
+        "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+        fastrand::u32(..),
+        fastrand::u16(..),
+        fastrand::u16(..0x1000),
+        fastrand::u16(0x8000..0xc000),
+        fastrand::u64(..1 << 48)
+    );
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-amzn-requestid", value);
+    }
+    response
+}
+
+async fn lookup_events(
+    State(app): State<Arc<App>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, Fault> {
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Fault::payload_too_large(app.body_limit)
+        } else {
+            Fault::serialization(format!("cannot read the request body: {}", rejection.body_text()))
+        }
+    })?;
+    if let Some(store) = &app.credentials {
+        let received = sigv4::Received { method: &method, uri: &uri, headers: &headers, body: &body };
+        sigv4::verify(store, received, SystemTime::now())?;
+    }
+    check_target(&headers)?;
+    check_content_type(&headers)?;
+
+    let request::ParsedRequest { mut query, next_token } = request::parse(&body)?;
+    query.region = if app.all_regions { None } else { sigv4::region_scope(&headers)? };
+    if let Some(token) = next_token {
+        query.cursor = Some(app.token_key.open(&query, &token)?);
+    }
+    let max_results = query.max_results;
+    let page = app.backend.lookup(query.clone()).await.map_err(|error| match error {
+        Error::InvalidCursor(why) => Fault::invalid_next_token(why),
+        error => {
+            tracing::error!(error = %error, "lookup failed");
+            Fault::internal("the lookup failed; the server's log has the cause")
+        }
+    })?;
+    if page.events.len() > max_results {
+        tracing::error!(events = page.events.len(), max_results, "the backend returned more events than asked for");
+        return Err(Fault::internal("the lookup returned more events than MaxResults"));
+    }
+    let next_token = page.cursor.map(|cursor| app.token_key.seal(&query, &cursor));
+    Ok(page_response(&page.events, next_token.as_deref()))
+}
+
+fn check_target(headers: &HeaderMap) -> Result<(), Fault> {
+    match headers.get("x-amz-target").map(HeaderValue::to_str) {
+        Some(Ok(target)) if TARGETS.contains(&target) => Ok(()),
+        Some(Ok(target)) => Err(Fault::unknown_operation(format!(
+            "X-Amz-Target {target:?} is not an operation of this server; it serves {}",
+            TARGETS[0]
+        ))),
+        _ => Err(Fault::unknown_operation(format!("no X-Amz-Target header; this server serves {}", TARGETS[0]))),
+    }
+}
+
+/// `application/x-amz-json-1.1`, parameters (such as a charset) allowed.
+fn check_content_type(headers: &HeaderMap) -> Result<(), Fault> {
+    let value = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let media_type = value.split(';').next().unwrap_or("").trim();
+    if media_type.eq_ignore_ascii_case(CONTENT_TYPE) {
+        Ok(())
+    } else {
+        Err(Fault::serialization(format!("Content-Type must be {CONTENT_TYPE}, not {value:?}")))
+    }
+}
+
+fn page_response(events: &[Event], next_token: Option<&str>) -> Response {
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Page<'a> {
+        events: &'a [Event],
+        #[serde(skip_serializing_if = "Option::is_none")]
+        next_token: Option<&'a str>,
+    }
+    match serde_json::to_string(&Page { events, next_token }) {
+        Ok(body) => ([(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response(),
+        Err(e) => Fault::internal(format!("cannot encode the page: {e}")).into_response(),
+    }
+}
