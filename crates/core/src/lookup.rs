@@ -157,10 +157,10 @@ impl AttributeKey {
         let s = |v: &Option<std::borrow::Cow<'_, str>>| v.as_deref().map(str::to_string);
         match self {
             AttributeKey::EventId => s(&row.eventid),
-            AttributeKey::EventName => s(&row.eventname),
+            AttributeKey::EventName => s(&row.eventname).or_else(|| insight_detail(row, "eventName")),
             AttributeKey::ReadOnly => s(&row.readonly),
             AttributeKey::Username => username(row),
-            AttributeKey::EventSource => s(&row.eventsource),
+            AttributeKey::EventSource => s(&row.eventsource).or_else(|| insight_detail(row, "eventSource")),
             AttributeKey::AccessKeyId => row.useridentity.as_ref().and_then(|u| s(&u.accesskeyid)),
             AttributeKey::AccountId => account(row).map(str::to_string),
             AttributeKey::AwsRegion => s(&row.awsregion),
@@ -324,6 +324,8 @@ impl LookupQuery {
 
     /// A stable hash of every parameter but the page size: what a `NextToken` is bound to, so a
     /// token is refused with other parameters. Attribute, account and region order do not count.
+    /// Resolve defaults the same way on every page: an end of "now" would move between pages
+    /// and invalidate the token.
     pub fn fingerprint(&self) -> String {
         let mut attributes: Vec<(&str, &str)> = self.attributes.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         attributes.sort_unstable();
@@ -423,18 +425,30 @@ fn attribute_sql(key: AttributeKey, value: &str) -> String {
     let v = sql_string(value);
     match key {
         AttributeKey::EventId => format!("eventid = {v}"),
-        AttributeKey::EventName => format!("eventname = {v}"),
+        AttributeKey::EventName => {
+            format!("coalesce(eventname, json_extract_scalar(insightdetails, '$.eventName')) = {v}")
+        }
         AttributeKey::ReadOnly => format!("readonly = {v}"),
         AttributeKey::Username => format!("({USERNAME_SQL}) = {v}"),
         AttributeKey::ResourceType => format!("any_match(resources, r -> r.type = {v})"),
         AttributeKey::ResourceName => format!("any_match(resources, r -> coalesce(r.arn, r.arnprefix) = {v})"),
-        AttributeKey::EventSource => format!("eventsource = {v}"),
+        AttributeKey::EventSource => {
+            format!("coalesce(eventsource, json_extract_scalar(insightdetails, '$.eventSource')) = {v}")
+        }
         AttributeKey::AccessKeyId => format!("useridentity.accesskeyid = {v}"),
         AttributeKey::AccountId => format!("account = {v}"),
         AttributeKey::AwsRegion => format!("awsregion = {v}"),
         AttributeKey::SourceIpAddress => format!("sourceipaddress = {v}"),
         AttributeKey::ErrorCode => format!("errorcode = {v}"),
     }
+}
+
+/// `insightDetails.<field>` of an Insights event, which names the API it is about: Insights
+/// records have no top-level `eventName`/`eventSource`, and CloudTrail's lookup by those keys
+/// with the `insight` category matches these.
+fn insight_detail(row: &Row<'_>, field: &str) -> Option<String> {
+    let details: serde_json::Value = serde_json::from_str(row.insightdetails.as_deref()?).ok()?;
+    details.get(field)?.as_str().map(str::to_string)
 }
 
 /// The account a record belongs to, by the rule that picks its partition: `recipientAccountId`,
@@ -564,11 +578,11 @@ pub fn lookup_event(row: &Row<'_>) -> LookupEvent {
         .unwrap_or(DateTime::UNIX_EPOCH);
     LookupEvent {
         event_id: s(&row.eventid),
-        event_name: s(&row.eventname),
+        event_name: AttributeKey::EventName.value(row),
         read_only: s(&row.readonly),
         access_key_id: row.useridentity.as_ref().and_then(|u| non_empty(u.accesskeyid.as_deref())).map(str::to_string),
         event_time,
-        event_source: s(&row.eventsource),
+        event_source: AttributeKey::EventSource.value(row),
         username: username(row),
         resources: resources(row),
         cloud_trail_event: row.to_json(),

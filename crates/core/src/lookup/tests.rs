@@ -452,3 +452,22 @@ fn csv_cells_that_a_spreadsheet_would_run_are_defused() {
         assert_eq!(csv_safe(cell), want, "{cell:?}");
     }
 }
+
+#[test]
+fn insights_are_found_by_the_api_they_are_about() {
+    let json = r#"{"eventVersion":"1.07","eventTime":"2024-03-01T12:00:00Z","awsRegion":"us-east-1","eventID":"i-1","eventType":"AwsCloudTrailInsight","recipientAccountId":"111122223333","insightDetails":{"state":"Start","eventSource":"ec2.amazonaws.com","eventName":"RunInstances","insightType":"ApiCallRateInsight"},"eventCategory":"Insight"}"#;
+    let r = row(json);
+    let t = Utc.with_ymd_and_hms(2024, 3, 1, 12, 0, 0).unwrap();
+    let mut q = LookupQuery::new(t, t);
+    q.insights = true;
+    q.attributes =
+        vec![(AttributeKey::EventName, "RunInstances".into()), (AttributeKey::EventSource, "ec2.amazonaws.com".into())];
+    assert!(q.matches(&r));
+    q.attributes[0].1 = "StopInstances".into();
+    assert!(!q.matches(&r));
+    let event = lookup_event(&r);
+    assert_eq!(
+        (event.event_name.as_deref(), event.event_source.as_deref()),
+        (Some("RunInstances"), Some("ec2.amazonaws.com"))
+    );
+}
