@@ -797,8 +797,115 @@ pub fn read_hits<R: ChunkReader + 'static>(
 ) -> Result<FileHits<'static>> {
     let error = |e: parquet::errors::ParquetError| Error::Archive { path: path.to_string(), reason: e.to_string() };
     let metadata = ArrowReaderMetadata::load(&reader, ArrowReaderOptions::new()).map_err(error)?;
+    let groups = plan_row_groups(metadata.metadata(), path, query, cursor)?;
+    decode_hits(reader, metadata, groups, path, query, cursor)
+}
+
+/// The row groups of a file that can hold hits past `cursor` (see [`row_groups_in_range`]).
+pub fn plan_row_groups(
+    metadata: &ParquetMetaData,
+    path: &str,
+    query: &LookupQuery,
+    cursor: Option<&Cursor>,
+) -> Result<Vec<usize>> {
     let (from, to) = query.time_range_us(cursor);
-    let groups = if from > to { Vec::new() } else { row_groups_in_range(metadata.metadata(), from, to, path)? };
+    if from > to { Ok(Vec::new()) } else { row_groups_in_range(metadata, from, to, path) }
+}
+
+/// The bytes of a row group in its file: what a ranged read must fetch to decode it.
+pub fn row_group_bytes(metadata: &ParquetMetaData, index: usize) -> std::ops::Range<u64> {
+    let group = metadata.row_group(index);
+    let ranges = group.columns().iter().map(|c| c.byte_range());
+    let start = ranges.clone().map(|(start, _)| start).min().unwrap_or(0);
+    let end = ranges.map(|(start, len)| start + len).max().unwrap_or(0);
+    start..end
+}
+
+/// A file's footer (its metadata), parsed from the last bytes of the file.
+#[derive(Debug)]
+pub enum Footer {
+    Parsed(ArrowReaderMetadata),
+    /// The tail given was too short: fetch this many bytes from the end and parse again.
+    NeedTail(u64),
+}
+
+/// Parses a Parquet footer from `tail`, the last `tail.len()` bytes of a file of `file_len`.
+pub fn parse_footer(tail: &bytes::Bytes, file_len: u64, path: &str) -> Result<Footer> {
+    let error = |e: parquet::errors::ParquetError| Error::Archive { path: path.to_string(), reason: e.to_string() };
+    let mut reader = parquet::file::metadata::ParquetMetaDataReader::new();
+    match reader.try_parse_sized(tail, file_len) {
+        Ok(()) => {}
+        Err(parquet::errors::ParquetError::NeedMoreData(n)) => return Ok(Footer::NeedTail(n as u64)),
+        Err(e) => return Err(error(e)),
+    }
+    let metadata = std::sync::Arc::new(reader.finish().map_err(error)?);
+    Ok(Footer::Parsed(ArrowReaderMetadata::try_new(metadata, ArrowReaderOptions::new()).map_err(error)?))
+}
+
+/// Some byte ranges of a Parquet file (its tail and the row groups to decode), read as the whole
+/// file by the parquet crate: ranged reads fetch only these.
+#[derive(Debug, Clone, Default)]
+pub struct SparseFile {
+    len: u64,
+    /// `(offset, bytes)`, sorted by offset.
+    parts: Vec<(u64, bytes::Bytes)>,
+}
+
+impl SparseFile {
+    pub fn new(len: u64) -> SparseFile {
+        SparseFile { len, parts: Vec::new() }
+    }
+
+    /// Adds the bytes found at `offset`.
+    pub fn insert(&mut self, offset: u64, bytes: bytes::Bytes) {
+        let at = self.parts.partition_point(|(o, _)| *o < offset);
+        self.parts.insert(at, (offset, bytes));
+    }
+
+    fn slice(&self, start: u64, len: Option<usize>) -> parquet::errors::Result<bytes::Bytes> {
+        for (offset, bytes) in self.parts.iter().rev() {
+            let end = offset + bytes.len() as u64;
+            if *offset <= start && start <= end {
+                let from = (start - offset) as usize;
+                let to = len.map_or(bytes.len(), |n| from + n);
+                if to <= bytes.len() {
+                    return Ok(bytes.slice(from..to));
+                }
+            }
+        }
+        Err(parquet::errors::ParquetError::General(format!("bytes at {start} (length {len:?}) were not fetched")))
+    }
+}
+
+impl parquet::file::reader::Length for SparseFile {
+    fn len(&self) -> u64 {
+        self.len
+    }
+}
+
+impl ChunkReader for SparseFile {
+    type T = bytes::buf::Reader<bytes::Bytes>;
+
+    fn get_read(&self, start: u64) -> parquet::errors::Result<Self::T> {
+        use bytes::Buf as _;
+        Ok(self.slice(start, None)?.reader())
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<bytes::Bytes> {
+        self.slice(start, Some(length))
+    }
+}
+
+/// Decodes the given row groups of a file whose metadata is known and keeps the hits.
+pub fn decode_hits<R: ChunkReader + 'static>(
+    reader: R,
+    metadata: ArrowReaderMetadata,
+    groups: Vec<usize>,
+    path: &str,
+    query: &LookupQuery,
+    cursor: Option<&Cursor>,
+) -> Result<FileHits<'static>> {
+    let error = |e: String| Error::Archive { path: path.to_string(), reason: e };
     let mut hits =
         FileHits { rows: Vec::new(), row_groups: metadata.metadata().num_row_groups(), row_groups_read: groups.len() };
     if groups.is_empty() {
@@ -808,11 +915,10 @@ pub fn read_hits<R: ChunkReader + 'static>(
         .with_row_groups(groups)
         .with_batch_size(8192)
         .build()
-        .map_err(error)?;
+        .map_err(|e| error(e.to_string()))?;
     for batch in batches {
-        let batch = batch.map_err(|e| Error::Archive { path: path.to_string(), reason: e.to_string() })?;
-        let rows: Vec<Row<'static>> = serde_arrow::from_record_batch(&batch)
-            .map_err(|e| Error::Archive { path: path.to_string(), reason: e.to_string() })?;
+        let batch = batch.map_err(|e| error(e.to_string()))?;
+        let rows: Vec<Row<'static>> = serde_arrow::from_record_batch(&batch).map_err(|e| error(e.to_string()))?;
         hits.rows.extend(rows.into_iter().filter(|r| query.matches(r) && cursor.is_none_or(|c| c.is_before(r))));
     }
     Ok(hits)

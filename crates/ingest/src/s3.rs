@@ -187,6 +187,53 @@ impl Storage for S3Storage {
         })
     }
 
+    async fn read_tail(&self, key: &str, n: u64) -> Result<(Vec<u8>, u64), StorageError> {
+        let what = format!("s3://{}/{key}", self.bucket);
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .range(format!("bytes=-{}", n.max(1)))
+            .send()
+            .await
+            .map_err(|e| sdk_error(&what, e))?;
+        // `bytes FIRST-LAST/SIZE`; without it (a store ignoring Range) the body is the whole object.
+        let size = out.content_range().and_then(|r| r.rsplit('/').next()).and_then(|s| s.parse::<u64>().ok());
+        let body = collect(&what, out.body).await?.to_vec();
+        match size {
+            Some(size) => Ok((body, size)),
+            None => {
+                let size = body.len() as u64;
+                Ok((body[size.saturating_sub(n) as usize..].to_vec(), size))
+            }
+        }
+    }
+
+    async fn read_range(&self, key: &str, range: std::ops::Range<u64>) -> Result<Vec<u8>, StorageError> {
+        let what = format!("s3://{}/{key}", self.bucket);
+        if range.is_empty() {
+            return Ok(Vec::new());
+        }
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .range(format!("bytes={}-{}", range.start, range.end - 1))
+            .send()
+            .await
+            .map_err(|e| sdk_error(&what, e))?;
+        let ranged = out.content_range().is_some();
+        let body = collect(&what, out.body).await?;
+        if ranged {
+            Ok(body.to_vec())
+        } else {
+            let end = (range.end as usize).min(body.len());
+            Ok(body[(range.start as usize).min(end)..end].to_vec())
+        }
+    }
+
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StorageError> {
         let mut pages = self.client.list_objects_v2().bucket(&self.bucket).prefix(prefix).into_paginator().send();
         let mut out = Vec::new();
@@ -268,13 +315,7 @@ impl Storage for S3Storage {
                 format!("{what}: no ETag in the response (conditional writes need one)"),
             )
         })?;
-        let body = out
-            .body
-            .collect()
-            .await
-            .map_err(|e| StorageError::new(ErrorKind::Retryable, format!("{what}: {e}")))?
-            .into_bytes()
-            .to_vec();
+        let body = collect(&what, out.body).await?.to_vec();
         Ok(Some((body, tag)))
     }
 
@@ -324,6 +365,11 @@ impl Storage for S3Storage {
             part_size: PART_SIZE,
         })
     }
+}
+
+/// A response body, whole; a connection dropped midway is worth retrying.
+async fn collect(what: &str, body: ByteStream) -> Result<bytes::Bytes, StorageError> {
+    Ok(body.collect().await.map_err(|e| StorageError::new(ErrorKind::Retryable, format!("{what}: {e}")))?.into_bytes())
 }
 
 fn content_type(key: &str) -> &'static str {

@@ -471,3 +471,48 @@ fn insights_are_found_by_the_api_they_are_about() {
         (Some("RunInstances"), Some("ec2.amazonaws.com"))
     );
 }
+
+#[test]
+fn a_sparse_file_of_the_tail_and_the_planned_row_groups_gives_the_same_hits() {
+    let records: Vec<String> = (0..30)
+        .map(|i| {
+            A.replace("2024-03-01T12:00:00Z", &format!("2024-03-01T{:02}:00:00Z", i % 24))
+                .replace("\"e-1\"", &format!("\"e-{i:02}\""))
+        })
+        .collect();
+    let file = bytes::Bytes::from(parquet_of(&records, 10));
+    let len = file.len() as u64;
+    let t = |h: u32| Utc.with_ymd_and_hms(2024, 3, 1, h, 0, 0).unwrap();
+    for (from, to) in [(0, 23), (0, 5), (10, 19), (22, 23)] {
+        let q = LookupQuery::new(t(from), t(to));
+        let whole = read_hits(file.clone(), "f", &q, None).unwrap();
+        // A tail too short for the footer asks for more.
+        let metadata = match parse_footer(&file.slice(file.len() - 8..), len, "f").unwrap() {
+            Footer::NeedTail(n) => {
+                assert!(n > 8 && n < len, "{n}");
+                match parse_footer(&file.slice((len - n) as usize..), len, "f").unwrap() {
+                    Footer::Parsed(m) => m,
+                    Footer::NeedTail(n) => panic!("still short: {n}"),
+                }
+            }
+            Footer::Parsed(_) => panic!("8 bytes hold no footer"),
+        };
+        let groups = plan_row_groups(metadata.metadata(), "f", &q, None).unwrap();
+        let mut sparse = SparseFile::new(len);
+        let mut fetched = 0;
+        for &g in &groups {
+            let r = row_group_bytes(metadata.metadata(), g);
+            fetched += r.end - r.start;
+            sparse.insert(r.start, file.slice(r.start as usize..r.end as usize));
+        }
+        assert!(groups.len() == 3 || fetched < len, "fewer bytes than the file when groups are skipped");
+        let hits = decode_hits(sparse, metadata, groups, "f", &q, None).unwrap();
+        let ids =
+            |h: &FileHits<'_>| h.rows.iter().map(|r| r.eventid.as_deref().unwrap().to_string()).collect::<Vec<_>>();
+        assert_eq!(ids(&hits), ids(&whole), "{from}-{to} h");
+        assert_eq!(hits.row_groups_read, whole.row_groups_read);
+    }
+    // Bytes never fetched are an error, not a wrong answer.
+    let sparse = SparseFile::new(len);
+    assert!(read_hits(sparse, "f", &LookupQuery::new(t(0), t(23)), None).is_err());
+}
