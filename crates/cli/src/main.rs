@@ -20,6 +20,7 @@ mod batch_job;
 mod commands;
 mod compact;
 mod local;
+mod lookup;
 mod verify;
 
 use std::path::PathBuf;
@@ -44,7 +45,7 @@ use parquetrail_ingest::listing::Selection;
         S3 is reached with the standard AWS credential chain and region; AWS_ENDPOINT_URL_S3 points it at any \
         S3-compatible endpoint (path-style addressing unless PARQUETRAIL_S3_PATH_STYLE=false).",
     after_help = "Try it without an AWS account:\n  parquetrail demo\n\n\
-        Typical use:\n  parquetrail convert s3://my-trail-bucket/AWSLogs/o-abc123def4/ --out s3://my-archive/cloudtrail\n  aws s3 sync s3://my-trail-bucket/AWSLogs ./AWSLogs\n  parquetrail convert ./AWSLogs --out ./archive\n  parquetrail summary ./archive\n  parquetrail export ./archive --event-name ConsoleLogin --out logins.jsonl"
+        Typical use:\n  parquetrail convert s3://my-trail-bucket/AWSLogs/o-abc123def4/ --out s3://my-archive/cloudtrail\n  aws s3 sync s3://my-trail-bucket/AWSLogs ./AWSLogs\n  parquetrail convert ./AWSLogs --out ./archive\n  parquetrail summary ./archive\n  parquetrail export ./archive --event-name ConsoleLogin --out logins.jsonl\n  parquetrail lookup ./archive --attribute Username=alice --start 400d"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -70,6 +71,9 @@ enum Command {
     Summary(SummaryArgs),
     /// Turn an archive (or a filtered part of it) back into CloudTrail JSON.
     Export(ExportArgs),
+    /// Look events up as CloudTrail's Event history does (same attributes and answers), over the
+    /// whole archive: newest first, a page at a time.
+    Lookup(lookup::LookupArgs),
     /// Print the Athena (or Spark) DDL for an archive: tables with partition projection, and a view with the official names.
     Ddl(DdlArgs),
     /// Print the column reference of the Parquet datasets (Markdown).
@@ -337,6 +341,7 @@ fn main() -> ExitCode {
         Command::Generate(args) => commands::generate(&args),
         Command::Summary(args) => commands::summary(&args),
         Command::Export(args) => commands::export(&args),
+        Command::Lookup(args) => lookup::lookup(&args),
         Command::Ddl(args) => commands::ddl(&args),
         Command::Columns => {
             use std::io::Write as _;

@@ -17,6 +17,7 @@
 //! - [`encode`]: rows → Parquet with the writer settings chosen in one place.
 //! - [`convert`]: one log or digest file through all of the above, with quarantine and reconciliation.
 //! - [`archive`]: reading an archive back (summaries, export to CloudTrail JSON).
+//! - [`lookup`]: CloudTrail's Event history (`LookupEvents`) over the archive: attributes, Username, order, paging.
 //! - [`compact`](mod@compact): one partition's small files rewritten as a few large ones, sorted and deduplicated.
 //!
 //! ```
@@ -42,6 +43,7 @@ pub mod encode;
 mod error;
 mod json;
 pub mod log_file;
+pub mod lookup;
 pub mod object_key;
 pub mod partition;
 pub mod record;

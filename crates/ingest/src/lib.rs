@@ -16,6 +16,8 @@
 //! - [`listing`], [`ledger`], [`backfill`]: converting a trail's history for a date range —
 //!   delimiter listing of only the day prefixes in range, bounded concurrency, and a ledger in
 //!   the archive that makes reruns resume where a crash or Ctrl-C left off.
+//! - [`reader`]: lookups over an archive: partitions through the manifests, pruned by account,
+//!   region, date and row-group statistics, newest first, with request and byte counts.
 //! - [`verify`]: CloudTrail's digest chains walked over the trail bucket, every signed log file
 //!   hashed, and the archive's ledger reconciled with what was signed.
 
@@ -29,6 +31,7 @@ pub mod location;
 pub mod manifest;
 pub mod notifications;
 pub mod pipeline;
+pub mod reader;
 pub mod s3;
 pub mod storage;
 pub mod verify;

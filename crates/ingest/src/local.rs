@@ -159,6 +159,39 @@ impl Storage for LocalStorage {
         Ok(Opened { reader: Box::new(file), size, etag: None, version_id: None, metadata: Default::default() })
     }
 
+    async fn read_tail(&self, key: &str, n: u64) -> Result<(Vec<u8>, u64), StorageError> {
+        let path = self.path(key)?;
+        let what = path.display().to_string();
+        tokio::task::spawn_blocking(move || {
+            let mut file = fs::File::open(&path)?;
+            let size = file.metadata()?.len();
+            let start = size.saturating_sub(n);
+            io::Seek::seek(&mut file, io::SeekFrom::Start(start))?;
+            let mut body = Vec::with_capacity((size - start) as usize);
+            io::Read::read_to_end(&mut file, &mut body)?;
+            Ok((body, size))
+        })
+        .await
+        .map_err(|e| StorageError::new(ErrorKind::Retryable, e.to_string()))?
+        .map_err(|e| io_error(&what, e))
+    }
+
+    async fn read_range(&self, key: &str, range: std::ops::Range<u64>) -> Result<Vec<u8>, StorageError> {
+        let path = self.path(key)?;
+        let what = path.display().to_string();
+        tokio::task::spawn_blocking(move || {
+            let mut file = fs::File::open(&path)?;
+            io::Seek::seek(&mut file, io::SeekFrom::Start(range.start))?;
+            let len = range.end.saturating_sub(range.start);
+            let mut body = Vec::with_capacity(len as usize);
+            io::Read::read_to_end(&mut io::Read::take(file, len), &mut body)?;
+            Ok(body)
+        })
+        .await
+        .map_err(|e| StorageError::new(ErrorKind::Retryable, e.to_string()))?
+        .map_err(|e| io_error(&what, e))
+    }
+
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StorageError> {
         let root = self.root.clone();
         let dir = self.path(prefix)?;

@@ -228,6 +228,15 @@ impl S3Storage {
         IdleTimeout::new(body.into_async_read(), self.idle)
     }
 
+    /// A whole body, read through the idle timeout: a stalled download fails instead of hanging.
+    async fn collect(&self, what: &str, body: ByteStream) -> Result<Vec<u8>, StorageError> {
+        let mut out = Vec::new();
+        tokio::io::AsyncReadExt::read_to_end(&mut self.body_reader(body), &mut out)
+            .await
+            .map_err(|e| StorageError::new(ErrorKind::Retryable, format!("{what}: {e}")))?;
+        Ok(out)
+    }
+
     pub fn client(&self) -> &Client {
         &self.client
     }
@@ -264,6 +273,53 @@ impl Storage for S3Storage {
                 .unwrap_or_default(),
             reader: Box::new(self.body_reader(out.body)),
         })
+    }
+
+    async fn read_tail(&self, key: &str, n: u64) -> Result<(Vec<u8>, u64), StorageError> {
+        let what = format!("s3://{}/{key}", self.bucket);
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .range(format!("bytes=-{}", n.max(1)))
+            .send()
+            .await
+            .map_err(|e| sdk_error(&what, e))?;
+        // `bytes FIRST-LAST/SIZE`; without it (a store ignoring Range) the body is the whole object.
+        let size = out.content_range().and_then(|r| r.rsplit('/').next()).and_then(|s| s.parse::<u64>().ok());
+        let body = self.collect(&what, out.body).await?;
+        match size {
+            Some(size) => Ok((body, size)),
+            None => {
+                let size = body.len() as u64;
+                Ok((body[size.saturating_sub(n) as usize..].to_vec(), size))
+            }
+        }
+    }
+
+    async fn read_range(&self, key: &str, range: std::ops::Range<u64>) -> Result<Vec<u8>, StorageError> {
+        let what = format!("s3://{}/{key}", self.bucket);
+        if range.is_empty() {
+            return Ok(Vec::new());
+        }
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .range(format!("bytes={}-{}", range.start, range.end - 1))
+            .send()
+            .await
+            .map_err(|e| sdk_error(&what, e))?;
+        let ranged = out.content_range().is_some();
+        let body = self.collect(&what, out.body).await?;
+        if ranged {
+            Ok(body)
+        } else {
+            let end = (range.end as usize).min(body.len());
+            Ok(body[(range.start as usize).min(end)..end].to_vec())
+        }
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StorageError> {
@@ -347,10 +403,7 @@ impl Storage for S3Storage {
                 format!("{what}: no ETag in the response (conditional writes need one)"),
             )
         })?;
-        let mut body = Vec::new();
-        tokio::io::AsyncReadExt::read_to_end(&mut self.body_reader(out.body), &mut body)
-            .await
-            .map_err(|e| StorageError::new(ErrorKind::Retryable, format!("{what}: {e}")))?;
+        let body = self.collect(&what, out.body).await?;
         Ok(Some((body, tag)))
     }
 
@@ -402,6 +455,7 @@ impl Storage for S3Storage {
     }
 }
 
+/// A response body, whole; a connection dropped midway is worth retrying.
 fn content_type(key: &str) -> &'static str {
     if key.ends_with(".parquet") {
         "application/vnd.apache.parquet"

@@ -105,6 +105,20 @@ pub trait Storage: Send + Sync + fmt::Debug {
             .map_err(|e| StorageError::new(ErrorKind::Retryable, format!("{}/{key}: {e}", self.describe())))?;
         Ok(out)
     }
+    /// The last `n` bytes of an object (all of it when it is shorter) and the object's size: a
+    /// Parquet reader's first request. The default reads the whole object.
+    async fn read_tail(&self, key: &str, n: u64) -> Result<(Vec<u8>, u64), StorageError> {
+        let mut body = self.read(key).await?;
+        let size = body.len() as u64;
+        body.drain(..size.saturating_sub(n) as usize);
+        Ok((body, size))
+    }
+    /// The bytes `range` of an object (S3 ranged GET). The default reads the whole object.
+    async fn read_range(&self, key: &str, range: std::ops::Range<u64>) -> Result<Vec<u8>, StorageError> {
+        let body = self.read(key).await?;
+        let end = (range.end as usize).min(body.len());
+        Ok(body[(range.start as usize).min(end)..end].to_vec())
+    }
     /// Writes a whole object, atomically: readers see the old object or the new one, never a part.
     async fn put(&self, key: &str, body: Vec<u8>) -> Result<(), StorageError>;
     /// Reads a whole (small) object with its version tag (S3's ETag, a content hash on disk), for

@@ -6,11 +6,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::Value;
 
-use crate::{parquetrail, stdout, walk};
+use crate::{parquetrail, parquetrail_on_moto, stdout, walk};
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
@@ -221,16 +221,7 @@ fn compact_works_on_an_s3_archive() {
         let body = std::fs::read(&path).unwrap();
         runtime.block_on(client.put_object().bucket("trail-bucket").key(key).body(body.into()).send()).unwrap();
     }
-    let run = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_parquetrail"))
-            .args(args)
-            .current_dir(cwd)
-            .env_remove("AWS_PROFILE")
-            .env_remove("AWS_SESSION_TOKEN")
-            .envs(moto.env())
-            .output()
-            .unwrap()
-    };
+    let run = |args: &[&str]| parquetrail_on_moto(args, cwd, &moto);
     let out = run(&["convert", "s3://trail-bucket", "--out", "s3://archive-bucket/lake", "--json"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let converted: Value = serde_json::from_str(&stdout(&out)).unwrap();

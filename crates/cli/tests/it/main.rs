@@ -2,6 +2,7 @@
 
 mod backfill;
 mod compact;
+mod lookup;
 
 use std::io::Write;
 use std::path::Path;
@@ -11,6 +12,18 @@ use serde_json::Value;
 
 fn parquetrail(args: &[&str], cwd: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_parquetrail")).args(args).current_dir(cwd).output().unwrap()
+}
+
+/// The binary with moto's endpoint and credentials, and no profile or session of the machine.
+fn parquetrail_on_moto(args: &[&str], cwd: &Path, moto: &parquetrail_testkit::MotoServer) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_parquetrail"))
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_SESSION_TOKEN")
+        .envs(moto.env())
+        .output()
+        .unwrap()
 }
 
 fn stdout(o: &Output) -> String {
@@ -198,16 +211,7 @@ fn converts_from_and_to_s3_through_the_standard_credential_chain() {
         runtime.block_on(client.put_object().bucket("trail-bucket").key(key).body(body.into()).send()).unwrap();
         uploaded += 1;
     }
-    let run = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_parquetrail"))
-            .args(args)
-            .current_dir(cwd)
-            .env_remove("AWS_PROFILE")
-            .env_remove("AWS_SESSION_TOKEN")
-            .envs(moto.env())
-            .output()
-            .unwrap()
-    };
+    let run = |args: &[&str]| parquetrail_on_moto(args, cwd, &moto);
     // S3 → S3.
     let out = run(&["convert", "s3://trail-bucket/prefix with space/", "--out", "s3://archive-bucket/lake", "--json"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
