@@ -419,7 +419,7 @@ pub fn demo(args: &DemoArgs) -> Result<ExitCode> {
     let trail = args.dir.join("trail");
     let archive = args.dir.join("archive");
     outln!(
-        "1/4 Generating a sample CloudTrail delivery tree ({} MB of JSON, seed {}) in {}",
+        "1/5 Generating a sample CloudTrail delivery tree ({} MB of JSON, seed {}) in {}",
         args.mb,
         args.seed,
         trail.display()
@@ -435,16 +435,23 @@ pub fn demo(args: &DemoArgs) -> Result<ExitCode> {
         no_insights: false,
     })?;
     outln!("    {} files, {} records, {} gzip\n", generated.files, generated.records, mb(generated.gzip_bytes));
-    outln!("2/4 Converting it to Parquet in {}", archive.display());
+    outln!("2/5 Converting it to Parquet in {}", archive.display());
     let files = local::list_sources(std::slice::from_ref(&trail))?;
     let sink = DirSink::new(&archive)?;
     let jobs = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let run = run_convert(&files, &sink, &Options::default(), jobs)?;
     print_run(&run, &archive.display())?;
-    outln!("\n3/4 Compacting: each partition's small files become one sorted, deduplicated file");
+    outln!("\n3/5 Compacting: each partition's small files become one sorted, deduplicated file");
     compact_demo(&archive)?;
-    outln!("\n4/4 What the archive holds");
+    outln!("\n4/5 What the archive holds");
     summarise(&archive, false)?;
+    outln!("\n5/5 Event history, beyond 90 days: the newest write events, as CloudTrail's console shows them");
+    lookup_demo(&archive)?;
+    outln!(
+        "    (parquetrail lookup {} --attribute ReadOnly=false --max-results 5; serve the same to the AWS CLI with\n     parquetrail serve {})",
+        archive.display(),
+        archive.display()
+    );
     outln!("\nNext: query it with DuckDB (pip install duckdb):");
     outln!(
         "  duckdb -c \"SELECT eventname, count(*) n FROM read_parquet('{}/events/**/*.parquet', hive_partitioning=true) GROUP BY 1 ORDER BY n DESC LIMIT 10\"",
@@ -455,6 +462,21 @@ pub fn demo(args: &DemoArgs) -> Result<ExitCode> {
         archive.display()
     );
     Ok(exit_for(&run))
+}
+
+/// The demo's lookup: the console's default view (Read-only = false), newest first, one page.
+fn lookup_demo(archive: &Path) -> Result<()> {
+    use parquetrail_core::lookup::{AttributeKey, LookupQuery, lookup_event};
+    let storage = Arc::new(parquetrail_ingest::local::LocalStorage::new(archive));
+    let reader = parquetrail_ingest::reader::ArchiveReader::new(storage, "");
+    let mut query = LookupQuery::new(chrono::DateTime::UNIX_EPOCH, chrono::DateTime::<chrono::Utc>::MAX_UTC);
+    query.attributes.push((AttributeKey::ReadOnly, "false".into()));
+    query.max_results = 5;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
+    let page = runtime.block_on(reader.lookup(&query, None)).context("looking events up")?;
+    let events: Vec<_> = page.events.iter().map(lookup_event).collect();
+    let mut out = std::io::stdout().lock();
+    crate::lookup::write_table(&mut out, &events)
 }
 
 /// The demo's compaction: every partition, replaced files deleted at once (nobody is querying).

@@ -261,7 +261,7 @@ fn write_csv(out: &mut impl Write, rows: &[parquetrail_core::record::Row<'_>]) -
 }
 
 /// Aligned columns; long cells are cut so a row fits a line.
-fn write_table(out: &mut impl Write, events: &[LookupEvent]) -> Result<()> {
+pub fn write_table(out: &mut impl Write, events: &[LookupEvent]) -> Result<()> {
     const WIDTH: usize = 40;
     let header = ["Event time", "Event name", "User name", "Event source", "Resource type", "Resource name"];
     let rows: Vec<[String; 6]> = events

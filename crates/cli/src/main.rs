@@ -21,6 +21,7 @@ mod commands;
 mod compact;
 mod local;
 mod lookup;
+mod serve;
 mod verify;
 
 use std::path::PathBuf;
@@ -74,6 +75,9 @@ enum Command {
     /// Look events up as CloudTrail's Event history does (same attributes and answers), over the
     /// whole archive: newest first, a page at a time.
     Lookup(lookup::LookupArgs),
+    /// Serve CloudTrail's LookupEvents API over the archive, for the AWS CLI, boto3 and the SDKs
+    /// (`--endpoint-url`): Event history beyond 90 days, every account and Region.
+    Serve(serve::ServeArgs),
     /// Print the Athena (or Spark) DDL for an archive: tables with partition projection, and a view with the official names.
     Ddl(DdlArgs),
     /// Print the column reference of the Parquet datasets (Markdown).
@@ -342,6 +346,7 @@ fn main() -> ExitCode {
         Command::Summary(args) => commands::summary(&args),
         Command::Export(args) => commands::export(&args),
         Command::Lookup(args) => lookup::lookup(&args),
+        Command::Serve(args) => serve::serve(&args),
         Command::Ddl(args) => commands::ddl(&args),
         Command::Columns => {
             use std::io::Write as _;

@@ -45,6 +45,7 @@
 //! # }
 //! ```
 
+mod archive;
 mod backend;
 mod config;
 mod credentials;
@@ -55,6 +56,7 @@ mod server;
 mod sigv4;
 mod token;
 
+pub use archive::ArchiveBackend;
 pub use backend::{
     AttributeKey, Event, EventCategory, LookupAttribute, LookupBackend, LookupPage, LookupQuery, Resource,
 };

@@ -11,6 +11,7 @@
 
 use std::io::Write;
 
+pub mod clients;
 pub mod moto;
 pub mod runtime;
 

@@ -447,3 +447,73 @@ fn lookup_usage_errors_csv_guarding_and_sql() {
 fn csv_reader(bytes: &[u8]) -> csv::Reader<&[u8]> {
     csv::Reader::from_reader(bytes)
 }
+
+/// `parquetrail serve` stops with the test, whatever happens.
+struct Served(std::process::Child);
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `parquetrail serve` over a converted archive answers the real AWS CLI — auto-paginating through
+/// NextToken at 20 events a page — with the reference's set and order for every attribute key,
+/// and each hit's CloudTrailEvent is its input record.
+#[test]
+fn serve_answers_the_aws_cli_as_the_reference_does() {
+    let test = "serve_answers_the_aws_cli_as_the_reference_does";
+    let Some(cli) = parquetrail_testkit::clients::aws_cli(test) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    assert!(parquetrail(&["generate", "trail", "--mb", "1", "--seed", "5"], cwd).status.success());
+    let out = parquetrail(&["convert", "trail", "--out", "archive"], cwd);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let events = read_trail(&cwd.join("trail"), "CloudTrail");
+
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_parquetrail"))
+        .args(["serve", "archive", "--listen", "127.0.0.1:0", "--all-regions"])
+        .current_dir(cwd)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let served = Served(child);
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut first).unwrap();
+    let url =
+        first.split_whitespace().find(|w| w.starts_with("http://127.0.0.1:")).unwrap_or_else(|| panic!("{first}"));
+
+    let home = tempfile::tempdir().unwrap();
+    let lookup = |attribute: Option<(&str, &str)>| -> Vec<Value> {
+        let mut command =
+            parquetrail_testkit::clients::client_command(&cli, "AKIDSERVE", "secret", "us-east-1", home.path());
+        command.args(["cloudtrail", "lookup-events", "--endpoint-url", url, "--page-size", "20", "--output", "json"]);
+        if let Some((key, value)) = attribute {
+            command.args(["--lookup-attributes", &format!("AttributeKey={key},AttributeValue={value}")]);
+        }
+        let out = command.output().unwrap();
+        assert!(out.status.success(), "{attribute:?}: {}", String::from_utf8_lossy(&out.stderr));
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["Events"].as_array().unwrap().clone()
+    };
+    for key in KEYS {
+        let value = pick_value(&events, key);
+        let want = reference(&events, |e| e.values(key).contains(&value), false);
+        let got = lookup(Some((key, &value)));
+        assert_eq!(event_ids(&got), ids(&want), "{key}={value}: set and order");
+    }
+    let everything = reference(&events, |_| true, false);
+    let got = lookup(None);
+    assert_eq!(event_ids(&got), ids(&everything), "every management event, page after page");
+    let by_id: BTreeMap<&str, &Expected> = events.iter().map(|e| (e.id.as_str(), e)).collect();
+    for e in &got {
+        let id = e["EventId"].as_str().unwrap();
+        let record: Value = serde_json::from_str(e["CloudTrailEvent"].as_str().unwrap()).unwrap();
+        assert_eq!(record, by_id[id].record, "{id}");
+        assert_eq!(e["Username"].as_str().map(str::to_string), by_id[id].username(), "{id}");
+    }
+    drop((served, stdout));
+}

@@ -1,7 +1,6 @@
 //! What the tests share: a small set of CloudTrail records, a reference backend over them, a
 //! server started on a free loopback port, a raw HTTP client, and the external clients' binaries.
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
 
@@ -9,7 +8,7 @@ use chrono::{DateTime, Utc};
 use parquetrail_server::{
     AttributeKey, Event, EventCategory, LookupBackend, LookupPage, LookupQuery, Resource, Server, ServerConfig, serve,
 };
-use parquetrail_testkit::{not_run, on_ci};
+pub use parquetrail_testkit::clients::{aws_cli, python_with_boto3};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -277,57 +276,9 @@ pub async fn post_to(addr: std::net::SocketAddr, headers: &[(&str, &str)], body:
     RawResponse { status, head: head.to_string(), body: body.to_string() }
 }
 
-/// Where a needed tool is missing: a failure on CI, `NOT RUN` elsewhere.
-fn missing(test: &str, why: &str) {
-    assert!(!on_ci(), "{test}: {why}; CI is set, so a missing tool is a failure");
-    not_run(test, why);
-}
-
-/// The AWS CLI: next to `$PARQUETRAIL_PYTHON` (the CI venv), else `aws` on `PATH`.
-pub fn aws_cli(test: &str) -> Option<PathBuf> {
-    let binary = match std::env::var_os("PARQUETRAIL_PYTHON") {
-        Some(python) => PathBuf::from(python).with_file_name("aws"),
-        None => PathBuf::from("aws"),
-    };
-    tool(test, binary, &["--version"], "the AWS CLI")
-}
-
-/// A python that imports boto3: `$PARQUETRAIL_PYTHON`, else `python3`.
-pub fn python_with_boto3(test: &str) -> Option<PathBuf> {
-    let python = std::env::var_os("PARQUETRAIL_PYTHON").map_or_else(|| PathBuf::from("python3"), PathBuf::from);
-    tool(test, python, &["-c", "import boto3"], "python with boto3")
-}
-
-/// `binary` if `binary probe…` succeeds; otherwise [`missing`].
-fn tool(test: &str, binary: PathBuf, probe: &[&str], what: &str) -> Option<PathBuf> {
-    let why = match Command::new(&binary).args(probe).output() {
-        Ok(out) if out.status.success() => return Some(binary),
-        Ok(out) => format!("{what} ({}) failed: {}", binary.display(), String::from_utf8_lossy(&out.stderr).trim()),
-        Err(e) => format!("{what} ({}) cannot run: {e}", binary.display()),
-    };
-    missing(test, &why);
-    None
-}
-
-/// Environment for an AWS client child process: these credentials and Region only, no profile,
-/// no config file, no instance metadata.
+/// An AWS client child process signing with [`ACCESS_KEY_ID`] and `secret`.
 pub fn client_command(binary: &std::path::Path, secret: &str, region: &str, home: &std::path::Path) -> Command {
-    let mut command = Command::new(binary);
-    for name in ["AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_CA_BUNDLE", "AWS_ENDPOINT_URL"] {
-        command.env_remove(name);
-    }
-    let nowhere = home.join("absent");
-    command
-        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID)
-        .env("AWS_SECRET_ACCESS_KEY", secret)
-        .env("AWS_DEFAULT_REGION", region)
-        .env("AWS_CONFIG_FILE", &nowhere)
-        .env("AWS_SHARED_CREDENTIALS_FILE", &nowhere)
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_MAX_ATTEMPTS", "1")
-        .env("AWS_PAGER", "")
-        .env("HOME", home);
-    command
+    parquetrail_testkit::clients::client_command(binary, ACCESS_KEY_ID, secret, region, home)
 }
 
 /// Runs a child process off the runtime's threads (the server runs on them) and returns

@@ -1,0 +1,76 @@
+//! The backend over a parquetrail archive: the server's validated query → the core's
+//! [`lookup::LookupQuery`], one page read by `parquetrail-ingest`'s [`ArchiveReader`] (manifests,
+//! partition and row-group pruning, local or S3), each hit → CloudTrail's `Event`.
+
+use chrono::{DateTime, TimeZone, Utc};
+use parquetrail_core::lookup::{self, Cursor, LookupError};
+use parquetrail_ingest::reader::{ArchiveReader, ReadError};
+
+use crate::{Error, Event, EventCategory, LookupBackend, LookupPage, LookupQuery, Resource, Result};
+
+/// Answers `LookupEvents` from an archive.
+#[derive(Debug, Clone)]
+pub struct ArchiveBackend {
+    reader: ArchiveReader,
+    include_data_events: bool,
+}
+
+impl ArchiveBackend {
+    /// Lookups over `reader`'s archive. Like CloudTrail's Event history, data events are left
+    /// out unless `include_data_events`.
+    pub fn new(reader: ArchiveReader, include_data_events: bool) -> ArchiveBackend {
+        ArchiveBackend { reader, include_data_events }
+    }
+
+    /// The core's query for the server's: no bound is the archive's whole span.
+    fn query(&self, q: &LookupQuery) -> Result<lookup::LookupQuery> {
+        let earliest = Utc.timestamp_opt(0, 0).single().expect("the epoch is a time");
+        let mut query =
+            lookup::LookupQuery::new(q.start.unwrap_or(earliest), q.end.unwrap_or(DateTime::<Utc>::MAX_UTC));
+        for attribute in &q.attributes {
+            let key = attribute.key.as_str().parse().map_err(|e: LookupError| Error::Backend(e.into()))?;
+            query.attributes.push((key, attribute.value.clone()));
+        }
+        query.regions = q.region.iter().cloned().collect();
+        query.insights = q.category == EventCategory::Insights;
+        query.include_data_events = self.include_data_events;
+        query.max_results = q.max_results;
+        Ok(query)
+    }
+}
+
+#[async_trait::async_trait]
+impl LookupBackend for ArchiveBackend {
+    async fn lookup(&self, q: LookupQuery) -> Result<LookupPage> {
+        let query = self.query(&q)?;
+        let cursor =
+            q.cursor.as_deref().map(Cursor::decode).transpose().map_err(|e| Error::InvalidCursor(e.to_string()))?;
+        let page = self.reader.lookup(&query, cursor.as_ref()).await.map_err(|e| match e {
+            ReadError::Invalid(LookupError::InvalidNextToken(why)) => Error::InvalidCursor(why),
+            other => {
+                tracing::error!(error = %other, "lookup failed");
+                Error::Backend(other.into())
+            }
+        })?;
+        let events = page.events.iter().map(|row| event(lookup::lookup_event(row))).collect();
+        Ok(LookupPage { events, cursor: page.next.as_ref().map(Cursor::encode) })
+    }
+}
+
+fn event(e: lookup::LookupEvent) -> Event {
+    Event {
+        event_id: e.event_id.unwrap_or_default(),
+        event_name: e.event_name.unwrap_or_default(),
+        read_only: e.read_only,
+        access_key_id: e.access_key_id,
+        event_time: e.event_time,
+        event_source: e.event_source.unwrap_or_default(),
+        username: e.username,
+        resources: e
+            .resources
+            .into_iter()
+            .map(|r| Resource { resource_type: r.resource_type, resource_name: r.resource_name })
+            .collect(),
+        cloudtrail_event: e.cloud_trail_event,
+    }
+}
