@@ -6,7 +6,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use parquetrail_core::lookup::{self, Cursor, LookupError};
 use parquetrail_ingest::reader::{ArchiveReader, ReadError};
 
-use crate::{Error, Event, EventCategory, LookupBackend, LookupPage, LookupQuery, Resource, Result};
+use crate::{Error, Event, EventCategory, LookupBackend, LookupPage, LookupQuery, Result};
 
 /// Answers `LookupEvents` from an archive.
 #[derive(Debug, Clone)]
@@ -28,8 +28,7 @@ impl ArchiveBackend {
         let mut query =
             lookup::LookupQuery::new(q.start.unwrap_or(earliest), q.end.unwrap_or(DateTime::<Utc>::MAX_UTC));
         for attribute in &q.attributes {
-            let key = attribute.key.as_str().parse().map_err(|e: LookupError| Error::Backend(e.into()))?;
-            query.attributes.push((key, attribute.value.clone()));
+            query.attributes.push((attribute.key, attribute.value.clone()));
         }
         query.regions = q.region.iter().cloned().collect();
         query.insights = q.category == EventCategory::Insights;
@@ -66,11 +65,7 @@ fn event(e: lookup::LookupEvent) -> Event {
         event_time: e.event_time,
         event_source: e.event_source.unwrap_or_default(),
         username: e.username,
-        resources: e
-            .resources
-            .into_iter()
-            .map(|r| Resource { resource_type: r.resource_type, resource_name: r.resource_name })
-            .collect(),
+        resources: e.resources,
         cloudtrail_event: e.cloud_trail_event,
     }
 }

@@ -2,7 +2,6 @@
 //! [`LookupPage`] out. The server owns everything about the wire (parsing, validation, signatures,
 //! NextToken sealing); a backend only answers queries, newest first, a page at a time.
 
-use std::fmt;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -24,79 +23,9 @@ pub trait LookupBackend: Send + Sync + 'static {
     async fn lookup(&self, query: LookupQuery) -> Result<LookupPage>;
 }
 
-/// A lookup attribute key: CloudTrail's eight, then parquetrail's extensions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum AttributeKey {
-    EventId,
-    EventName,
-    /// `"true"` or `"false"` (validated).
-    ReadOnly,
-    Username,
-    ResourceType,
-    ResourceName,
-    EventSource,
-    AccessKeyId,
-    /// Extension: the record's `recipientAccountId`.
-    AccountId,
-    /// Extension: the record's `awsRegion`.
-    AwsRegion,
-    /// Extension: the record's `sourceIPAddress`.
-    SourceIpAddress,
-    /// Extension: the record's `errorCode`.
-    ErrorCode,
-}
-
-impl AttributeKey {
-    /// Every key, in declaration order.
-    pub const ALL: [AttributeKey; 12] = [
-        AttributeKey::EventId,
-        AttributeKey::EventName,
-        AttributeKey::ReadOnly,
-        AttributeKey::Username,
-        AttributeKey::ResourceType,
-        AttributeKey::ResourceName,
-        AttributeKey::EventSource,
-        AttributeKey::AccessKeyId,
-        AttributeKey::AccountId,
-        AttributeKey::AwsRegion,
-        AttributeKey::SourceIpAddress,
-        AttributeKey::ErrorCode,
-    ];
-
-    /// The wire name (`AttributeKey` value), case-sensitive as at AWS.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AttributeKey::EventId => "EventId",
-            AttributeKey::EventName => "EventName",
-            AttributeKey::ReadOnly => "ReadOnly",
-            AttributeKey::Username => "Username",
-            AttributeKey::ResourceType => "ResourceType",
-            AttributeKey::ResourceName => "ResourceName",
-            AttributeKey::EventSource => "EventSource",
-            AttributeKey::AccessKeyId => "AccessKeyId",
-            AttributeKey::AccountId => "AccountId",
-            AttributeKey::AwsRegion => "AwsRegion",
-            AttributeKey::SourceIpAddress => "SourceIpAddress",
-            AttributeKey::ErrorCode => "ErrorCode",
-        }
-    }
-
-    /// The key of a wire name, exactly (no case folding: AWS rejects `eventname`).
-    pub fn parse(name: &str) -> Option<AttributeKey> {
-        AttributeKey::ALL.into_iter().find(|key| key.as_str() == name)
-    }
-
-    /// Whether the key may be used with `EventCategory: insight` (AWS allows these three only).
-    pub fn applies_to_insights(self) -> bool {
-        matches!(self, AttributeKey::EventId | AttributeKey::EventName | AttributeKey::EventSource)
-    }
-}
-
-impl fmt::Display for AttributeKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// The lookup attribute keys (CloudTrail's eight, then parquetrail's extensions) and the
+/// `Resources` entries are the core's, so the server and `parquetrail lookup` cannot drift apart.
+pub use parquetrail_core::lookup::{AttributeKey, Resource};
 
 /// One condition: the attribute `key` equals `value` exactly (case-sensitive).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -163,16 +92,6 @@ pub struct Event {
     /// The original record, as JSON text.
     #[serde(rename = "CloudTrailEvent")]
     pub cloudtrail_event: String,
-}
-
-/// A resource an event references.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct Resource {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub resource_type: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub resource_name: Option<String>,
 }
 
 /// AWS JSON 1.1 timestamps: epoch seconds as a JSON number, an integer when whole.

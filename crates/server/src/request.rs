@@ -100,7 +100,7 @@ fn attributes(wire: Vec<WireAttribute>, category: EventCategory) -> Result<Vec<L
                 "LookupAttributes item {n} needs both AttributeKey and AttributeValue"
             )));
         };
-        let Some(key) = AttributeKey::parse(&name) else {
+        let Some(key) = name.parse::<AttributeKey>().ok() else {
             let known: Vec<&str> = AttributeKey::ALL.iter().map(|k| k.as_str()).collect();
             return Err(Fault::invalid_lookup_attributes(format!(
                 "LookupAttributes item {n}: unknown AttributeKey {name:?}; valid keys: {}",
@@ -118,7 +118,7 @@ fn attributes(wire: Vec<WireAttribute>, category: EventCategory) -> Result<Vec<L
                 "LookupAttributes item {n}: ReadOnly must be \"true\" or \"false\", not {value:?}"
             )));
         }
-        if category == EventCategory::Insights && !key.applies_to_insights() {
+        if category == EventCategory::Insights && !key.allowed_for_insights() {
             return Err(Fault::invalid_lookup_attributes(format!(
                 "LookupAttributes item {n}: with EventCategory \"insight\" only EventId, EventName and \
                  EventSource can be used, not {key}"

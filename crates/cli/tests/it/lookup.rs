@@ -460,21 +460,17 @@ impl Drop for Served {
 
 /// `parquetrail serve` over a converted archive answers the real AWS CLI — auto-paginating through
 /// NextToken at 20 events a page — with the reference's set and order for every attribute key,
-/// and each hit's CloudTrailEvent is its input record.
-#[test]
-fn serve_answers_the_aws_cli_as_the_reference_does() {
-    let test = "serve_answers_the_aws_cli_as_the_reference_does";
+/// and each hit's CloudTrailEvent is its input record; boto3's paginator gets the same list.
+fn check_serve(test: &str, cwd: &Path, archive: &str, env: Vec<(String, String)>) {
     let Some(cli) = parquetrail_testkit::clients::aws_cli(test) else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let cwd = dir.path();
-    assert!(parquetrail(&["generate", "trail", "--mb", "1", "--seed", "5"], cwd).status.success());
-    let out = parquetrail(&["convert", "trail", "--out", "archive"], cwd);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let Some(python) = parquetrail_testkit::clients::python_with_boto3(test) else { return };
     let events = read_trail(&cwd.join("trail"), "CloudTrail");
-
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_parquetrail"))
-        .args(["serve", "archive", "--listen", "127.0.0.1:0", "--all-regions"])
+        .args(["serve", archive, "--listen", "127.0.0.1:0", "--all-regions"])
         .current_dir(cwd)
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_SESSION_TOKEN")
+        .envs(env)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::inherit())
         .spawn()
@@ -487,9 +483,11 @@ fn serve_answers_the_aws_cli_as_the_reference_does() {
         first.split_whitespace().find(|w| w.starts_with("http://127.0.0.1:")).unwrap_or_else(|| panic!("{first}"));
 
     let home = tempfile::tempdir().unwrap();
+    let client = |binary: &Path| {
+        parquetrail_testkit::clients::client_command(binary, "AKIDSERVE", "secret", "us-east-1", home.path())
+    };
     let lookup = |attribute: Option<(&str, &str)>| -> Vec<Value> {
-        let mut command =
-            parquetrail_testkit::clients::client_command(&cli, "AKIDSERVE", "secret", "us-east-1", home.path());
+        let mut command = client(&cli);
         command.args(["cloudtrail", "lookup-events", "--endpoint-url", url, "--page-size", "20", "--output", "json"]);
         if let Some((key, value)) = attribute {
             command.args(["--lookup-attributes", &format!("AttributeKey={key},AttributeValue={value}")]);
@@ -503,11 +501,11 @@ fn serve_answers_the_aws_cli_as_the_reference_does() {
         let value = pick_value(&events, key);
         let want = reference(&events, |e| e.values(key).contains(&value), false);
         let got = lookup(Some((key, &value)));
-        assert_eq!(event_ids(&got), ids(&want), "{key}={value}: set and order");
+        assert_eq!(event_ids(&got), ids(&want), "{archive}: {key}={value}: set and order");
     }
     let everything = reference(&events, |_| true, false);
     let got = lookup(None);
-    assert_eq!(event_ids(&got), ids(&everything), "every management event, page after page");
+    assert_eq!(event_ids(&got), ids(&everything), "{archive}: every management event, page after page");
     let by_id: BTreeMap<&str, &Expected> = events.iter().map(|e| (e.id.as_str(), e)).collect();
     for e in &got {
         let id = e["EventId"].as_str().unwrap();
@@ -515,5 +513,39 @@ fn serve_answers_the_aws_cli_as_the_reference_does() {
         assert_eq!(record, by_id[id].record, "{id}");
         assert_eq!(e["Username"].as_str().map(str::to_string), by_id[id].username(), "{id}");
     }
+
+    // boto3's paginator, 50 a page (AWS's maximum), over the whole archive.
+    let script = "import boto3, json, sys\n\
+        c = boto3.client('cloudtrail', endpoint_url=sys.argv[1])\n\
+        ids = [e['EventId'] for p in c.get_paginator('lookup_events').paginate() for e in p['Events']]\n\
+        print(json.dumps(ids))\n";
+    let out = client(&python).args(["-c", script, url]).output().unwrap();
+    assert!(out.status.success(), "boto3: {}", String::from_utf8_lossy(&out.stderr));
+    let got: Vec<String> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(got, ids(&everything), "{archive}: boto3's paginator");
     drop((served, stdout));
+}
+
+#[test]
+fn serve_answers_real_clients_as_the_reference_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    assert!(parquetrail(&["generate", "trail", "--mb", "1", "--seed", "5"], cwd).status.success());
+    let out = parquetrail(&["convert", "trail", "--out", "archive"], cwd);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    check_serve("serve_answers_real_clients_as_the_reference_does", cwd, "archive", Vec::new());
+}
+
+#[test]
+fn serve_answers_from_an_archive_in_s3() {
+    let test = "serve_answers_from_an_archive_in_s3";
+    let Some(moto) = parquetrail_testkit::MotoServer::start(test) else { return };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    runtime.block_on(moto.create_bucket("archive-bucket"));
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    assert!(parquetrail(&["generate", "trail", "--mb", "1", "--seed", "29"], cwd).status.success());
+    let out = parquetrail_on_moto(&["convert", "trail", "--out", "s3://archive-bucket/lake"], cwd, &moto);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    check_serve(test, cwd, "s3://archive-bucket/lake", moto.env());
 }
