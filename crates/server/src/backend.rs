@@ -2,7 +2,6 @@
 //! [`LookupPage`] out. The server owns everything about the wire (parsing, validation, signatures,
 //! NextToken sealing); a backend only answers queries, newest first, a page at a time.
 
-
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde::ser::Serializer;
