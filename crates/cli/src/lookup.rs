@@ -203,8 +203,9 @@ pub fn lookup(args: &LookupArgs) -> Result<ExitCode> {
 
 fn print_stats(s: &ReadStats, events: usize) {
     eprintln!(
-        "{events} event(s); read {} partition(s), {} file(s), {} of {} row group(s), {} bytes in {} request(s)",
-        s.partitions, s.files, s.row_groups_read, s.row_groups, s.bytes, s.requests
+        "{events} event(s); read {} partition(s), {} file(s), {} of {} row group(s), {} bytes in {} request(s); \
+         {} file(s) ruled out by {} lookup index(es)",
+        s.partitions, s.files, s.row_groups_read, s.row_groups, s.bytes, s.requests, s.files_skipped, s.indexes
     );
 }
 

@@ -65,6 +65,7 @@ use sha2::{Digest, Sha256};
 
 use crate::convert::Dataset;
 use crate::encode::{Counting, SinkFault, WriterSettings};
+use crate::lookup::index::{FileIndex, FileIndexer};
 use crate::sink::Sink;
 use crate::{Error, Result};
 
@@ -108,6 +109,9 @@ pub struct CompactReport {
     /// The files written, in order (their rows are in sort order across files too when the
     /// partition fit in the memory budget).
     pub outputs: Vec<CompactedFile>,
+    /// The lookup index of the outputs ([`crate::lookup::index`]), to be stored beside them.
+    #[serde(skip)]
+    pub lookup_index: Vec<u8>,
 }
 
 impl CompactReport {
@@ -201,7 +205,9 @@ pub fn compact(
         }
     }
     report.duplicates_removed += chunk.write(&mut seen, &mut output)?;
-    report.outputs = output.finish()?;
+    let (outputs, index) = output.finish()?;
+    report.outputs = outputs;
+    report.lookup_index = crate::lookup::index::encode(&index);
     report.rows_out = report.outputs.iter().map(|o| o.rows).sum();
     debug_assert!(report.reconciles(), "{report:?}");
     Ok(report)
@@ -403,6 +409,7 @@ struct Open {
     path: String,
     rows: u64,
     writer: ArrowWriter<Counting>,
+    index: FileIndexer,
     /// The sink file's first error: a writer error after it is a storage failure (retryable).
     fault: SinkFault,
 }
@@ -416,11 +423,12 @@ struct Outputs<'a> {
     options: &'a CompactOptions,
     current: Option<Open>,
     done: Vec<CompactedFile>,
+    index: Vec<FileIndex>,
 }
 
 impl<'a> Outputs<'a> {
     fn new(table: &'a Table, sink: &'a dyn Sink, out_dir: &'a str, stem: &'a str, options: &'a CompactOptions) -> Self {
-        Outputs { table, sink, out_dir, stem, options, current: None, done: Vec::new() }
+        Outputs { table, sink, out_dir, stem, options, current: None, done: Vec::new(), index: Vec::new() }
     }
 
     fn batch_rows(&self) -> usize {
@@ -449,16 +457,17 @@ impl<'a> Outputs<'a> {
             path: path.clone(),
             source,
         })?;
-        // As the per-delivery writer: the run's properties, and no embedded Arrow schema (Parquet's
-        // logical types carry every type used).
+        // As the per-delivery writer: the run's settings (plus page indexes and bloom filters),
+        // and no embedded Arrow schema (Parquet's logical types carry every type used).
         let options = ArrowWriterOptions::new()
-            .with_properties(self.options.settings.properties())
+            .with_properties(self.options.settings.compacted_properties())
             .with_parquet_schema(self.table.parquet.clone())
             .with_skip_arrow_metadata(true);
         let (counting, fault) = Counting::new(file);
         let writer = ArrowWriter::try_new_with_options(counting, self.table.schema.clone(), options)
             .map_err(|e| fault.classify(e).into_error(self.out_dir, &path))?;
-        Ok(self.current.insert(Open { path, rows: 0, writer, fault }))
+        let index = FileIndexer::new(path.rsplit('/').next().unwrap_or(&path));
+        Ok(self.current.insert(Open { path, rows: 0, writer, index, fault }))
     }
 
     fn write(&mut self, batch: &RecordBatch) -> Result<()> {
@@ -470,6 +479,9 @@ impl<'a> Outputs<'a> {
             return Err(self.encode_error(e));
         }
         open.rows += batch.num_rows() as u64;
+        if let Err(e) = open.index.add(batch) {
+            return Err(self.encode_error(e));
+        }
         if estimated_size(&open.writer) >= self.options.target_bytes {
             self.close()?;
         }
@@ -478,19 +490,20 @@ impl<'a> Outputs<'a> {
 
     /// Writes the footer of the current output and commits it.
     fn close(&mut self) -> Result<()> {
-        let Some(Open { path, rows, writer, fault }) = self.current.take() else {
+        let Some(Open { path, rows, writer, index, fault }) = self.current.take() else {
             return Ok(());
         };
         let Counting { inner, bytes, .. } =
             writer.into_inner().map_err(|e| fault.classify(e).into_error(self.out_dir, &path))?;
         inner.commit().map_err(|source| Error::Write { key: self.out_dir.into(), path: path.clone(), source })?;
         self.done.push(CompactedFile { path, rows, bytes });
+        self.index.push(index.finish());
         Ok(())
     }
 
-    fn finish(mut self) -> Result<Vec<CompactedFile>> {
+    fn finish(mut self) -> Result<(Vec<CompactedFile>, Vec<FileIndex>)> {
         self.close()?;
-        Ok(self.done)
+        Ok((self.done, self.index))
     }
 }
 
@@ -590,6 +603,46 @@ mod tests {
         deliver(&sink, &deliveries, &WriterSettings::default());
         let keys = deliveries.iter().map(|(name, _)| key(name)).collect();
         (sink, keys, [e1, e2, e3, e4, e5, x1, x2])
+    }
+
+    /// Compacted files carry Parquet bloom filters on the lookup columns and a page index, as
+    /// engines read them; and a lookup index whose filters hold every event ID written.
+    #[test]
+    fn compacted_files_have_bloom_filters_a_page_index_and_a_lookup_index() {
+        use parquet::file::properties::ReaderProperties;
+        use parquet::file::reader::FileReader;
+        use parquet::file::serialized_reader::{ReadOptionsBuilder, SerializedFileReader};
+        let (sink, _, records) = partition();
+        let out = MemorySink::default();
+        let report = compact(Dataset::Events, inputs(&sink, DIR), &out, DIR, "c", &CompactOptions::default()).unwrap();
+        let data = Bytes::from(out.get(&report.outputs[0].path).unwrap());
+        let options = ReadOptionsBuilder::new()
+            .with_reader_properties(ReaderProperties::builder().set_read_bloom_filter(true).build())
+            .build();
+        let reader = SerializedFileReader::new_with_options(data, options).unwrap();
+        let metadata = reader.metadata();
+        let time = metadata.row_group(0).columns().iter().find(|c| c.column_path().string() == "eventtime_ts").unwrap();
+        assert!(time.column_index_range().is_some() && time.offset_index_range().is_some(), "page index");
+        let group = reader.get_row_group(0).unwrap();
+        let column = |name: &str| {
+            metadata.file_metadata().schema_descr().columns().iter().position(|c| c.path().string() == name).unwrap()
+        };
+        let ids: Vec<String> = records
+            .iter()
+            .map(|r| serde_json::from_str::<serde_json::Value>(r).unwrap()["eventID"].as_str().unwrap().to_string())
+            .collect();
+        let bloom = group.get_column_bloom_filter(column("eventid")).expect("a bloom filter on eventid");
+        for id in &ids {
+            assert!(bloom.check(id.as_str()), "{id}");
+        }
+        assert!(group.get_column_bloom_filter(column("eventname")).unwrap().check("GetObject"));
+        assert!(group.get_column_bloom_filter(column("awsregion")).is_none(), "only the lookup columns");
+
+        let index = crate::lookup::index::decode(&report.lookup_index).unwrap();
+        assert_eq!(index.len(), 1);
+        assert_eq!((index[0].name.as_str(), index[0].rows), ("c-0000.parquet", report.rows_out));
+        let filter = &index[0].filters[&crate::lookup::AttributeKey::EventId];
+        assert!(ids.iter().all(|id| filter.check(id.as_str())));
     }
 
     #[test]

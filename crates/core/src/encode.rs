@@ -111,6 +111,28 @@ impl WriterSettings {
         self.builder().build()
     }
 
+    /// The properties of a compacted file (sorted by time, up to a few hundred MB): those of
+    /// [`WriterSettings::properties`], plus what lets engines answer point lookups without
+    /// decoding whole row groups (`docs/COMPACTION.md`):
+    /// - page statistics and the page index, so a time range or an ID skips pages, not only
+    ///   row groups;
+    /// - Parquet bloom filters on [`BLOOM_FILTER_COLUMNS`] (Athena, Trino, Spark and DuckDB
+    ///   read them), sized for a row group and folded to their content.
+    pub fn compacted_properties(&self) -> WriterProperties {
+        let mut builder = self.builder().set_statistics_enabled(EnabledStatistics::Page);
+        for column in NO_STATISTICS {
+            builder = builder.set_column_statistics_enabled(ColumnPath::from(*column), EnabledStatistics::None);
+        }
+        for column in BLOOM_FILTER_COLUMNS {
+            let path = ColumnPath::from(column.split('.').map(str::to_string).collect::<Vec<_>>());
+            builder = builder
+                .set_column_bloom_filter_enabled(path.clone(), true)
+                .set_column_bloom_filter_fpp(path.clone(), 0.01)
+                .set_column_bloom_filter_max_ndv(path, self.row_group_rows.max(1) as u64);
+        }
+        builder.build()
+    }
+
     /// The properties of an output whose rows are all in `batch` (every delivery-sized output),
     /// chosen per leaf column from what it actually holds:
     /// - no value at all: neither compressed nor dictionary-encoded;
@@ -177,6 +199,11 @@ impl WriterSettings {
 /// uncompressed: zstd on a few hundred bytes saves a few dozen, while each compressed chunk costs
 /// a compressor and a decompressor context, and an entropy table build (see `BENCHMARKS.md`).
 const MIN_COMPRESSED_BYTES: usize = 1024;
+
+/// Columns of compacted files with a Parquet bloom filter: the values of lookups by event ID,
+/// access key, user and event name (the user as its record carries it: `userName`, `arn`).
+pub const BLOOM_FILTER_COLUMNS: &[&str] =
+    &["eventid", "eventname", "useridentity.accesskeyid", "useridentity.username", "useridentity.arn"];
 
 /// Columns nobody filters on by value: free-form JSON text, whose min/max (64 bytes each) say
 /// nothing useful and made up a tenth of every footer's statistics.

@@ -37,6 +37,7 @@ use std::str::FromStr;
 
 use base64::Engine as _;
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::statistics::StatisticsConverter;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
 use parquet::file::metadata::ParquetMetaData;
@@ -46,6 +47,8 @@ use sha2::{Digest, Sha256};
 
 use crate::record::Row;
 use crate::{Error, Result};
+
+pub mod index;
 
 /// Why a lookup request is invalid. Each variant is one of `LookupEvents`' error classes, so a
 /// server can answer with [`LookupError::aws_type`] and the message.
@@ -789,7 +792,7 @@ pub fn row_groups_in_range(metadata: &ParquetMetaData, from: i64, to: i64, path:
 /// Reads the hits of one Parquet file of the query's dataset: row groups outside the time range
 /// (narrowed by `cursor`) are skipped from their statistics, the rest read and filtered.
 /// `path` names the file in errors.
-pub fn read_hits<R: ChunkReader + 'static>(
+pub fn read_hits<R: ChunkReader + Clone + 'static>(
     reader: R,
     path: &str,
     query: &LookupQuery,
@@ -896,8 +899,195 @@ impl ChunkReader for SparseFile {
     }
 }
 
-/// Decodes the given row groups of a file whose metadata is known and keeps the hits.
-pub fn decode_hits<R: ChunkReader + 'static>(
+/// The top-level columns a lookup's filter and order read: everything [`LookupQuery::matches`],
+/// [`AttributeKey::matches`] and [`Position`] look at. Lookups decode these first and the other
+/// columns (request parameters, response elements…, most of a file's bytes) only for hits.
+pub const FILTER_COLUMNS: &[&str] = &[
+    "eventtime_ts",
+    "eventid",
+    "eventname",
+    "eventsource",
+    "readonly",
+    "useridentity",
+    "resources",
+    "awsregion",
+    "recipientaccountid",
+    "sourceipaddress",
+    "errorcode",
+    "eventcategory",
+    "managementevent",
+    "insightdetails",
+    "source_key",
+    "source_index",
+];
+
+/// For each leaf column of a file, whether it is under one of the [`FILTER_COLUMNS`].
+pub fn filter_leaves(metadata: &ParquetMetaData) -> Vec<bool> {
+    let schema = metadata.file_metadata().schema_descr();
+    (0..schema.num_columns())
+        .map(|i| {
+            let root = schema.get_column_root(i).name();
+            FILTER_COLUMNS.contains(&root)
+        })
+        .collect()
+}
+
+/// The byte ranges of a row group's leaf columns for which `leaves[i] == wanted`, adjacent ones
+/// merged: what a ranged read fetches for one phase of [`select_hits`] / [`decode_selected`].
+pub fn column_ranges(
+    metadata: &ParquetMetaData,
+    group: usize,
+    leaves: &[bool],
+    wanted: bool,
+) -> Vec<std::ops::Range<u64>> {
+    let mut ranges: Vec<std::ops::Range<u64>> = Vec::new();
+    let mut columns: Vec<(u64, u64)> = metadata
+        .row_group(group)
+        .columns()
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| leaves.get(*i).copied().unwrap_or(true) == wanted)
+        .map(|(_, c)| c.byte_range())
+        .collect();
+    columns.sort_unstable();
+    for (start, len) in columns {
+        match ranges.last_mut() {
+            Some(last) if last.end == start => last.end = start + len,
+            _ => ranges.push(start..start + len),
+        }
+    }
+    ranges
+}
+
+/// The hits of some row groups, as row positions: what [`select_hits`] found.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    /// Row groups with at least one hit, ascending, each with the hits' row indices in it.
+    pub groups: Vec<(usize, Vec<usize>)>,
+    pub row_groups: usize,
+    pub row_groups_read: usize,
+}
+
+impl Selection {
+    pub fn hits(&self) -> usize {
+        self.groups.iter().map(|(_, rows)| rows.len()).sum()
+    }
+}
+
+/// Finds the hits (past `cursor`) in the given row groups, decoding only the [`FILTER_COLUMNS`].
+/// `reader` needs only those columns' bytes ([`column_ranges`] with `true`).
+pub fn select_hits<R: ChunkReader + 'static>(
+    reader: R,
+    metadata: ArrowReaderMetadata,
+    groups: Vec<usize>,
+    path: &str,
+    query: &LookupQuery,
+    cursor: Option<&Cursor>,
+) -> Result<Selection> {
+    let error = |e: String| Error::Archive { path: path.to_string(), reason: e };
+    let mut selection = Selection {
+        groups: Vec::new(),
+        row_groups: metadata.metadata().num_row_groups(),
+        row_groups_read: groups.len(),
+    };
+    if groups.is_empty() {
+        return Ok(selection);
+    }
+    let schema = metadata.metadata().file_metadata().schema_descr_ptr();
+    let roots: Vec<usize> = schema
+        .root_schema()
+        .get_fields()
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| FILTER_COLUMNS.contains(&f.name()))
+        .map(|(i, _)| i)
+        .collect();
+    let mask = ProjectionMask::roots(&schema, roots);
+    // Row `n` of the concatenated groups is row `n - start` of the group starting at `start`.
+    let starts: Vec<(usize, usize)> = groups
+        .iter()
+        .scan(0usize, |at, &g| {
+            let start = *at;
+            *at += metadata.metadata().row_group(g).num_rows() as usize;
+            Some((start, g))
+        })
+        .collect();
+    let batches = ParquetRecordBatchReaderBuilder::new_with_metadata(reader, metadata)
+        .with_row_groups(groups)
+        .with_projection(mask)
+        .with_batch_size(8192)
+        .build()
+        .map_err(|e| error(e.to_string()))?;
+    let mut at = 0usize;
+    for batch in batches {
+        let batch = batch.map_err(|e| error(e.to_string()))?;
+        let rows: Vec<Row<'_>> = serde_arrow::from_record_batch(&batch).map_err(|e| error(e.to_string()))?;
+        for (i, row) in rows.iter().enumerate() {
+            if query.matches(row) && cursor.is_none_or(|c| c.is_before(row)) {
+                let n = at + i;
+                let (start, group) = starts[starts.partition_point(|(s, _)| *s <= n) - 1];
+                match selection.groups.last_mut() {
+                    Some((g, rows)) if *g == group => rows.push(n - start),
+                    _ => selection.groups.push((group, vec![n - start])),
+                }
+            }
+        }
+        at += batch.num_rows();
+    }
+    Ok(selection)
+}
+
+/// Decodes the rows [`select_hits`] selected, every column. `reader` needs the whole of the
+/// selected row groups.
+pub fn decode_selected<R: ChunkReader + 'static>(
+    reader: R,
+    metadata: ArrowReaderMetadata,
+    selection: &Selection,
+    path: &str,
+    query: &LookupQuery,
+) -> Result<FileHits<'static>> {
+    use parquet::arrow::arrow_reader::{RowSelection, RowSelector};
+    let error = |e: String| Error::Archive { path: path.to_string(), reason: e };
+    let mut hits =
+        FileHits { rows: Vec::new(), row_groups: selection.row_groups, row_groups_read: selection.row_groups_read };
+    if selection.groups.is_empty() {
+        return Ok(hits);
+    }
+    let mut selectors = Vec::new();
+    for (group, rows) in &selection.groups {
+        let total = metadata.metadata().row_group(*group).num_rows() as usize;
+        let mut next = 0;
+        for &r in rows {
+            if r > next {
+                selectors.push(RowSelector::skip(r - next));
+            }
+            selectors.push(RowSelector::select(1));
+            next = r + 1;
+        }
+        if total > next {
+            selectors.push(RowSelector::skip(total - next));
+        }
+    }
+    let groups: Vec<usize> = selection.groups.iter().map(|(g, _)| *g).collect();
+    let batches = ParquetRecordBatchReaderBuilder::new_with_metadata(reader, metadata)
+        .with_row_groups(groups)
+        .with_row_selection(RowSelection::from(selectors))
+        .with_batch_size(8192)
+        .build()
+        .map_err(|e| error(e.to_string()))?;
+    for batch in batches {
+        let batch = batch.map_err(|e| error(e.to_string()))?;
+        let rows: Vec<Row<'static>> = serde_arrow::from_record_batch(&batch).map_err(|e| error(e.to_string()))?;
+        // The filter ran on these rows' own values; checking again costs little and keeps a
+        // projection that missed a column from ever widening the answer.
+        hits.rows.extend(rows.into_iter().filter(|r| query.matches(r)));
+    }
+    Ok(hits)
+}
+
+/// Decodes the given row groups of a file whose metadata is known and keeps the hits: the filter
+/// columns first ([`select_hits`]), then every column of the hits only ([`decode_selected`]).
+pub fn decode_hits<R: ChunkReader + Clone + 'static>(
     reader: R,
     metadata: ArrowReaderMetadata,
     groups: Vec<usize>,
@@ -905,23 +1095,8 @@ pub fn decode_hits<R: ChunkReader + 'static>(
     query: &LookupQuery,
     cursor: Option<&Cursor>,
 ) -> Result<FileHits<'static>> {
-    let error = |e: String| Error::Archive { path: path.to_string(), reason: e };
-    let mut hits =
-        FileHits { rows: Vec::new(), row_groups: metadata.metadata().num_row_groups(), row_groups_read: groups.len() };
-    if groups.is_empty() {
-        return Ok(hits);
-    }
-    let batches = ParquetRecordBatchReaderBuilder::new_with_metadata(reader, metadata)
-        .with_row_groups(groups)
-        .with_batch_size(8192)
-        .build()
-        .map_err(|e| error(e.to_string()))?;
-    for batch in batches {
-        let batch = batch.map_err(|e| error(e.to_string()))?;
-        let rows: Vec<Row<'static>> = serde_arrow::from_record_batch(&batch).map_err(|e| error(e.to_string()))?;
-        hits.rows.extend(rows.into_iter().filter(|r| query.matches(r) && cursor.is_none_or(|c| c.is_before(r))));
-    }
-    Ok(hits)
+    let selection = select_hits(reader.clone(), metadata.clone(), groups, path, query, cursor)?;
+    decode_selected(reader, metadata, &selection, path, query)
 }
 
 #[cfg(test)]

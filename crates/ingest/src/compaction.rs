@@ -253,6 +253,12 @@ impl Compactor {
             let stem = stem(&inputs);
             let compacted = self.write_outputs(dataset, dir, &inputs, &stem).await?;
             let outputs: BTreeSet<String> = compacted.outputs.iter().map(|o| o.path.clone()).collect();
+            // The index only speeds lookups up (they read the files themselves without it), so
+            // failing to store it is not worth failing the compaction over.
+            let index_key = manifest::lookup_index_key(&self.root, dir, &stem);
+            if let Err(e) = storage.put(&index_key, compacted.lookup_index.clone()).await {
+                tracing::warn!(partition = dir, error = %e, "could not store the lookup index; lookups read every file");
+            }
             manifest::mark_consumed(storage, &self.root, dir, &inputs, unix_now()).await?;
             // Outputs never listed are garbage after the grace period: a compaction that took
             // longer than half of it might swap in files another run's collection just deleted.
@@ -374,6 +380,24 @@ impl Compactor {
             if now.duration_since(since).unwrap_or_default() >= grace {
                 storage.delete(&object.key).await?;
                 deleted += 1;
+            }
+        }
+        // Lookup indexes of compactions whose outputs are no longer listed (or never were).
+        if manifest.tag.is_some() {
+            let live: BTreeSet<&str> = manifest
+                .files
+                .iter()
+                .filter_map(|p| manifest::compacted_stem(p.rsplit('/').next().unwrap_or(p)))
+                .collect();
+            let state = join(&self.root, &format!("{}/{dir}/", manifest::COMPACTION));
+            for object in storage.list(&state).await? {
+                let name = object.key.rsplit('/').next().unwrap_or(&object.key);
+                let Some(stem) = name.strip_suffix(manifest::LOOKUP_INDEX_SUFFIX) else { continue };
+                let since = object.last_modified.unwrap_or(now);
+                if !live.contains(stem) && now.duration_since(since).unwrap_or_default() >= grace {
+                    storage.delete(&object.key).await?;
+                    deleted += 1;
+                }
             }
         }
         Ok(deleted)

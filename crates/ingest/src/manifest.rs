@@ -53,6 +53,24 @@ pub fn manifest_key(root: &str, dir: &str) -> String {
     join(root, &format!("{MANIFESTS}/{dir}/{MANIFEST_FILE}"))
 }
 
+/// The suffix of a compaction's lookup index ([`parquetrail_core::lookup::index`]), stored in the
+/// partition's compaction directory as `<stem>.lookup` (outside every table's location, so
+/// Athena never reads it as data or as a manifest).
+pub const LOOKUP_INDEX_SUFFIX: &str = ".lookup";
+
+/// The lookup index key of a compaction's outputs, by their stem.
+pub fn lookup_index_key(root: &str, dir: &str, stem: &str) -> String {
+    join(root, &format!("{COMPACTION}/{dir}/{stem}{LOOKUP_INDEX_SUFFIX}"))
+}
+
+/// The stem of a compacted output's file name (`compacted-<hex>-0003.parquet` →
+/// `compacted-<hex>`); `None` for any other file.
+pub fn compacted_stem(name: &str) -> Option<&str> {
+    let base = name.strip_suffix(".parquet")?;
+    let (stem, n) = base.rsplit_once('-')?;
+    (stem.starts_with(COMPACTED_PREFIX) && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())).then_some(stem)
+}
+
 /// The consumed-list key of a partition directory, in the storage.
 pub fn consumed_key(root: &str, dir: &str) -> String {
     join(root, &format!("{COMPACTION}/{dir}/{CONSUMED_FILE}"))

@@ -12,20 +12,25 @@
 //! 3. **Row groups by statistics**: within a file, only row groups whose `eventtime_ts` range
 //!    meets the query's (narrowed by the cursor) are decoded
 //!    ([`parquetrail_core::lookup::read_hits`], pure and tested in the core).
-//! 4. **Ranged reads**: a file's first request is its tail (the footer; the whole of a small
+//! 4. **Lookup indexes**: compaction stores, per compaction, each output's time range and bloom
+//!    filters of the values lookups match most selectively
+//!    ([`parquetrail_core::lookup::index`]); a file they rule out is never opened, so a point
+//!    lookup over years reads one small index per partition instead of every file's footer.
+//! 5. **Ranged reads**: a file's first request is its tail (the footer; the whole of a small
 //!    file), then only the chosen row groups' bytes are fetched, adjacent groups in one request.
-//! 5. **Bounded concurrency**: a day's manifests and files are fetched a few at a time
+//! 6. **Bounded concurrency**: a day's manifests and files are fetched a few at a time
 //!    ([`ArchiveReader::with_concurrency`]), decoding on blocking threads.
 //!
 //! Every request and byte is counted ([`ReadStats`]), for `lookup --stats` and benchmarks.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::NaiveDate;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
-use parquetrail_core::lookup::{self, Cursor, FileHits, Footer, LookupError, LookupQuery, SparseFile};
+use parquetrail_core::lookup::index::{self, FileIndex};
+use parquetrail_core::lookup::{self, Cursor, Footer, LookupError, LookupQuery, SparseFile};
 use parquetrail_core::partition::escape_value;
 use parquetrail_core::record::Row;
 use serde::Serialize;
@@ -53,10 +58,14 @@ pub enum ReadError {
 pub struct ReadStats {
     /// Storage requests: listings, manifest reads and file reads.
     pub requests: u64,
-    /// Bytes of Parquet files fetched.
+    /// Bytes fetched: of Parquet files and of lookup indexes (manifests and listings aside).
     pub bytes: u64,
     /// Parquet files opened.
     pub files: u64,
+    /// Files listed in the manifests read that the lookup indexes ruled out, unopened.
+    pub files_skipped: u64,
+    /// Lookup indexes read.
+    pub indexes: u64,
     /// Partitions whose manifest was read.
     pub partitions: u64,
     /// Row groups in the files opened, and of those, the ones decoded.
@@ -69,6 +78,8 @@ struct Counters {
     requests: AtomicU64,
     bytes: AtomicU64,
     files: AtomicU64,
+    files_skipped: AtomicU64,
+    indexes: AtomicU64,
     partitions: AtomicU64,
     row_groups: AtomicU64,
     row_groups_read: AtomicU64,
@@ -84,6 +95,8 @@ impl Counters {
             requests: self.requests.load(Ordering::Relaxed),
             bytes: self.bytes.load(Ordering::Relaxed),
             files: self.files.load(Ordering::Relaxed),
+            files_skipped: self.files_skipped.load(Ordering::Relaxed),
+            indexes: self.indexes.load(Ordering::Relaxed),
             partitions: self.partitions.load(Ordering::Relaxed),
             row_groups: self.row_groups.load(Ordering::Relaxed),
             row_groups_read: self.row_groups_read.load(Ordering::Relaxed),
@@ -221,19 +234,12 @@ impl ArchiveReader {
                 continue;
             }
             let files: Vec<String> = stream::iter(dirs)
-                .map(|dir| {
-                    let counters = &counters;
-                    async move {
-                        Counters::add(&counters.requests, 1);
-                        Counters::add(&counters.partitions, 1);
-                        manifest::read(self.storage.as_ref(), &self.root, &dir).await
-                    }
-                })
+                .map(|dir| self.candidates(dir, query, (from, to), &counters))
                 .buffered(self.concurrency)
                 .try_collect::<Vec<_>>()
                 .await?
                 .into_iter()
-                .flat_map(|m| m.files)
+                .flatten()
                 .collect();
             let found: Vec<Vec<Row<'static>>> = stream::iter(files)
                 .map(|path| self.read_file(path, query, cursor, &counters))
@@ -247,6 +253,80 @@ impl ArchiveReader {
         }
         let (events, next) = lookup::page(hits, query.max_results);
         Ok(Page { events, next, stats: counters.snapshot() })
+    }
+
+    /// The files of a partition that can hold hits in `[from, to]`: those its manifest lists,
+    /// less the compacted ones that their compaction's lookup index rules out. A file without an
+    /// index entry (a delivery since the compaction, an archive compacted before indexes, an index
+    /// that cannot be read) is kept: the index only ever removes work.
+    async fn candidates(
+        &self,
+        dir: String,
+        query: &LookupQuery,
+        (from, to): (i64, i64),
+        counters: &Counters,
+    ) -> Result<Vec<String>, ReadError> {
+        Counters::add(&counters.requests, 1);
+        Counters::add(&counters.partitions, 1);
+        let files = manifest::read(self.storage.as_ref(), &self.root, &dir).await?.files;
+        let keys: BTreeSet<String> = files
+            .iter()
+            .filter_map(|p| manifest::compacted_stem(p.rsplit('/').next().unwrap_or(p)))
+            .map(|stem| manifest::lookup_index_key(&self.root, &dir, stem))
+            .collect();
+        let indexes: Vec<Vec<FileIndex>> = stream::iter(keys)
+            .map(|key| self.read_index(key, counters))
+            .buffered(self.concurrency)
+            .try_collect()
+            .await?;
+        let by_name: BTreeMap<&str, &FileIndex> = indexes.iter().flatten().map(|f| (f.name.as_str(), f)).collect();
+        let before = files.len();
+        let kept: Vec<String> = files
+            .into_iter()
+            .filter(|p| {
+                let name = p.rsplit('/').next().unwrap_or(p);
+                by_name.get(name).is_none_or(|f| f.may_match(query, from, to))
+            })
+            .collect();
+        Counters::add(&counters.files_skipped, (before - kept.len()) as u64);
+        Ok(kept)
+    }
+
+    /// Fetches byte ranges of a file into `file`, a few at a time.
+    async fn fetch_ranges(
+        &self,
+        key: &str,
+        ranges: Vec<std::ops::Range<u64>>,
+        file: &mut SparseFile,
+        counters: &Counters,
+    ) -> Result<(), ReadError> {
+        let bodies: Vec<(u64, Vec<u8>)> = stream::iter(ranges)
+            .map(|r| async move { self.storage.read_range(key, r.clone()).await.map(|b| (r.start, b)) })
+            .buffered(self.concurrency)
+            .try_collect()
+            .await?;
+        for (offset, body) in bodies {
+            Counters::add(&counters.requests, 1);
+            Counters::add(&counters.bytes, body.len() as u64);
+            file.insert(offset, bytes::Bytes::from(body));
+        }
+        Ok(())
+    }
+
+    /// A compaction's lookup index; none when it is absent or unreadable.
+    async fn read_index(&self, key: String, counters: &Counters) -> Result<Vec<FileIndex>, StorageError> {
+        Counters::add(&counters.requests, 1);
+        let bytes = match self.storage.read(&key).await {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind == ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        Counters::add(&counters.indexes, 1);
+        Counters::add(&counters.bytes, bytes.len() as u64);
+        Ok(index::decode(&bytes).unwrap_or_else(|e| {
+            tracing::warn!(index = key, error = e, "unreadable lookup index ignored");
+            Vec::new()
+        }))
     }
 
     /// Reads one file's hits with ranged reads: its tail (the whole of a small file), then only
@@ -290,27 +370,26 @@ impl ArchiveReader {
                 }
             };
             let groups = lookup::plan_row_groups(metadata.metadata(), &what, query, cursor)?;
+            // Two phases: the filter columns of the candidate row groups, then the other columns
+            // of the row groups with hits only.
+            let leaves = lookup::filter_leaves(metadata.metadata());
             let mut file = SparseFile::new(len);
-            let mut ranges: Vec<std::ops::Range<u64>> = Vec::new();
-            for &g in &groups {
-                let r = lookup::row_group_bytes(metadata.metadata(), g);
-                match ranges.last_mut() {
-                    Some(last) if last.end == r.start => last.end = r.end,
-                    _ => ranges.push(r),
-                }
-            }
-            let key = key.as_str();
-            let bodies: Vec<(u64, Vec<u8>)> = stream::iter(ranges)
-                .map(|r| async move { self.storage.read_range(key, r.clone()).await.map(|b| (r.start, b)) })
-                .buffered(self.concurrency)
-                .try_collect()
-                .await?;
-            for (offset, body) in bodies {
-                fetched(&body);
-                file.insert(offset, bytes::Bytes::from(body));
-            }
-            let (query, cursor, what) = (query.clone(), cursor.cloned(), what.clone());
-            blocking(move || lookup::decode_hits(file, metadata, groups, &what, &query, cursor.as_ref())).await?
+            let ranges: Vec<_> =
+                groups.iter().flat_map(|&g| lookup::column_ranges(metadata.metadata(), g, &leaves, true)).collect();
+            self.fetch_ranges(&key, ranges, &mut file, counters).await?;
+            let selection = {
+                let (file, metadata, query, cursor, what) =
+                    (file.clone(), metadata.clone(), query.clone(), cursor.cloned(), what.clone());
+                blocking(move || lookup::select_hits(file, metadata, groups, &what, &query, cursor.as_ref())).await?
+            };
+            let ranges: Vec<_> = selection
+                .groups
+                .iter()
+                .flat_map(|(g, _)| lookup::column_ranges(metadata.metadata(), *g, &leaves, false))
+                .collect();
+            self.fetch_ranges(&key, ranges, &mut file, counters).await?;
+            let (query, what) = (query.clone(), what.clone());
+            blocking(move || lookup::decode_selected(file, metadata, &selection, &what, &query)).await?
         };
         Counters::add(&counters.row_groups, hits.row_groups as u64);
         Counters::add(&counters.row_groups_read, hits.row_groups_read as u64);
@@ -319,9 +398,9 @@ impl ArchiveReader {
 }
 
 /// Runs Parquet decoding on a blocking thread.
-async fn blocking(
-    work: impl FnOnce() -> parquetrail_core::Result<FileHits<'static>> + Send + 'static,
-) -> Result<FileHits<'static>, ReadError> {
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> parquetrail_core::Result<T> + Send + 'static,
+) -> Result<T, ReadError> {
     tokio::task::spawn_blocking(work)
         .await
         .map_err(|e| StorageError::new(ErrorKind::Retryable, format!("decoding a Parquet file: {e}")))?
@@ -342,6 +421,11 @@ mod tests {
     /// 3 days × 2 regions of records, one every 7 minutes, in row groups of 16 rows, listed in
     /// their manifests. Returns the records' (time, eventID), the expected order's input.
     async fn archive(storage: &dyn Storage) -> Vec<(DateTime<Utc>, String)> {
+        archive_in(storage, 1).await
+    }
+
+    /// [`archive`], each region's records delivered in `deliveries` log files.
+    async fn archive_in(storage: &dyn Storage, deliveries: usize) -> Vec<(DateTime<Utc>, String)> {
         let start = Utc.with_ymd_and_hms(2024, 3, 1, 0, 0, 0).unwrap();
         let mut expected = Vec::new();
         let mut written = Vec::new();
@@ -362,10 +446,12 @@ mod tests {
                 writer: WriterSettings { row_group_rows: 16, ..WriterSettings::default() },
                 ..Options::default()
             };
-            let key = format!(
-                "AWSLogs/111122223333/CloudTrail/{region}/2024/03/01/111122223333_CloudTrail_{region}_20240301T0000Z_abc.json.gz"
-            );
-            convert(&key, format!(r#"{{"Records":[{}]}}"#, records.join(",")).as_bytes(), &sink, &options).unwrap();
+            for (n, part) in records.chunks(records.len().div_ceil(deliveries)).enumerate() {
+                let key = format!(
+                    "AWSLogs/111122223333/CloudTrail/{region}/2024/03/01/111122223333_CloudTrail_{region}_20240301T0000Z_ab{n}.json.gz"
+                );
+                convert(&key, format!(r#"{{"Records":[{}]}}"#, part.join(",")).as_bytes(), &sink, &options).unwrap();
+            }
             for (path, body) in sink.files() {
                 storage.put(&join("lake", &path), body).await.unwrap();
                 written.push(path);
@@ -386,6 +472,9 @@ mod tests {
             stats.bytes += page.stats.bytes;
             stats.requests += page.stats.requests;
             stats.row_groups_read += page.stats.row_groups_read;
+            stats.files += page.stats.files;
+            stats.files_skipped += page.stats.files_skipped;
+            stats.indexes += page.stats.indexes;
             match page.next {
                 Some(next) => cursor = Some(next),
                 None => return (ids, stats),
@@ -452,5 +541,75 @@ mod tests {
         assert_eq!(partitions.len(), 3, "{partitions:?}");
         assert!(partitions.windows(2).all(|w| w[0].date > w[1].date), "newest first: {partitions:?}");
         assert!(page.stats.partitions <= 3, "{:?}", page.stats);
+    }
+
+    /// After compaction, the lookup indexes rule files out without changing any answer: the
+    /// answers equal the reference from the records, with and without the indexes.
+    #[tokio::test]
+    async fn lookup_indexes_skip_files_and_change_no_answer() {
+        use crate::compaction::{Compactor, Scope, Settings};
+        let dir = tempfile::tempdir().unwrap();
+        let storage: Arc<dyn Storage> = Arc::new(LocalStorage::new(dir.path()));
+        let records = archive_in(storage.as_ref(), 4).await;
+        let mut settings = Settings { grace: std::time::Duration::ZERO, ..Settings::default() };
+        settings.options.target_bytes = 4 * 1024 * 1024;
+        settings.options.settings.row_group_rows = 16;
+        let compactor = Compactor::new(storage.clone(), "lake", parquetrail_core::convert::Layout::default(), settings);
+        let scope = Scope { datasets: vec![parquetrail_core::convert::Dataset::Events], ..Scope::default() };
+        let report = compactor.run(&scope).await.unwrap();
+        assert!(report.compacted().count() == 6, "{report:?}");
+        let reader = ArchiveReader::new(storage.clone(), "lake").with_tail_bytes(8);
+        let at = |h: i64| Utc.with_ymd_and_hms(2024, 3, 2, 0, 0, 0).unwrap() + TimeDelta::hours(h);
+        let mut queries = Vec::new();
+        for (key, value) in [(AttributeKey::EventId, "eu-west-1-0300"), (AttributeKey::EventName, "N3")] {
+            let mut q = LookupQuery::new(at(-24), at(48));
+            q.attributes.push((key, value.into()));
+            q.max_results = 50;
+            queries.push(q);
+        }
+        let mut narrow = LookupQuery::new(at(5), at(6));
+        narrow.max_results = 3;
+        queries.push(narrow);
+        let mut with_index = Vec::new();
+        for query in &queries {
+            let mut want: Vec<&(DateTime<Utc>, String)> = records
+                .iter()
+                .filter(|(t, id)| {
+                    let n = id.rsplit('-').next().unwrap().parse::<u32>().unwrap();
+                    *t >= query.start
+                        && *t <= query.end
+                        && query.attributes.iter().all(|(k, v)| match k {
+                            AttributeKey::EventId => v == id,
+                            AttributeKey::EventName => *v == format!("N{}", n % 5),
+                            _ => unreachable!(),
+                        })
+                })
+                .collect();
+            want.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+            let want: Vec<String> = want.into_iter().map(|(_, id)| id.clone()).collect();
+            let (got, stats) = all_pages(&reader, query).await;
+            assert_eq!(got, want, "{query:?}");
+            with_index.push(stats);
+        }
+        let by_id = &with_index[0];
+        assert!(by_id.indexes >= 6, "{by_id:?}");
+        assert!(by_id.files_skipped > by_id.files, "the index rules most files out: {by_id:?}");
+
+        // Without the indexes (an archive compacted before them): the same answers, more files.
+        let state = join("lake", &format!("{}/", crate::manifest::COMPACTION));
+        let indexes: Vec<_> = storage.list(&state).await.unwrap();
+        let indexes: Vec<_> =
+            indexes.into_iter().filter(|o| o.key.ends_with(crate::manifest::LOOKUP_INDEX_SUFFIX)).collect();
+        assert_eq!(indexes.len(), 6, "one index per compacted partition");
+        for o in &indexes {
+            storage.delete(&o.key).await.unwrap();
+        }
+        for (query, indexed) in queries.iter().zip(&with_index) {
+            let (_, plain) = all_pages(&reader, query).await;
+            assert_eq!(plain.indexes, 0);
+            assert!(plain.files > indexed.files || indexed.files_skipped == 0, "{plain:?} vs {indexed:?}");
+        }
+        let (got, _) = all_pages(&reader, &queries[0]).await;
+        assert_eq!(got, vec!["eu-west-1-0300".to_string()]);
     }
 }

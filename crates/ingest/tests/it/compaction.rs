@@ -134,7 +134,7 @@ async fn state(storage: &S3Storage, root: &str) -> BTreeMap<String, Vec<u8>> {
         if rel.starts_with("manifests/") {
             body = String::from_utf8(body).unwrap().replace(&base, "").into_bytes();
         }
-        if rel.starts_with("_compaction/") {
+        if rel.starts_with("_compaction/") && rel.ends_with(manifest::CONSUMED_FILE) {
             // Consumed lists carry the time of consumption: compare the paths only.
             let text = String::from_utf8(body).unwrap();
             let paths: Vec<String> =
