@@ -258,6 +258,68 @@ fn check_sdk(url: &str, events: &[Expected], archive: &str) {
     });
 }
 
+/// One unsigned LookupEvents call with `body` over a plain TCP connection: (HTTP status, body).
+fn post_lookup(url: &str, body: &str) -> (u16, Value) {
+    use std::io::{Read, Write};
+    let addr = url.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    let head = format!(
+        "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/x-amz-json-1.1\r\n\
+         X-Amz-Target: CloudTrail_20131101.LookupEvents\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(format!("{head}{body}").as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or_else(|| panic!("no HTTP response: {response}"));
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("{head}"));
+    (status, serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}")))
+}
+
+/// The wire itself, written again from the input records: CloudTrail's PascalCase names,
+/// `EventTime` epoch seconds as a JSON number (an integer when whole), `ReadOnly` a string,
+/// `Resources` from the record's own array, a field the record lacks left out, nothing else.
+fn check_wire(url: &str, everything: &[&Expected], archive: &str) {
+    let (status, page) = post_lookup(url, r#"{"MaxResults":50}"#);
+    assert_eq!(status, 200, "{archive}: {page}");
+    assert!(page["NextToken"].is_string(), "{archive}: a full page has a NextToken");
+    let got = page["Events"].as_array().unwrap();
+    assert_eq!(event_ids(got), ids(&everything[..50]), "{archive}: the first page");
+    for (event, want) in got.iter().zip(everything) {
+        let mut expected = serde_json::Map::new();
+        let mut put = |name: &str, value: Option<String>| {
+            if let Some(v) = value {
+                expected.insert(name.to_string(), Value::String(v));
+            }
+        };
+        let first = |key: &str| want.values(key).into_iter().next();
+        put("EventId", Some(want.id.clone()));
+        put("EventName", first("EventName"));
+        put("ReadOnly", first("ReadOnly"));
+        put("AccessKeyId", want.str("/userIdentity/accessKeyId").filter(|k| !k.is_empty()).map(str::to_string));
+        put("EventSource", first("EventSource"));
+        put("Username", want.username());
+        let micros = want.time.timestamp_micros();
+        let time = if micros % 1_000_000 == 0 { json!(micros / 1_000_000) } else { json!(micros as f64 / 1e6) };
+        expected.insert("EventTime".into(), time);
+        let resources = want.record["resources"].as_array().into_iter().flatten().filter_map(|r| {
+            let mut resource = serde_json::Map::new();
+            if let Some(kind) = r["type"].as_str() {
+                resource.insert("ResourceType".into(), json!(kind));
+            }
+            if let Some(name) = r["ARN"].as_str().or(r["ARNPrefix"].as_str()) {
+                resource.insert("ResourceName".into(), json!(name));
+            }
+            (!resource.is_empty()).then_some(Value::Object(resource))
+        });
+        expected.insert("Resources".into(), Value::Array(resources.collect()));
+        let mut event = event.as_object().unwrap().clone();
+        let record = event.remove("CloudTrailEvent").unwrap_or_else(|| panic!("{}: no CloudTrailEvent", want.id));
+        assert_eq!(serde_json::from_str::<Value>(record.as_str().unwrap()).unwrap(), want.record, "{}", want.id);
+        assert_eq!(event, expected, "{archive}: {}: the event on the wire", want.id);
+    }
+}
+
 /// `parquetrail serve` over `archive` answers the real AWS CLI — auto-paginating through NextToken
 /// at 20 events a page — the Rust SDK's paginator and boto3's with the reference's set and order
 /// for every attribute key, and each hit's CloudTrailEvent is its input record.
@@ -265,8 +327,9 @@ fn check_serve(test: &str, cwd: &Path, archive: &str, env: Vec<(String, String)>
     let events = read_trail(&cwd.join("trail"), "CloudTrail");
     let served = Served::start(cwd, archive, &["--all-regions"], env);
     let url = served.url.as_str();
-    check_sdk(url, &events, archive);
     let everything = reference(&events, |_| true, false);
+    check_wire(url, &everything, archive);
+    check_sdk(url, &events, archive);
 
     if let Some(cli) = aws_cli(test) {
         let lookup = |attribute: Option<(&str, &str)>| -> Vec<Value> {
