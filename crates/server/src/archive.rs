@@ -1,12 +1,13 @@
 //! The backend over a parquetrail archive: the server's validated query → the core's
 //! [`lookup::LookupQuery`], one page read by `parquetrail-ingest`'s [`ArchiveReader`] (manifests,
-//! partition and row-group pruning, local or S3), each hit → CloudTrail's `Event`.
+//! partition and row-group pruning, local or S3), each hit → core's [`lookup::LookupEvent`],
+//! CloudTrail's `Event` shape.
 
 use chrono::{DateTime, TimeZone, Utc};
 use parquetrail_core::lookup::{self, Cursor, LookupError};
 use parquetrail_ingest::reader::{ArchiveReader, ReadError};
 
-use crate::{Error, Event, EventCategory, LookupBackend, LookupPage, LookupQuery, Result};
+use crate::{Error, EventCategory, LookupBackend, LookupPage, LookupQuery, Result};
 
 /// Answers `LookupEvents` from an archive.
 #[derive(Debug, Clone)]
@@ -51,21 +52,7 @@ impl LookupBackend for ArchiveBackend {
                 Error::Backend(other.into())
             }
         })?;
-        let events = page.events.iter().map(|row| event(lookup::lookup_event(row))).collect();
+        let events = page.events.iter().map(lookup::lookup_event).collect();
         Ok(LookupPage { events, cursor: page.next.as_ref().map(Cursor::encode) })
-    }
-}
-
-fn event(e: lookup::LookupEvent) -> Event {
-    Event {
-        event_id: e.event_id.unwrap_or_default(),
-        event_name: e.event_name.unwrap_or_default(),
-        read_only: e.read_only,
-        access_key_id: e.access_key_id,
-        event_time: e.event_time,
-        event_source: e.event_source.unwrap_or_default(),
-        username: e.username,
-        resources: e.resources,
-        cloudtrail_event: e.cloud_trail_event,
     }
 }

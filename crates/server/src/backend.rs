@@ -3,8 +3,6 @@
 //! NextToken sealing); a backend only answers queries, newest first, a page at a time.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
-use serde::ser::Serializer;
 
 use crate::Result;
 
@@ -22,9 +20,11 @@ pub trait LookupBackend: Send + Sync + 'static {
     async fn lookup(&self, query: LookupQuery) -> Result<LookupPage>;
 }
 
-/// The lookup attribute keys (CloudTrail's eight, then parquetrail's extensions) and the
-/// `Resources` entries are the core's, so the server and `parquetrail lookup` cannot drift apart.
-pub use parquetrail_core::lookup::{AttributeKey, Resource};
+/// The lookup attribute keys (CloudTrail's eight, then parquetrail's extensions), the event and its
+/// `Resources` entries are the core's, so the server and `parquetrail lookup` cannot drift apart:
+/// the server sends a [`LookupEvent`] as core serializes it (PascalCase, `ReadOnly` a string,
+/// `EventTime` in epoch seconds, absent fields left out as AWS leaves them out).
+pub use parquetrail_core::lookup::{AttributeKey, LookupEvent, Resource};
 
 /// One condition: the attribute `key` equals `value` exactly (case-sensitive).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -66,39 +66,7 @@ pub struct LookupQuery {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct LookupPage {
     /// At most `max_results` events, newest first.
-    pub events: Vec<Event>,
+    pub events: Vec<LookupEvent>,
     /// Where the next page starts; `None` when there is no more.
     pub cursor: Option<String>,
-}
-
-/// An event as `LookupEvents` returns it (CloudTrail's `Event` shape).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct Event {
-    pub event_id: String,
-    pub event_name: String,
-    /// `"true"` or `"false"`: a string on the wire, as at AWS.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub read_only: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub access_key_id: Option<String>,
-    #[serde(serialize_with = "epoch_seconds")]
-    pub event_time: DateTime<Utc>,
-    pub event_source: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub username: Option<String>,
-    pub resources: Vec<Resource>,
-    /// The original record, as JSON text.
-    #[serde(rename = "CloudTrailEvent")]
-    pub cloudtrail_event: String,
-}
-
-/// AWS JSON 1.1 timestamps: epoch seconds as a JSON number, an integer when whole.
-fn epoch_seconds<S: Serializer>(time: &DateTime<Utc>, serializer: S) -> Result<S::Ok, S::Error> {
-    let nanos = time.timestamp_subsec_nanos();
-    if nanos == 0 {
-        serializer.serialize_i64(time.timestamp())
-    } else {
-        serializer.serialize_f64(time.timestamp() as f64 + f64::from(nanos) / 1e9)
-    }
 }

@@ -58,7 +58,7 @@ mod token;
 
 pub use archive::ArchiveBackend;
 pub use backend::{
-    AttributeKey, Event, EventCategory, LookupAttribute, LookupBackend, LookupPage, LookupQuery, Resource,
+    AttributeKey, EventCategory, LookupAttribute, LookupBackend, LookupEvent, LookupPage, LookupQuery, Resource,
 };
 pub use config::ServerConfig;
 pub use credentials::CredentialStore;

@@ -21,7 +21,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::backend::{Event, LookupBackend};
+use crate::backend::{LookupBackend, LookupEvent};
 use crate::config::ServerConfig;
 use crate::credentials::CredentialStore;
 use crate::fault::Fault;
@@ -213,11 +213,11 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), Fault> {
     }
 }
 
-fn page_response(events: &[Event], next_token: Option<&str>) -> Response {
+fn page_response(events: &[LookupEvent], next_token: Option<&str>) -> Response {
     #[derive(serde::Serialize)]
     #[serde(rename_all = "PascalCase")]
     struct Page<'a> {
-        events: &'a [Event],
+        events: &'a [LookupEvent],
         #[serde(skip_serializing_if = "Option::is_none")]
         next_token: Option<&'a str>,
     }

@@ -59,3 +59,17 @@ pub fn client_command(binary: &Path, access_key_id: &str, secret: &str, region: 
         .env("HOME", home);
     command
 }
+
+/// The AWS CLI's exit status when the service answers with an error: 254 from v2 on (documented as
+/// "the command was parsed and a request made, but the service returned an error"), 255 in v1,
+/// which has no status of its own for it.
+pub fn aws_cli_service_error_status(cli: &Path) -> i32 {
+    let out = Command::new(cli).arg("--version").output().expect("the AWS CLI runs");
+    // v1 printed its version to stderr, later versions to stdout.
+    let version = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    match version.trim().strip_prefix("aws-cli/").and_then(|v| v.split('.').next()) {
+        Some("1") => 255,
+        Some(_) => 254,
+        None => panic!("not an AWS CLI version: {version:?}"),
+    }
+}

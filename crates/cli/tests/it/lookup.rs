@@ -3,6 +3,7 @@
 //! documented rules (docs/LOOKUP.md), never with the archive reader. For every attribute key the
 //! set and order of hits equal the reference; paging with NextToken gives the same list without
 //! duplicates or gaps; time bounds are inclusive; answers are the same on S3 and after compaction.
+//! The reference is shared with `serve_clients`, which checks `parquetrail serve` with real clients.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
@@ -16,21 +17,21 @@ use crate::{parquetrail, parquetrail_on_moto, stdout, walk};
 
 /// One record of the input, with what the reference needs.
 #[derive(Debug, Clone)]
-struct Expected {
-    record: Value,
-    time: DateTime<Utc>,
-    id: String,
+pub(crate) struct Expected {
+    pub(crate) record: Value,
+    pub(crate) time: DateTime<Utc>,
+    pub(crate) id: String,
     key: String,
     index: usize,
 }
 
 impl Expected {
-    fn str(&self, pointer: &str) -> Option<&str> {
+    pub(crate) fn str(&self, pointer: &str) -> Option<&str> {
         self.record.pointer(pointer).and_then(Value::as_str)
     }
 
     /// Username by docs/LOOKUP.md, written again here over the raw JSON.
-    fn username(&self) -> Option<String> {
+    pub(crate) fn username(&self) -> Option<String> {
         let u = self.record.get("userIdentity")?;
         let get = |k: &str| u.get(k).and_then(Value::as_str).filter(|s| !s.is_empty());
         fn last(v: Option<&str>, sep: char) -> Option<&str> {
@@ -52,7 +53,7 @@ impl Expected {
         name.map(str::to_string)
     }
 
-    fn resources(&self, field: &str) -> Vec<String> {
+    pub(crate) fn resources(&self, field: &str) -> Vec<String> {
         let list = self.record.get("resources").and_then(Value::as_array).cloned().unwrap_or_default();
         list.iter().filter_map(|r| r.get(field).and_then(Value::as_str).map(str::to_string)).collect()
     }
@@ -69,7 +70,7 @@ impl Expected {
     }
 
     /// The value CloudTrail's attribute `key` compares with; several for the resource keys.
-    fn values(&self, key: &str) -> Vec<String> {
+    pub(crate) fn values(&self, key: &str) -> Vec<String> {
         let one = |v: Option<&str>| v.map(str::to_string).into_iter().collect();
         match key {
             "EventId" => one(self.str("/eventID")),
@@ -92,7 +93,7 @@ impl Expected {
 }
 
 /// Every record of the trail's log files of one kind (`CloudTrail` or `CloudTrail-Insight`).
-fn read_trail(trail: &Path, kind: &str) -> Vec<Expected> {
+pub(crate) fn read_trail(trail: &Path, kind: &str) -> Vec<Expected> {
     let mut out = Vec::new();
     for path in walk(trail).into_iter().filter(|p| p.contains(&format!("/{kind}/")) && p.ends_with(".json.gz")) {
         let mut json = Vec::new();
@@ -109,13 +110,13 @@ fn read_trail(trail: &Path, kind: &str) -> Vec<Expected> {
 }
 
 /// The reference answer: hits newest first, ties by eventID, then source key and index.
-fn reference(all: &[Expected], filter: impl Fn(&Expected) -> bool, include_data: bool) -> Vec<&Expected> {
+pub(crate) fn reference(all: &[Expected], filter: impl Fn(&Expected) -> bool, include_data: bool) -> Vec<&Expected> {
     let mut hits: Vec<&Expected> = all.iter().filter(|e| (include_data || !e.is_data_event()) && filter(e)).collect();
     hits.sort_by(|a, b| b.time.cmp(&a.time).then(a.id.cmp(&b.id)).then(a.key.cmp(&b.key)).then(a.index.cmp(&b.index)));
     hits
 }
 
-fn ids(hits: &[&Expected]) -> Vec<String> {
+pub(crate) fn ids(hits: &[&Expected]) -> Vec<String> {
     hits.iter().map(|e| e.id.clone()).collect()
 }
 
@@ -151,13 +152,13 @@ fn lookup_all(run: &dyn Fn(&[&str]) -> Output, args: &[&str], page: usize) -> Ve
     panic!("paging does not end: {args:?}");
 }
 
-fn event_ids(events: &[Value]) -> Vec<String> {
+pub(crate) fn event_ids(events: &[Value]) -> Vec<String> {
     events.iter().map(|e| e["EventId"].as_str().unwrap().to_string()).collect()
 }
 
 /// A value of `key` that some but not all reference records have (the most common one under
 /// half of them), so a lookup by it both keeps and drops records.
-fn pick_value(all: &[Expected], key: &str) -> String {
+pub(crate) fn pick_value(all: &[Expected], key: &str) -> String {
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for e in all.iter().filter(|e| !e.is_data_event()) {
         for v in e.values(key).into_iter().filter(|v| !v.is_empty()).collect::<BTreeSet<_>>() {
@@ -174,7 +175,7 @@ fn pick_value(all: &[Expected], key: &str) -> String {
     value
 }
 
-const KEYS: [&str; 12] = [
+pub(crate) const KEYS: [&str; 12] = [
     "EventId",
     "EventName",
     "ReadOnly",
@@ -446,106 +447,4 @@ fn lookup_usage_errors_csv_guarding_and_sql() {
 
 fn csv_reader(bytes: &[u8]) -> csv::Reader<&[u8]> {
     csv::Reader::from_reader(bytes)
-}
-
-/// `parquetrail serve` stops with the test, whatever happens.
-struct Served(std::process::Child);
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// `parquetrail serve` over a converted archive answers the real AWS CLI — auto-paginating through
-/// NextToken at 20 events a page — with the reference's set and order for every attribute key,
-/// and each hit's CloudTrailEvent is its input record; boto3's paginator gets the same list.
-fn check_serve(test: &str, cwd: &Path, archive: &str, env: Vec<(String, String)>) {
-    let Some(cli) = parquetrail_testkit::clients::aws_cli(test) else { return };
-    let Some(python) = parquetrail_testkit::clients::python_with_boto3(test) else { return };
-    let events = read_trail(&cwd.join("trail"), "CloudTrail");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_parquetrail"))
-        .args(["serve", archive, "--listen", "127.0.0.1:0", "--all-regions"])
-        .current_dir(cwd)
-        .env_remove("AWS_PROFILE")
-        .env_remove("AWS_SESSION_TOKEN")
-        .envs(env)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    let served = Served(child);
-    let mut first = String::new();
-    std::io::BufRead::read_line(&mut stdout, &mut first).unwrap();
-    let url =
-        first.split_whitespace().find(|w| w.starts_with("http://127.0.0.1:")).unwrap_or_else(|| panic!("{first}"));
-
-    let home = tempfile::tempdir().unwrap();
-    let client = |binary: &Path| {
-        parquetrail_testkit::clients::client_command(binary, "AKIDSERVE", "secret", "us-east-1", home.path())
-    };
-    let lookup = |attribute: Option<(&str, &str)>| -> Vec<Value> {
-        let mut command = client(&cli);
-        command.args(["cloudtrail", "lookup-events", "--endpoint-url", url, "--page-size", "20", "--output", "json"]);
-        if let Some((key, value)) = attribute {
-            command.args(["--lookup-attributes", &format!("AttributeKey={key},AttributeValue={value}")]);
-        }
-        let out = command.output().unwrap();
-        assert!(out.status.success(), "{attribute:?}: {}", String::from_utf8_lossy(&out.stderr));
-        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-        v["Events"].as_array().unwrap().clone()
-    };
-    for key in KEYS {
-        let value = pick_value(&events, key);
-        let want = reference(&events, |e| e.values(key).contains(&value), false);
-        let got = lookup(Some((key, &value)));
-        assert_eq!(event_ids(&got), ids(&want), "{archive}: {key}={value}: set and order");
-    }
-    let everything = reference(&events, |_| true, false);
-    let got = lookup(None);
-    assert_eq!(event_ids(&got), ids(&everything), "{archive}: every management event, page after page");
-    let by_id: BTreeMap<&str, &Expected> = events.iter().map(|e| (e.id.as_str(), e)).collect();
-    for e in &got {
-        let id = e["EventId"].as_str().unwrap();
-        let record: Value = serde_json::from_str(e["CloudTrailEvent"].as_str().unwrap()).unwrap();
-        assert_eq!(record, by_id[id].record, "{id}");
-        assert_eq!(e["Username"].as_str().map(str::to_string), by_id[id].username(), "{id}");
-    }
-
-    // boto3's paginator, 50 a page (AWS's maximum), over the whole archive.
-    let script = "import boto3, json, sys\n\
-        c = boto3.client('cloudtrail', endpoint_url=sys.argv[1])\n\
-        ids = [e['EventId'] for p in c.get_paginator('lookup_events').paginate() for e in p['Events']]\n\
-        print(json.dumps(ids))\n";
-    let out = client(&python).args(["-c", script, url]).output().unwrap();
-    assert!(out.status.success(), "boto3: {}", String::from_utf8_lossy(&out.stderr));
-    let got: Vec<String> = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(got, ids(&everything), "{archive}: boto3's paginator");
-    drop((served, stdout));
-}
-
-#[test]
-fn serve_answers_real_clients_as_the_reference_does() {
-    let dir = tempfile::tempdir().unwrap();
-    let cwd = dir.path();
-    assert!(parquetrail(&["generate", "trail", "--mb", "1", "--seed", "5"], cwd).status.success());
-    let out = parquetrail(&["convert", "trail", "--out", "archive"], cwd);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    check_serve("serve_answers_real_clients_as_the_reference_does", cwd, "archive", Vec::new());
-}
-
-#[test]
-fn serve_answers_from_an_archive_in_s3() {
-    let test = "serve_answers_from_an_archive_in_s3";
-    let Some(moto) = parquetrail_testkit::MotoServer::start(test) else { return };
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    runtime.block_on(moto.create_bucket("archive-bucket"));
-    let dir = tempfile::tempdir().unwrap();
-    let cwd = dir.path();
-    assert!(parquetrail(&["generate", "trail", "--mb", "1", "--seed", "29"], cwd).status.success());
-    let out = parquetrail_on_moto(&["convert", "trail", "--out", "s3://archive-bucket/lake"], cwd, &moto);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    check_serve(test, cwd, "s3://archive-bucket/lake", moto.env());
 }

@@ -3,6 +3,7 @@
 mod backfill;
 mod compact;
 mod lookup;
+mod serve_clients;
 
 use std::io::Write;
 use std::path::Path;

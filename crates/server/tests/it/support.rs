@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use parquetrail_server::{
-    AttributeKey, Event, EventCategory, LookupBackend, LookupPage, LookupQuery, Resource, Server, ServerConfig, serve,
+    AttributeKey, EventCategory, LookupBackend, LookupEvent, LookupPage, LookupQuery, Resource, Server, ServerConfig,
+    serve,
 };
 pub use parquetrail_testkit::clients::{aws_cli, python_with_boto3};
 use serde_json::{Value, json};
@@ -109,8 +110,8 @@ impl MemoryBackend {
     }
 
     /// Every event matching `query` (its page size and cursor ignored), newest first.
-    pub fn matching(&self, query: &LookupQuery) -> Vec<Event> {
-        let mut events: Vec<(Event, &Value)> = self
+    pub fn matching(&self, query: &LookupQuery) -> Vec<LookupEvent> {
+        let mut events: Vec<(LookupEvent, &Value)> = self
             .records
             .iter()
             .filter(|r| (r["eventCategory"] == "Insight") == (query.category == EventCategory::Insights))
@@ -126,7 +127,7 @@ impl MemoryBackend {
 
     /// The IDs of [`MemoryBackend::matching`].
     pub fn ids(&self, query: &LookupQuery) -> Vec<String> {
-        self.matching(query).into_iter().map(|e| e.event_id).collect()
+        self.matching(query).into_iter().map(|e| e.event_id.expect("every record has an eventID")).collect()
     }
 }
 
@@ -146,16 +147,16 @@ impl LookupBackend for MemoryBackend {
     }
 }
 
-fn matches(event: &Event, record: &Value, key: AttributeKey, value: &str) -> bool {
+fn matches(event: &LookupEvent, record: &Value, key: AttributeKey, value: &str) -> bool {
     let field = |name: &str| record[name].as_str() == Some(value);
     match key {
-        AttributeKey::EventId => event.event_id == value,
-        AttributeKey::EventName => event.event_name == value,
+        AttributeKey::EventId => event.event_id.as_deref() == Some(value),
+        AttributeKey::EventName => event.event_name.as_deref() == Some(value),
         AttributeKey::ReadOnly => event.read_only.as_deref() == Some(value),
         AttributeKey::Username => event.username.as_deref() == Some(value),
         AttributeKey::ResourceType => event.resources.iter().any(|r| r.resource_type.as_deref() == Some(value)),
         AttributeKey::ResourceName => event.resources.iter().any(|r| r.resource_name.as_deref() == Some(value)),
-        AttributeKey::EventSource => event.event_source == value,
+        AttributeKey::EventSource => event.event_source.as_deref() == Some(value),
         AttributeKey::AccessKeyId => event.access_key_id.as_deref() == Some(value),
         AttributeKey::AccountId => field("recipientAccountId"),
         AttributeKey::AwsRegion => field("awsRegion"),
@@ -166,7 +167,7 @@ fn matches(event: &Event, record: &Value, key: AttributeKey, value: &str) -> boo
 
 /// A record as LookupEvents shows it. Username: the session name of an assumed role, `root`, an
 /// IAM user's name, otherwise the invoking service.
-fn event(record: &Value) -> Event {
+fn event(record: &Value) -> LookupEvent {
     let text = |v: &Value| v.as_str().map(str::to_string);
     let identity = &record["userIdentity"];
     let username = match identity["type"].as_str() {
@@ -176,13 +177,13 @@ fn event(record: &Value) -> Event {
         _ => text(&identity["invokedBy"]),
     };
     let insight = &record["insightDetails"];
-    Event {
-        event_id: text(&record["eventID"]).unwrap(),
-        event_name: text(&record["eventName"]).or_else(|| text(&insight["eventName"])).unwrap(),
+    LookupEvent {
+        event_id: text(&record["eventID"]),
+        event_name: text(&record["eventName"]).or_else(|| text(&insight["eventName"])),
         read_only: record["readOnly"].as_bool().map(|b| b.to_string()),
         access_key_id: text(&identity["accessKeyId"]),
         event_time: DateTime::parse_from_rfc3339(record["eventTime"].as_str().unwrap()).unwrap().with_timezone(&Utc),
-        event_source: text(&record["eventSource"]).or_else(|| text(&insight["eventSource"])).unwrap(),
+        event_source: text(&record["eventSource"]).or_else(|| text(&insight["eventSource"])),
         username,
         resources: record["resources"]
             .as_array()
@@ -190,7 +191,7 @@ fn event(record: &Value) -> Event {
             .flatten()
             .map(|r| Resource { resource_type: text(&r["type"]), resource_name: text(&r["ARN"]) })
             .collect(),
-        cloudtrail_event: record.to_string(),
+        cloud_trail_event: record.to_string(),
     }
 }
 
