@@ -772,6 +772,17 @@ pub struct FileHits<'a> {
 /// The row groups of a file whose `eventtime_ts` statistics overlap `[from, to]` (microseconds,
 /// inclusive). A row group without statistics is kept.
 pub fn row_groups_in_range(metadata: &ParquetMetaData, from: i64, to: i64, path: &str) -> Result<Vec<usize>> {
+    let ranges = group_time_ranges(metadata, path)?;
+    Ok(ranges
+        .iter()
+        .enumerate()
+        .filter(|(_, (min, max))| min.is_none_or(|min| min <= to) && max.is_none_or(|max| max >= from))
+        .map(|(i, _)| i)
+        .collect())
+}
+
+/// Each row group's `eventtime_ts` (min, max) from its statistics (`None` where absent).
+pub fn group_time_ranges(metadata: &ParquetMetaData, path: &str) -> Result<Vec<(Option<i64>, Option<i64>)>> {
     let error = |e: parquet::errors::ParquetError| Error::Archive { path: path.to_string(), reason: e.to_string() };
     let schema =
         parquet::arrow::parquet_to_arrow_schema(metadata.file_metadata().schema_descr(), None).map_err(error)?;
@@ -784,9 +795,25 @@ pub fn row_groups_in_range(metadata: &ParquetMetaData, from: i64, to: i64, path:
         a.is_valid(i).then(|| a.value(i))
     };
     use arrow_array::Array as _;
-    Ok((0..metadata.num_row_groups())
-        .filter(|&i| as_i64(&mins, i).is_none_or(|min| min <= to) && as_i64(&maxes, i).is_none_or(|max| max >= from))
-        .collect())
+    Ok((0..metadata.num_row_groups()).map(|i| (as_i64(&mins, i), as_i64(&maxes, i))).collect())
+}
+
+/// `groups` in the order a newest-first lookup reads them: by their newest row, newest first
+/// (those without statistics first), each with that time.
+pub fn newest_first(metadata: &ParquetMetaData, groups: &[usize], path: &str) -> Result<Vec<(usize, Option<i64>)>> {
+    let ranges = group_time_ranges(metadata, path)?;
+    let mut out: Vec<(usize, Option<i64>)> =
+        groups.iter().map(|&g| (g, ranges.get(g).and_then(|(_, max)| *max))).collect();
+    out.sort_by_key(|&(g, max)| (std::cmp::Reverse(max.unwrap_or(i64::MAX)), g));
+    Ok(out)
+}
+
+/// Whether rows no newer than `newest_left` can still belong to a page of `max_results`, given the
+/// times of hits found so far in the same file: not once more than a page of hits is strictly
+/// newer (a page needs `max_results` hits, plus one to know another page follows; a tie at
+/// `newest_left` could still sort first by event ID, hence strictly).
+pub fn may_hold_page_rows(hit_times: &[i64], max_results: usize, newest_left: i64) -> bool {
+    hit_times.iter().filter(|&&t| t > newest_left).count() <= max_results
 }
 
 /// Reads the hits of one Parquet file of the query's dataset: row groups outside the time range
@@ -964,6 +991,8 @@ pub fn column_ranges(
 pub struct Selection {
     /// Row groups with at least one hit, ascending, each with the hits' row indices in it.
     pub groups: Vec<(usize, Vec<usize>)>,
+    /// The hits' `eventtime_ts`.
+    pub times: Vec<i64>,
     pub row_groups: usize,
     pub row_groups_read: usize,
 }
@@ -971,6 +1000,15 @@ pub struct Selection {
 impl Selection {
     pub fn hits(&self) -> usize {
         self.groups.iter().map(|(_, rows)| rows.len()).sum()
+    }
+
+    /// Adds the hits of other row groups (read separately) to these.
+    pub fn merge(&mut self, other: Selection) {
+        self.groups.extend(other.groups);
+        self.groups.sort_by_key(|(g, _)| *g);
+        self.times.extend(other.times);
+        self.row_groups = self.row_groups.max(other.row_groups);
+        self.row_groups_read += other.row_groups_read;
     }
 }
 
@@ -987,6 +1025,7 @@ pub fn select_hits<R: ChunkReader + 'static>(
     let error = |e: String| Error::Archive { path: path.to_string(), reason: e };
     let mut selection = Selection {
         groups: Vec::new(),
+        times: Vec::new(),
         row_groups: metadata.metadata().num_row_groups(),
         row_groups_read: groups.len(),
     };
@@ -1024,6 +1063,7 @@ pub fn select_hits<R: ChunkReader + 'static>(
         let rows: Vec<Row<'_>> = serde_arrow::from_record_batch(&batch).map_err(|e| error(e.to_string()))?;
         for (i, row) in rows.iter().enumerate() {
             if query.matches(row) && cursor.is_none_or(|c| c.is_before(row)) {
+                selection.times.push(row.eventtime_ts.unwrap_or(i64::MIN));
                 let n = at + i;
                 let (start, group) = starts[starts.partition_point(|(s, _)| *s <= n) - 1];
                 match selection.groups.last_mut() {

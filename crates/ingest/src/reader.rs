@@ -9,9 +9,11 @@
 //! 2. **Dates newest first, stopping early**: a day's events are all newer than the previous
 //!    day's (partitions are by `eventTime`), so once a day's partitions have been read and
 //!    there are more hits than a page holds, older days cannot change the page.
-//! 3. **Row groups by statistics**: within a file, only row groups whose `eventtime_ts` range
-//!    meets the query's (narrowed by the cursor) are decoded
-//!    ([`parquetrail_core::lookup::read_hits`], pure and tested in the core).
+//! 3. **Row groups by statistics, newest first**: within a file, only row groups whose
+//!    `eventtime_ts` range meets the query's (narrowed by the cursor) are read, newest first, and
+//!    reading stops once the file alone has more than a page of hits newer than the groups left.
+//!    Only the filter columns are decoded to find hits; the other columns only for the hit rows
+//!    ([`parquetrail_core::lookup::select_hits`], pure and tested in the core).
 //! 4. **Lookup indexes**: compaction stores, per compaction, each output's time range and bloom
 //!    filters of the values lookups match most selectively
 //!    ([`parquetrail_core::lookup::index`]); a file they rule out is never opened, so a point
@@ -370,18 +372,34 @@ impl ArchiveReader {
                 }
             };
             let groups = lookup::plan_row_groups(metadata.metadata(), &what, query, cursor)?;
-            // Two phases: the filter columns of the candidate row groups, then the other columns
-            // of the row groups with hits only.
+            // Two phases: the filter columns of the candidate row groups, newest first, until
+            // older ones cannot hold a row of the page; then the other columns of the row groups
+            // with hits only.
             let leaves = lookup::filter_leaves(metadata.metadata());
             let mut file = SparseFile::new(len);
-            let ranges: Vec<_> =
-                groups.iter().flat_map(|&g| lookup::column_ranges(metadata.metadata(), g, &leaves, true)).collect();
-            self.fetch_ranges(&key, ranges, &mut file, counters).await?;
-            let selection = {
-                let (file, metadata, query, cursor, what) =
+            let order = lookup::newest_first(metadata.metadata(), &groups, &what)?;
+            let mut selection = lookup::Selection::default();
+            let (mut next, mut step) = (0, 1);
+            while next < order.len() {
+                let mut batch: Vec<usize> =
+                    order[next..(next + step).min(order.len())].iter().map(|(g, _)| *g).collect();
+                next += batch.len();
+                step *= 2;
+                batch.sort_unstable();
+                let ranges: Vec<_> =
+                    batch.iter().flat_map(|&g| lookup::column_ranges(metadata.metadata(), g, &leaves, true)).collect();
+                self.fetch_ranges(&key, ranges, &mut file, counters).await?;
+                let (part, md, q, cursor, what) =
                     (file.clone(), metadata.clone(), query.clone(), cursor.cloned(), what.clone());
-                blocking(move || lookup::select_hits(file, metadata, groups, &what, &query, cursor.as_ref())).await?
-            };
+                let found = blocking(move || lookup::select_hits(part, md, batch, &what, &q, cursor.as_ref())).await?;
+                selection.merge(found);
+                if let Some((_, Some(newest_left))) = order.get(next)
+                    && !lookup::may_hold_page_rows(&selection.times, query.max_results, *newest_left)
+                {
+                    break;
+                }
+            }
+            selection.row_groups = metadata.metadata().num_row_groups();
             let ranges: Vec<_> = selection
                 .groups
                 .iter()
@@ -543,21 +561,54 @@ mod tests {
         assert!(page.stats.partitions <= 3, "{:?}", page.stats);
     }
 
-    /// After compaction, the lookup indexes rule files out without changing any answer: the
-    /// answers equal the reference from the records, with and without the indexes.
-    #[tokio::test]
-    async fn lookup_indexes_skip_files_and_change_no_answer() {
+    /// [`archive`] in 4 deliveries a region, compacted (one file a partition, 16-row groups).
+    async fn compacted_archive(storage: Arc<dyn Storage>) -> Vec<(DateTime<Utc>, String)> {
         use crate::compaction::{Compactor, Scope, Settings};
-        let dir = tempfile::tempdir().unwrap();
-        let storage: Arc<dyn Storage> = Arc::new(LocalStorage::new(dir.path()));
         let records = archive_in(storage.as_ref(), 4).await;
         let mut settings = Settings { grace: std::time::Duration::ZERO, ..Settings::default() };
         settings.options.target_bytes = 4 * 1024 * 1024;
         settings.options.settings.row_group_rows = 16;
-        let compactor = Compactor::new(storage.clone(), "lake", parquetrail_core::convert::Layout::default(), settings);
+        let compactor = Compactor::new(storage, "lake", parquetrail_core::convert::Layout::default(), settings);
         let scope = Scope { datasets: vec![parquetrail_core::convert::Dataset::Events], ..Scope::default() };
         let report = compactor.run(&scope).await.unwrap();
         assert!(report.compacted().count() == 6, "{report:?}");
+        records
+    }
+
+    /// In a file of many row groups, a newest-first page reads its newest groups and stops once
+    /// older ones cannot hold a row of the page; paging on still gives every record once.
+    #[tokio::test]
+    async fn newest_first_reads_stop_within_a_file_once_a_page_is_full() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage: Arc<dyn Storage> = Arc::new(LocalStorage::new(dir.path()));
+        let records = compacted_archive(storage.clone()).await;
+        let reader = ArchiveReader::new(storage, "lake").with_tail_bytes(8);
+        let day = |d: u32| Utc.with_ymd_and_hms(2024, 3, d, 0, 0, 0).unwrap();
+        let mut query = LookupQuery::new(day(2), day(3) - TimeDelta::microseconds(1));
+        query.regions = vec!["us-east-1".into()];
+        query.max_results = 5;
+        let page = reader.lookup(&query, None).await.unwrap();
+        let s = &page.stats;
+        assert_eq!((s.files, page.events.len()), (1, 5), "{s:?}");
+        assert!(s.row_groups >= 10, "the day's file has many row groups: {s:?}");
+        assert!(s.row_groups_read <= 2, "a page of 5 needs the newest group or two: {s:?}");
+        let mut want: Vec<&(DateTime<Utc>, String)> = records
+            .iter()
+            .filter(|(t, id)| *t >= query.start && *t <= query.end && id.starts_with("us-east-1"))
+            .collect();
+        want.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        let want: Vec<String> = want.into_iter().map(|(_, id)| id.clone()).collect();
+        let (all, _) = all_pages(&reader, &query).await;
+        assert_eq!(all, want);
+    }
+
+    /// After compaction, the lookup indexes rule files out without changing any answer: the
+    /// answers equal the reference from the records, with and without the indexes.
+    #[tokio::test]
+    async fn lookup_indexes_skip_files_and_change_no_answer() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage: Arc<dyn Storage> = Arc::new(LocalStorage::new(dir.path()));
+        let records = compacted_archive(storage.clone()).await;
         let reader = ArchiveReader::new(storage.clone(), "lake").with_tail_bytes(8);
         let at = |h: i64| Utc.with_ymd_and_hms(2024, 3, 2, 0, 0, 0).unwrap() + TimeDelta::hours(h);
         let mut queries = Vec::new();
