@@ -2,6 +2,7 @@
 //! read back by independent engines (DuckDB, pyarrow), reconciled, and exported back losslessly.
 
 mod backfill;
+mod compaction;
 mod corpus;
 mod infra;
 mod spark;
