@@ -399,6 +399,9 @@ fn generate_tree(args: &GenerateArgs) -> Result<parquetrail_synth::TreeSummary> 
     if args.accounts == 0 || args.regions.is_empty() {
         bail!("need at least one account and one region");
     }
+    if args.days == Some(0) {
+        bail!("--days must be at least 1");
+    }
     if let Some(org) = &args.org {
         crate::check_org(org)?;
     }
@@ -410,6 +413,8 @@ fn generate_tree(args: &GenerateArgs) -> Result<parquetrail_synth::TreeSummary> 
         org_id: args.org.clone(),
         prefix: args.prefix.clone(),
         insights: !args.no_insights,
+        start: args.start.and_time(chrono::NaiveTime::MIN).and_utc(),
+        span_days: args.days,
         ..parquetrail_synth::TreeOptions::default()
     };
     parquetrail_synth::write_tree(&args.dir, &options).with_context(|| format!("writing {}", args.dir.display()))
@@ -433,6 +438,8 @@ pub fn demo(args: &DemoArgs) -> Result<ExitCode> {
         org: Some("o-demo123abc".into()),
         prefix: None,
         no_insights: false,
+        start: NaiveDate::from_ymd_opt(2024, 3, 1).expect("a valid date"),
+        days: None,
     })?;
     outln!("    {} files, {} records, {} gzip\n", generated.files, generated.records, mb(generated.gzip_bytes));
     outln!("2/5 Converting it to Parquet in {}", archive.display());

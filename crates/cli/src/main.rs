@@ -225,6 +225,13 @@ pub struct GenerateArgs {
     /// Do not write CloudTrail-Insight files.
     #[arg(long)]
     pub no_insights: bool,
+    /// First delivery day, YYYY-MM-DD (the first files also hold events of the day before).
+    #[arg(long, default_value = "2024-03-01")]
+    pub start: NaiveDate,
+    /// Spread the tree over this many days from --start, whatever --mb is (default: a delivery
+    /// round every 5 minutes, so the span follows from the size: about a week per GB).
+    #[arg(long)]
+    pub days: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -99,6 +99,12 @@ pub struct TreeOptions {
     pub interval_minutes: u32,
     /// gzip level (0-9) of the written files. Default 6, like common gzip writers.
     pub gzip_level: u32,
+    /// Spread the tree over this many days from `start`, whatever its size: each round is spaced
+    /// so that, at the JSON bytes per round seen so far, the target is reached at
+    /// `start + span_days`, and `interval_minutes` is then ignored. Lookups and compaction over
+    /// months of history need trees like that without the size deliveries every 5 minutes
+    /// would take. `None` (the default): one round every `interval_minutes`.
+    pub span_days: Option<u32>,
 }
 
 impl Default for TreeOptions {
@@ -115,6 +121,7 @@ impl Default for TreeOptions {
             digests: false,
             interval_minutes: 5,
             gzip_level: 6,
+            span_days: None,
         }
     }
 }

@@ -144,6 +144,10 @@ pub struct SynthFiles {
     account_hashes: Vec<u64>,
     start_secs: i64,
     round: u64,
+    /// Delivery time of the next round.
+    next_base: i64,
+    /// Seconds between the last two rounds (what a round's deliveries may spread over).
+    spacing: i64,
     pool: Pool,
     json_total: u64,
     done: bool,
@@ -167,6 +171,8 @@ impl SynthFiles {
             account_hashes,
             start_secs: start,
             round: 0,
+            next_base: start,
+            spacing: opts.interval_minutes.max(1) as i64 * 60,
             pool: Pool::default(),
             json_total: 0,
             done: empty,
@@ -262,7 +268,7 @@ impl SynthFiles {
     }
 
     fn log_file(&mut self, a: usize, g: usize, base: i64) {
-        let window = (self.opts.interval_minutes.max(1) as i64 * 60).min(SLOT);
+        let window = self.spacing.min(SLOT);
         let delivered = base + self.rng.i64(0..window);
         let n = self.records_per_file();
         let key = self.key(a, g, delivered, false);
@@ -314,8 +320,32 @@ impl SynthFiles {
         self.insight_file(&ins, delivered, Some((end_secs, minutes)));
     }
 
+    /// One delivery round at the next base time, then the time of the one after it.
     fn round(&mut self) {
-        let base = self.start_secs + self.round as i64 * self.opts.interval_minutes.max(1) as i64 * 60;
+        let base = self.next_base;
+        self.round_at(base);
+        if let Some(days) = self.opts.span_days {
+            self.spacing = self.span_spacing(base, days);
+        }
+        self.next_base = base + self.spacing;
+    }
+
+    /// Seconds to the next round when the tree spans `days`: the time left to the span's end,
+    /// shared among the rounds the remaining bytes need at the bytes per round so far. The
+    /// estimate corrects itself each round, so one huge file early on stretches all later
+    /// gaps a little instead of leaving a hole. Integer arithmetic: the same on every machine.
+    fn span_spacing(&self, base: i64, days: u32) -> i64 {
+        let end = self.start_secs + i64::from(days) * 86_400;
+        let left = (end - base).max(0) as u128;
+        if self.json_total == 0 {
+            return SLOT;
+        }
+        let remaining = u128::from(self.opts.target_json_bytes.saturating_sub(self.json_total));
+        let rounds_left = (remaining * u128::from(self.round) / u128::from(self.json_total)).max(1);
+        (left / rounds_left).max(1) as i64
+    }
+
+    fn round_at(&mut self, base: i64) {
         self.round += 1;
         let round = self.round;
         if self.opts.insights {
@@ -371,7 +401,7 @@ impl Iterator for SynthFiles {
             if !self.finished && self.pool.has_room() {
                 if self.done {
                     // Close insights still open so every Start has its End.
-                    let base = self.start_secs + self.round as i64 * self.opts.interval_minutes.max(1) as i64 * 60;
+                    let base = self.next_base;
                     for ins in std::mem::take(&mut self.open) {
                         self.end_insight(ins, base);
                     }

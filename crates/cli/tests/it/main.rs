@@ -242,6 +242,38 @@ fn converts_from_and_to_s3_through_the_standard_credential_chain() {
 }
 
 #[test]
+fn generate_spreads_a_tree_over_days_from_a_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    let args =
+        ["generate", "trail", "--mb", "2", "--seed", "4", "--start", "2023-12-30", "--days", "3", "--no-insights"];
+    let out = parquetrail(&args, cwd);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Keys end in …/CloudTrail/<region>/YYYY/MM/DD/<file>.
+    let dates: std::collections::BTreeSet<String> = walk(&cwd.join("trail"))
+        .iter()
+        .map(|p| p.rsplit('/').skip(1).take(3).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("-"))
+        .collect();
+    // Deliveries on every day from the start to its third day after (the last round may land on it).
+    assert_eq!(dates.first().map(String::as_str), Some("2023-12-30"), "{dates:?}");
+    let last = dates.last().unwrap();
+    assert!(last.as_str() == "2024-01-01" || last.as_str() == "2024-01-02", "{dates:?}");
+    assert!(dates.len() >= 3, "{} days: {dates:?}", dates.len());
+    // Same flags, same bytes.
+    assert!(parquetrail(&[&["generate", "again"][..], &args[2..]].concat(), cwd).status.success());
+    let files = |root: &str| -> Vec<(String, Vec<u8>)> {
+        let mut v: Vec<_> = walk(&cwd.join(root))
+            .into_iter()
+            .map(|p| (p.split(&format!("/{root}/")).nth(1).unwrap().to_string(), std::fs::read(&p).unwrap()))
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(files("trail"), files("again"));
+    assert!(!parquetrail(&["generate", "t", "--mb", "1", "--days", "0"], cwd).status.success());
+}
+
+#[test]
 fn a_closed_pipe_ends_output_quietly() {
     // `parquetrail export … --out - | head` must not panic when head stops reading.
     let dir = tempfile::tempdir().unwrap();

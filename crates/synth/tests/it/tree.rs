@@ -198,6 +198,29 @@ fn interval_spreads_deliveries_over_days() {
 }
 
 #[test]
+fn span_days_spreads_any_size_over_the_span() {
+    let start = Utc.with_ymd_and_hms(2023, 11, 20, 0, 0, 0).unwrap();
+    for (seed, target, days) in [(13u64, 2u64 << 20, 3u32), (14, 6 << 20, 5)] {
+        let opts =
+            TreeOptions { seed, target_json_bytes: target, start, span_days: Some(days), ..TreeOptions::default() };
+        let files: Vec<SynthFile> = generate_files(&opts).collect();
+        assert_eq!(files, generate_files(&opts).collect::<Vec<_>>(), "deterministic");
+        let end = start + chrono::Duration::days(days.into());
+        let stamps: Vec<DateTime<Utc>> = files.iter().map(|f| parse_key(&f.key).stamp).collect();
+        let (first, last) = (*stamps.iter().min().unwrap(), *stamps.iter().max().unwrap());
+        assert!(first < start + chrono::Duration::hours(1), "{seed}: first delivery {first}");
+        // The last round falls near the end, never after it (+ one 5-minute delivery window).
+        assert!(last <= end + chrono::Duration::minutes(5), "{seed}: last delivery {last} after {end}");
+        assert!(last >= end - chrono::Duration::days(i64::from(days) / 10 + 1), "{seed}: last delivery {last}");
+        // No holes: deliveries on nearly every day of the span.
+        let dates: BTreeSet<String> = files.iter().map(|f| parse_key(&f.key).date_path).collect();
+        assert!(dates.len() as u32 >= days, "{seed}: {} days with deliveries of {days}", dates.len());
+        let total: u64 = files.iter().map(|f| f.json_bytes as u64).sum();
+        assert!(total >= target, "{seed}: {total}");
+    }
+}
+
+#[test]
 fn target_size_is_honoured() {
     let tree = big_tree();
     let total: u64 = tree.iter().map(|p| p.file.json_bytes as u64).sum();
