@@ -892,6 +892,22 @@ impl SparseFile {
         self.parts.insert(at, (offset, bytes));
     }
 
+    /// The part of `range` still to fetch, given the parts held: `None` when a held part covers
+    /// it, the range cut short when a held part covers its end (as a file's tail does).
+    pub fn missing(&self, range: std::ops::Range<u64>) -> Option<std::ops::Range<u64>> {
+        let mut end = range.end;
+        for (offset, bytes) in &self.parts {
+            let part = *offset..offset + bytes.len() as u64;
+            if part.start <= range.start && range.end <= part.end {
+                return None;
+            }
+            if part.start > range.start && part.start < end && range.end <= part.end {
+                end = part.start;
+            }
+        }
+        Some(range.start..end)
+    }
+
     fn slice(&self, start: u64, len: Option<usize>) -> parquet::errors::Result<bytes::Bytes> {
         for (offset, bytes) in self.parts.iter().rev() {
             let end = offset + bytes.len() as u64;
@@ -901,6 +917,24 @@ impl SparseFile {
                 if to <= bytes.len() {
                     return Ok(bytes.slice(from..to));
                 }
+            }
+        }
+        // Bytes fetched in two parts (a range cut short where the tail began): join them.
+        if let Some(n) = len {
+            let mut out = Vec::with_capacity(n);
+            let mut at = start;
+            while out.len() < n {
+                let Some((offset, bytes)) = self.parts.iter().rev().find(|(o, b)| *o <= at && at < o + b.len() as u64)
+                else {
+                    break;
+                };
+                let from = (at - offset) as usize;
+                let take = (bytes.len() - from).min(n - out.len());
+                out.extend_from_slice(&bytes[from..from + take]);
+                at += take as u64;
+            }
+            if out.len() == n {
+                return Ok(bytes::Bytes::from(out));
             }
         }
         Err(parquet::errors::ParquetError::General(format!("bytes at {start} (length {len:?}) were not fetched")))

@@ -302,6 +302,7 @@ impl ArchiveReader {
         file: &mut SparseFile,
         counters: &Counters,
     ) -> Result<(), ReadError> {
+        let ranges: Vec<std::ops::Range<u64>> = ranges.into_iter().filter_map(|r| file.missing(r)).collect();
         let bodies: Vec<(u64, Vec<u8>)> = stream::iter(ranges)
             .map(|r| async move { self.storage.read_range(key, r.clone()).await.map(|b| (r.start, b)) })
             .buffered(self.concurrency)
@@ -377,6 +378,10 @@ impl ArchiveReader {
             // with hits only.
             let leaves = lookup::filter_leaves(metadata.metadata());
             let mut file = SparseFile::new(len);
+            // The tail read for the footer often holds column chunks too (all of a small file's
+            // last ones): what it holds is not fetched again.
+            let tail_start = len - tail.len() as u64;
+            file.insert(tail_start, tail);
             let order = lookup::newest_first(metadata.metadata(), &groups, &what)?;
             let mut selection = lookup::Selection::default();
             let (mut next, mut step) = (0, 1);

@@ -516,3 +516,20 @@ fn a_sparse_file_of_the_tail_and_the_planned_row_groups_gives_the_same_hits() {
     let sparse = SparseFile::new(len);
     assert!(read_hits(sparse, "f", &LookupQuery::new(t(0), t(23)), None).is_err());
 }
+
+#[test]
+fn sparse_files_fetch_only_what_they_lack_and_join_parts() {
+    use parquet::file::reader::ChunkReader as _;
+    let data: Vec<u8> = (0..100u8).collect();
+    let mut sparse = SparseFile::new(100);
+    // The tail: bytes 60..100.
+    sparse.insert(60, bytes::Bytes::from(data[60..].to_vec()));
+    assert_eq!(sparse.missing(70..80), None, "inside the tail");
+    assert_eq!(sparse.missing(40..90), Some(40..60), "cut short where the tail begins");
+    assert_eq!(sparse.missing(10..20), Some(10..20));
+    assert_eq!(sparse.missing(50..60), Some(50..60));
+    sparse.insert(40, bytes::Bytes::from(data[40..60].to_vec()));
+    // A chunk spanning the two parts reads as one.
+    assert_eq!(&sparse.get_bytes(50, 30).unwrap()[..], &data[50..80]);
+    assert!(sparse.get_bytes(30, 20).is_err(), "bytes 30..40 were never fetched");
+}
