@@ -147,7 +147,9 @@ class Trail(unittest.TestCase):
         {"CloudWatchLogs": "true"},
         {"CloudWatchLogs": "true", "KmsEncryption": "false"},
         {"OrganizationId": ORG, "MultiRegion": "false", "KeyPrefix": "p"},
-        {"NoticeQueueArn": "arn:aws:sqs:us-east-1:111122223333:parquetrail-Queue-X"},
+        {"PipelineFeed": "TrailNotice", "PipelineQueueArn": "arn:aws:sqs:us-east-1:111122223333:parquetrail-Queue-X"},
+        {"PipelineFeed": "S3Notification", "PipelineQueueArn": "arn:aws:sqs:us-east-1:111122223333:parquetrail-Queue-X"},
+        {"PipelineFeed": "EventBridge"},
     ]
 
     def test_depends_on_the_policies_and_has_no_cycle(self):
@@ -201,7 +203,7 @@ class Trail(unittest.TestCase):
 
     def test_notice_topic_takes_cloudtrail_and_feeds_the_queue(self):
         queue = "arn:aws:sqs:us-east-1:111122223333:parquetrail-Queue-X"
-        resources = Stack(TEMPLATE, NoticeQueueArn=queue).resources()
+        resources = Stack(TEMPLATE, PipelineFeed="TrailNotice", PipelineQueueArn=queue).resources()
         topic = statements(resources["NoticeTopicPolicy"]["Properties"]["PolicyDocument"])
         publish = topic["AWSCloudTrailSNSPolicy"]
         self.assertEqual(publish["Principal"], {"Service": "cloudtrail.amazonaws.com"})
@@ -211,7 +213,24 @@ class Trail(unittest.TestCase):
         self.assertEqual(subscription["TopicArn"], "${NoticeTopic}")
         # The topic's name is fixed, so a pipeline can allow it before it exists.
         self.assertEqual(resources["NoticeTopic"]["Properties"]["TopicName"], "parquetrail-log-files")
+        self.assertNotIn("NotificationConfiguration", resources["Bucket"]["Properties"], "one feed, not two")
         self.assertNotIn("NoticeSubscription", Stack(TEMPLATE).resources())
+
+    def test_bucket_feeds_the_queue_every_file_under_awslogs(self):
+        queue = "arn:aws:sqs:us-east-1:111122223333:parquetrail-Queue-X"
+        for prefix in ["", "trails"]:
+            with self.subTest(prefix=prefix):
+                stack = Stack(TEMPLATE, PipelineFeed="S3Notification", PipelineQueueArn=queue, KeyPrefix=prefix)
+                resources = stack.resources()
+                (config,) = resources["Bucket"]["Properties"]["NotificationConfiguration"]["QueueConfigurations"]
+                self.assertEqual(config["Queue"], queue)
+                rules = {r["Name"]: r["Value"] for r in config["Filter"]["S3Key"]["Rules"]}
+                for key in written_keys(prefix, False, "parquetrail"):
+                    self.assertTrue(key.startswith(rules["prefix"]) and key.endswith(rules["suffix"]), key)
+                self.assertNotIn("NoticeSubscription", resources, "one feed, not two")
+        bridge = Stack(TEMPLATE, PipelineFeed="EventBridge").resources()["Bucket"]["Properties"]
+        self.assertEqual(bridge["NotificationConfiguration"], {"EventBridgeConfiguration": {"EventBridgeEnabled": True}})
+        self.assertEqual(Stack(TEMPLATE, PipelineFeed="S3Notification").failed_rules(), ["FeedNamesItsQueue"])
 
 
 class Key(unittest.TestCase):
