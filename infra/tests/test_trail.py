@@ -344,7 +344,11 @@ class Selectors(unittest.TestCase):
             self.assertEqual(got["resources.type"]["Equals"], ["AWS::S3::Object"])
             self.assertEqual(got.get("readOnly", {}).get("Equals"), read_only[s3], case)
             prefixes = [p for p in case["S3DataEventArnPrefixes"].split(",") if p]
-            self.assertEqual(got.get("resources.ARN", {}).get("StartsWith", []), prefixes, case)
+            if prefixes:
+                self.assertEqual(got["resources.ARN"], {"Field": "resources.ARN", "StartsWith": prefixes}, case)
+            else:
+                # Every bucket but the trail's own, whose writes and reads would feed themselves.
+                self.assertEqual(got["resources.ARN"], {"Field": "resources.ARN", "NotStartsWith": ["${Bucket.Arn}/"]})
         self.assertEqual("Lambda invoke data events" in selectors, case["LambdaDataEvents"] == "All", case)
         if case["LambdaDataEvents"] == "All":
             got = fields("Lambda invoke data events")
