@@ -126,6 +126,33 @@ class NewTrail(unittest.TestCase):
                 self.assertNotIn("NotificationCommand", pipeline.outputs())
 
 
+class Parameters(unittest.TestCase):
+    def test_every_parameter_is_explained(self):
+        for name, spec in PIPELINE["Parameters"].items():
+            self.assertGreater(len(spec.get("Description", "")), 30, name)
+
+    def test_every_value_the_pipeline_accepts_the_trail_accepts(self):
+        # Passed through unchanged: a value the pipeline took and the trail refused would fail the
+        # deployment halfway.
+        passed = PIPELINE["Resources"]["Trail"]["Properties"]["Parameters"]
+        for child, value in passed.items():
+            if not (isinstance(value, dict) and set(value) == {"Ref"} and value["Ref"] in PIPELINE["Parameters"]):
+                continue
+            name = value["Ref"]
+            mine, theirs = PIPELINE["Parameters"][name], TRAIL["Parameters"][child]
+            if "AllowedValues" in theirs:
+                self.assertLessEqual(set(map(str, mine.get("AllowedValues", ["anything"]))),
+                                     set(map(str, theirs["AllowedValues"])), f"{name} -> {child}")
+            if "AllowedPattern" in theirs:
+                # The same pattern, or without its empty choice where the pipeline requires a value.
+                accepted = [theirs["AllowedPattern"], theirs["AllowedPattern"].removeprefix("^$|")]
+                self.assertIn(mine.get("AllowedPattern"), accepted, f"{name} -> {child}")
+            if "MinValue" in theirs:
+                self.assertGreaterEqual(mine.get("MinValue", -1), theirs["MinValue"], f"{name} -> {child}")
+            if "Default" in mine:
+                Stack(TRAIL, **{child: str(mine["Default"])})  # raises if the trail refuses it
+
+
 class ExistingTrail(unittest.TestCase):
     def test_creates_no_trail_and_says_how_to_connect(self):
         for trigger in ["S3Notification", "EventBridge"]:
