@@ -1,0 +1,168 @@
+//! Hostile and colliding input through the built binary: sources that map to one output name,
+//! a quarantine that would amplify its input, and the exit codes the README promises.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde_json::Value;
+
+use super::{gzip, parquetrail, stdout, walk, write};
+
+const DAY: &str = "AWSLogs/111122223333/CloudTrail/us-east-1/2024/03/01";
+const NAME: &str = "111122223333_CloudTrail_us-east-1_20240301T1000Z_same00000000000.json.gz";
+
+/// A log file of `n` records with event IDs `<tag>-0`, `<tag>-1`, …
+fn log_file(tag: &str, n: usize) -> Vec<u8> {
+    let records: Vec<String> = (0..n)
+        .map(|i| {
+            format!(
+                r#"{{"eventVersion":"1.08","eventTime":"2024-03-01T10:00:{i:02}Z","eventSource":"iam.amazonaws.com","eventName":"CreateUser","awsRegion":"us-east-1","recipientAccountId":"111122223333","eventID":"{tag}-{i}"}}"#
+            )
+        })
+        .collect();
+    gzip(format!(r#"{{"Records":[{}]}}"#, records.join(",")).as_bytes())
+}
+
+fn ids(tag: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{tag}-{i}")).collect()
+}
+
+/// The event IDs the archive holds, read back through `export` (which reads through manifests),
+/// with how often each occurs.
+fn archived_ids(cwd: &Path, archive: &str) -> BTreeMap<String, usize> {
+    let out = parquetrail(&["export", archive, "--dataset", "events", "--out", "-"], cwd);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut found = BTreeMap::new();
+    for line in stdout(&out).lines() {
+        let record: Value = serde_json::from_str(line).unwrap();
+        *found.entry(record["eventID"].as_str().unwrap().to_string()).or_default() += 1;
+    }
+    found
+}
+
+fn once(ids: impl IntoIterator<Item = String>) -> BTreeMap<String, usize> {
+    ids.into_iter().map(|id| (id, 1)).collect()
+}
+
+fn convert_json(cwd: &Path, args: &[&str]) -> (Option<i32>, Value) {
+    let out = parquetrail(&[&["convert"], args, &["--json"]].concat(), cwd);
+    let summary = serde_json::from_str(&stdout(&out))
+        .unwrap_or_else(|e| panic!("{e}: {}\n{}", stdout(&out), String::from_utf8_lossy(&out.stderr)));
+    (out.status.code(), summary)
+}
+
+/// The archive's files, except the ledger (a journal of runs, one new segment per run).
+fn archive_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    walk(dir)
+        .into_iter()
+        .filter(|p| !p.contains("/_ledger/"))
+        .map(|p| (p.clone(), std::fs::read(&p).unwrap()))
+        .collect()
+}
+
+/// The same `AWSLogs/…` key under two prefixes of one tree, with different content, used to map
+/// to one output name: one overwrote the other and the summary still said "reconciled". Both
+/// land, a third prefix holding a byte-identical copy is converted once, and a rerun rewrites the
+/// same objects.
+#[test]
+fn the_same_key_under_two_prefixes_keeps_both_files_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    write(&cwd.join("trail/a").join(DAY).join(NAME), &log_file("a", 2));
+    write(&cwd.join("trail/b").join(DAY).join(NAME), &log_file("b", 3));
+    write(&cwd.join("trail/c").join(DAY).join(NAME), &log_file("a", 2));
+    let (code, s) = convert_json(cwd, &["trail", "--out", "archive"]);
+    assert_eq!(code, Some(0), "{s}");
+    assert_eq!((s["records"].as_u64(), s["rows"].as_u64(), s["committed_rows"].as_u64()), (Some(5), Some(5), Some(5)));
+    assert_eq!(s["reconciled"], true, "{s}");
+    assert_eq!((s["converted"].as_u64(), s["skipped"].as_u64()), (Some(2), Some(1)), "{s}");
+    assert_eq!(s["renamed"].as_array().unwrap().len(), 1, "{s}");
+    let reason = s["skip_reasons"].as_object().unwrap().keys().next().unwrap().clone();
+    assert!(reason.contains("the same content as") && reason.contains("trail/a/AWSLogs"), "{reason}");
+    let want = once(ids("a", 2).into_iter().chain(ids("b", 3)));
+    assert_eq!(archived_ids(cwd, "archive"), want);
+
+    // Rerun: the same names and bytes, nothing duplicated.
+    let before = archive_files(&cwd.join("archive"));
+    let (code, again) = convert_json(cwd, &["trail", "--out", "archive"]);
+    assert_eq!((code, &again["reconciled"]), (Some(0), &Value::Bool(true)), "{again}");
+    assert!(archive_files(&cwd.join("archive")) == before, "a rerun changed the archive");
+    assert_eq!(archived_ids(cwd, "archive"), want);
+}
+
+/// Across runs: the second prefix converted in a later run finds the first one's claim in the
+/// ledger and takes names of its own; converting the first again, or a copy of it from yet another
+/// place, rewrites the first one's outputs rather than adding rows.
+#[test]
+fn a_later_run_with_the_same_key_does_not_overwrite_an_earlier_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    write(&cwd.join("trail/a").join(DAY).join(NAME), &log_file("a", 2));
+    write(&cwd.join("trail/b").join(DAY).join(NAME), &log_file("b", 3));
+    write(&cwd.join("copy").join(DAY).join(NAME), &log_file("a", 2));
+    let want = once(ids("a", 2).into_iter().chain(ids("b", 3)));
+    let (code, first) = convert_json(cwd, &["trail/a", "--out", "archive"]);
+    assert_eq!((code, first["rows"].as_u64()), (Some(0), Some(2)), "{first}");
+    assert!(first["renamed"].as_array().unwrap().is_empty(), "the first owner keeps the plain names");
+    let (code, second) = convert_json(cwd, &["trail/b", "--out", "archive"]);
+    assert_eq!((code, second["rows"].as_u64(), &second["reconciled"]), (Some(0), Some(3), &Value::Bool(true)));
+    assert_eq!(second["renamed"].as_array().unwrap().len(), 1, "{second}");
+    assert_eq!(archived_ids(cwd, "archive"), want);
+    for source in ["trail/a", "copy", "trail/b"] {
+        let (code, again) = convert_json(cwd, &[source, "--out", "archive"]);
+        assert_eq!((code, &again["reconciled"]), (Some(0), &Value::Bool(true)), "{source}: {again}");
+        assert_eq!(archived_ids(cwd, "archive"), want, "after converting {source} again");
+    }
+}
+
+/// Two file names that are not UTF-8 and decode to the same text name one key; their rows both
+/// land.
+#[cfg(unix)]
+#[test]
+fn file_names_that_decode_alike_keep_both_files_rows() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    let day = cwd.join("trail").join(DAY);
+    write(&day.join(std::ffi::OsStr::from_bytes(b"x\xff.json.gz")), &log_file("ff", 2));
+    write(&day.join(std::ffi::OsStr::from_bytes(b"x\xfe.json.gz")), &log_file("fe", 3));
+    let (code, s) = convert_json(cwd, &["trail", "--out", "archive"]);
+    assert_eq!(code, Some(0), "{s}");
+    assert_eq!(
+        (s["rows"].as_u64(), s["committed_rows"].as_u64(), &s["reconciled"]),
+        (Some(5), Some(5), &Value::Bool(true))
+    );
+    assert_eq!(archived_ids(cwd, "archive"), once(ids("ff", 2).into_iter().chain(ids("fe", 3))));
+}
+
+/// A 4 KB gzip of `[1,1,1,…]` (half a million records, none placeable) used to write hundreds of MB of
+/// quarantine and exit 0. The quarantine stops at the documented cap (16 MiB), its last line
+/// names the rest by reference, everything is counted, and the exit code says input was
+/// quarantined.
+#[test]
+fn a_tiny_file_cannot_amplify_into_a_huge_quarantine() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    let n = 500_000;
+    let json = format!(r#"{{"Records":[{}]}}"#, vec!["1"; n].join(","));
+    let gz = gzip(json.as_bytes());
+    assert!(gz.len() < 8 << 10, "{} bytes", gz.len());
+    write(&cwd.join("trail").join(DAY).join(NAME), &gz);
+    let (code, s) = convert_json(cwd, &["trail", "--out", "archive"]);
+    assert!(code.is_some(), "{s}");
+    assert_eq!(
+        (s["records"].as_u64(), s["quarantined"].as_u64(), s["rows"].as_u64()),
+        (Some(n as u64), Some(n as u64), Some(0))
+    );
+    assert_eq!(s["reconciled"], true);
+    let path = cwd.join("archive").join(s["record_quarantines"][0].as_str().unwrap());
+    let size = std::fs::metadata(&path).unwrap().len();
+    assert!(size <= (16 << 20) + 1024, "the quarantine holds {size} bytes");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let (last, copied) = (lines.last().unwrap(), lines.len() - 1);
+    assert!(copied > 1000, "{copied} lines copied before the cap");
+    assert_eq!(last["omitted"].as_u64(), Some((n - copied) as u64), "{last}");
+    assert_eq!(last["record_index"].as_u64(), Some(copied as u64), "{last}");
+    assert_eq!(lines[copied - 1]["raw"], "1");
+}
