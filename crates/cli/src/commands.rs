@@ -1,8 +1,9 @@
 //! The subcommands.
 //!
 //! Output goes through `outln!`, which returns write errors instead of panicking, so
-//! `parquetrail summary … | head` ends quietly (see `main`). Each returns the process exit code: 0 when everything converted, 1 when some
-//! input could not be (it is quarantined and named), 2 for usage or I/O errors.
+//! `parquetrail summary … | head` ends quietly (see `main`). Each returns the process exit code: 0
+//! when everything converted, 1 when some input was quarantined (files or records, each named),
+//! 2 for usage or I/O errors (an output that could not be written, a source that could not be read).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
@@ -564,8 +565,17 @@ fn print_run(summary: &RunSummary, out: &dyn std::fmt::Display) -> Result<()> {
     Ok(())
 }
 
+/// The README's exit codes: 2 when a file failed for an I/O reason (an output that could not be
+/// written, a source that could not be read: a rerun may succeed), 1 when input was quarantined
+/// (whole files or records) or the run does not reconcile, 0 when everything converted.
 fn exit_for(summary: &RunSummary) -> ExitCode {
-    if summary.failed > 0 || !summary.reconciled { ExitCode::from(1) } else { ExitCode::SUCCESS }
+    if summary.failures.iter().any(|f| f.retryable) {
+        ExitCode::from(2)
+    } else if summary.failed > 0 || summary.quarantined > 0 || !summary.reconciled {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 pub fn convert(args: &ConvertArgs) -> Result<ExitCode> {

@@ -149,7 +149,7 @@ fn a_tiny_file_cannot_amplify_into_a_huge_quarantine() {
     assert!(gz.len() < 8 << 10, "{} bytes", gz.len());
     write(&cwd.join("trail").join(DAY).join(NAME), &gz);
     let (code, s) = convert_json(cwd, &["trail", "--out", "archive"]);
-    assert!(code.is_some(), "{s}");
+    assert_eq!(code, Some(1), "{s}");
     assert_eq!(
         (s["records"].as_u64(), s["quarantined"].as_u64(), s["rows"].as_u64()),
         (Some(n as u64), Some(n as u64), Some(0))
@@ -165,4 +165,31 @@ fn a_tiny_file_cannot_amplify_into_a_huge_quarantine() {
     assert_eq!(last["omitted"].as_u64(), Some((n - copied) as u64), "{last}");
     assert_eq!(last["record_index"].as_u64(), Some(copied as u64), "{last}");
     assert_eq!(lines[copied - 1]["raw"], "1");
+}
+
+/// The README's exit codes: 0 when everything converted, 1 when records (not only whole files)
+/// were quarantined, 2 when an output could not be written — with the summary still printed and
+/// the failure named as retryable.
+#[test]
+fn exit_codes_match_the_readme() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    write(&cwd.join("good").join(DAY).join(NAME), &log_file("g", 2));
+    let (code, s) = convert_json(cwd, &["good", "--out", "archive0"]);
+    assert_eq!((code, s["rows"].as_u64()), (Some(0), Some(2)), "{s}");
+
+    let one_bad = br#"{"Records":[{"eventTime":"2024-03-01T10:00:00Z","eventID":"ok"},{"eventName":"NoTime"}]}"#;
+    write(&cwd.join("one-bad").join(DAY).join(NAME), &gzip(one_bad));
+    let (code, s) = convert_json(cwd, &["one-bad", "--out", "archive1"]);
+    assert_eq!((s["failed"].as_u64(), s["rows"].as_u64(), s["quarantined"].as_u64()), (Some(0), Some(1), Some(1)));
+    assert_eq!(code, Some(1), "a quarantined record exits 1: {s}");
+
+    // `events` is a regular file where the dataset's directory must go: every write under it fails.
+    write(&cwd.join("archive2/events"), b"not a directory");
+    let (code, s) = convert_json(cwd, &["good", "--out", "archive2"]);
+    assert_eq!(code, Some(2), "an output write error exits 2: {s}");
+    assert_eq!((s["failed"].as_u64(), s["rows"].as_u64()), (Some(1), Some(0)), "{s}");
+    let failure = &s["failures"][0];
+    assert_eq!(failure["retryable"], true, "{failure}");
+    assert!(failure["reason"].as_str().unwrap().contains("cannot write output events/"), "{failure}");
 }
