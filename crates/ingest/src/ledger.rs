@@ -31,7 +31,7 @@
 //! one's outputs get names of their own, suffixed with a hash of its full identity
 //! ([`parquetrail_core::convert::Source::distinct`]), and its entry says so (`distinct`). Within
 //! one run, [`assign_names`] applies the same rule to the sources that share a name, the smallest
-//! identity first, so the choice never depends on timing. Names that collide with nothing stay
+//! identity hash first, so the choice never depends on timing. Names that collide with nothing stay
 //! plain, so reruns rewrite the same objects as before.
 //!
 //! The segments are JSON lines under a reserved prefix outside the datasets, so they are queryable
@@ -274,7 +274,7 @@ pub fn contested(candidates: &[Candidate], claims: &Claims) -> Vec<bool> {
 }
 
 /// Names the sources of one run. Among those sharing plain names, the ledger's owner keeps them;
-/// without one, the smallest identity takes them. Every other candidate with different content
+/// without one, the smallest identity hash takes them. Every other candidate with different content
 /// gets names of its own; one whose content equals an earlier candidate's is that one's copy.
 pub fn assign_names(candidates: &[Candidate], claims: &Claims) -> Vec<Naming> {
     let mut by_name: HashMap<u64, Vec<usize>> = HashMap::new();
