@@ -304,6 +304,22 @@ fn publish(sink: &DirSink, results: &[(usize, Result<FileReport, parquetrail_cor
 }
 
 impl RunSummary {
+    /// Counts what a directory walk could not read (a subdirectory without permission, an entry
+    /// that vanished) as failed files, named, that a rerun may convert: the rest of the run is
+    /// not held back by them.
+    fn add_unreadable(&mut self, unreadable: &[local::Unreadable]) {
+        for u in unreadable {
+            self.files += 1;
+            self.failed += 1;
+            self.failures.push(Failure {
+                key: u.path.display().to_string(),
+                reason: format!("cannot read it: {}", u.reason),
+                retryable: true,
+                quarantine_path: None,
+            });
+        }
+    }
+
     /// Totals up; `committed` is the rows the archive holds of this run's outputs.
     fn finish(&mut self, partitions: BTreeSet<String>, started: Instant, committed: u64) {
         self.partitions = partitions.len() as u64;
@@ -347,6 +363,7 @@ async fn run_convert_s3(args: &ConvertArgs, options: Options, jobs: usize) -> Re
         .with_context(|| format!("reading the ledger of {dest}"))?;
     let pipeline = Arc::new(Pipeline::new(dest_storage, dest.prefix(), options));
     let mut items = Vec::new();
+    let mut unreadable = Vec::new();
     for source in &args.sources {
         match Location::parse(source).map_err(anyhow::Error::msg)? {
             location @ Location::S3 { .. } => {
@@ -361,7 +378,11 @@ async fn run_convert_s3(args: &ConvertArgs, options: Options, jobs: usize) -> Re
                     size: o.size,
                 }));
             }
-            Location::Local(path) => items.extend(local::list_sources(&[path])?.into_iter().map(Item::File)),
+            Location::Local(path) => {
+                let (files, missed) = local::list_sources(&[path])?;
+                items.extend(files.into_iter().map(Item::File));
+                unreadable.extend(missed);
+            }
         }
     }
     let identities: Vec<Vec<u8>> = items
@@ -492,6 +513,7 @@ async fn run_convert_s3(args: &ConvertArgs, options: Options, jobs: usize) -> Re
         summary.add(&key, result, &mut partitions);
     }
     ledger.flush().await.with_context(|| format!("recording the run in the ledger of {dest}"))?;
+    summary.add_unreadable(&unreadable);
     summary.finish(partitions, started, committed.values().sum());
     Ok(summary)
 }
@@ -590,12 +612,14 @@ pub fn convert(args: &ConvertArgs) -> Result<ExitCode> {
         runtime.block_on(run_convert_s3(args, options, jobs))?
     } else {
         let sources: Vec<PathBuf> = args.sources.iter().map(PathBuf::from).collect();
-        let files = local::list_sources(&sources)?;
-        if files.is_empty() {
+        let (files, unreadable) = local::list_sources(&sources)?;
+        if files.is_empty() && unreadable.is_empty() {
             bail!("no files found in {}", args.sources.join(", "));
         }
         let sink = DirSink::new(&args.out).with_context(|| format!("creating {}", args.out))?;
-        run_convert(&files, &sink, &options, args.jobs.unwrap_or(cpus))?
+        let mut summary = run_convert(&files, &sink, &options, args.jobs.unwrap_or(cpus))?;
+        summary.add_unreadable(&unreadable);
+        summary
     };
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&summary)?);
@@ -665,7 +689,7 @@ pub fn demo(args: &DemoArgs) -> Result<ExitCode> {
     })?;
     outln!("    {} files, {} records, {} gzip\n", generated.files, generated.records, mb(generated.gzip_bytes));
     outln!("2/5 Converting it to Parquet in {}", archive.display());
-    let files = local::list_sources(std::slice::from_ref(&trail))?;
+    let (files, _) = local::list_sources(std::slice::from_ref(&trail))?;
     let sink = DirSink::new(&archive)?;
     let jobs = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let run = run_convert(&files, &sink, &Options::default(), jobs)?;

@@ -220,3 +220,41 @@ fn a_backfill_of_another_prefix_does_not_overwrite_an_earlier_one() {
         .collect();
     assert_eq!(lines.iter().filter(|l| l["distinct"] == true).count(), 1, "{lines:?}");
 }
+
+/// An unreadable subdirectory used to abort the whole run with "Permission denied" and no path.
+/// It is named, counted as failed (retryable: exit 2), and the rest of the tree converts. As root
+/// the binary runs without the capabilities that bypass permissions, so the mode counts.
+#[cfg(unix)]
+#[test]
+fn an_unreadable_subdirectory_is_named_and_the_rest_converts() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    write(&cwd.join("trail/ok").join(DAY).join(NAME), &log_file("ok", 2));
+    let locked = cwd.join("trail/locked").join(DAY);
+    write(&locked.join(NAME), &log_file("locked", 1));
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let root = std::process::Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    let mut command = if root {
+        let mut c = std::process::Command::new("setpriv");
+        let caps = "-dac_override,-dac_read_search";
+        c.args(["--inh-caps", caps, "--bounding-set", caps, env!("CARGO_BIN_EXE_parquetrail")]);
+        c
+    } else {
+        std::process::Command::new(env!("CARGO_BIN_EXE_parquetrail"))
+    };
+    let out = command.args(["convert", "trail", "--out", "archive", "--json"]).current_dir(cwd).output().unwrap();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let s: Value = serde_json::from_str(&stdout(&out))
+        .unwrap_or_else(|e| panic!("{e}: {}\n{}", stdout(&out), String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(out.status.code(), Some(2), "{s}");
+    assert_eq!((s["converted"].as_u64(), s["failed"].as_u64(), s["rows"].as_u64()), (Some(1), Some(1), Some(2)), "{s}");
+    let failure = &s["failures"][0];
+    assert!(
+        failure["key"].as_str().unwrap().ends_with("trail/locked/AWSLogs/111122223333/CloudTrail/us-east-1/2024/03/01"),
+        "{failure}"
+    );
+    assert!(failure["reason"].as_str().unwrap().contains("Permission denied"), "{failure}");
+    assert_eq!(failure["retryable"], true);
+    assert_eq!(archived_ids(cwd, "archive"), once(ids("ok", 2)));
+}
