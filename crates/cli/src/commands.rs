@@ -177,7 +177,9 @@ pub fn run_convert(files: &[SourceFile], sink: &DirSink, options: &Options, jobs
     progress.finish_and_clear();
     let mut results = results.into_inner().expect("results lock");
     results.sort_by_key(|(i, _)| *i);
-    publish(sink, &results)?;
+    // A manifest or ledger that cannot be written does not hide the run: the summary says what was
+    // committed and what is not listed yet, and a rerun (which lists its outputs again) repairs it.
+    let unlisted = publish(sink, &results).err();
     let mut summary = RunSummary::default();
     let mut partitions = BTreeSet::new();
     for (i, result) in &results {
@@ -195,9 +197,12 @@ pub fn run_convert(files: &[SourceFile], sink: &DirSink, options: &Options, jobs
         let result = result.as_ref().map_err(|e| (e.to_string(), !e.is_permanent()));
         summary.add(&file.key, result, &mut partitions);
     }
-    runtime
-        .block_on(ledger.flush())
-        .with_context(|| format!("recording the run in the ledger under {}", sink.root().display()))?;
+    if let Some(e) = unlisted {
+        summary.add_unfinished(parquetrail_ingest::manifest::MANIFESTS, &format!("{e:#}: the outputs are committed, but readers going through manifests do not see them until a rerun lists them"));
+    }
+    if let Err(e) = runtime.block_on(ledger.flush()) {
+        summary.add_unfinished(parquetrail_ingest::ledger::LEDGER_DIR, &format!("{e}: the run is not recorded, so a later run cannot tell which object owns these output names until a rerun records it"));
+    }
     let committed = committed_rows(sink.root(), results.iter().filter_map(|(_, r)| r.as_ref().ok()))?;
     summary.finish(partitions, started, committed);
     Ok(summary)
@@ -318,6 +323,17 @@ impl RunSummary {
                 quarantine_path: None,
             });
         }
+    }
+
+    /// Names a step after the conversion that failed (listing in manifests, the ledger): not a
+    /// file, but an I/O failure a rerun repairs, so the run exits 2 with its summary.
+    fn add_unfinished(&mut self, what: &str, reason: &str) {
+        self.failures.push(Failure {
+            key: what.to_string(),
+            reason: reason.to_string(),
+            retryable: true,
+            quarantine_path: None,
+        });
     }
 
     /// Totals up; `committed` is the rows the archive holds of this run's outputs.

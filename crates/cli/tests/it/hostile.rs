@@ -258,3 +258,32 @@ fn an_unreadable_subdirectory_is_named_and_the_rest_converts() {
     assert_eq!(failure["retryable"], true);
     assert_eq!(archived_ids(cwd, "archive"), once(ids("ok", 2)));
 }
+
+/// A manifest that cannot be written used to end the run without any summary, even with `--json`,
+/// leaving committed outputs unlisted. The summary is printed, names the manifests as not written
+/// (exit 2), and a rerun lists the outputs.
+#[test]
+fn a_failed_manifest_write_is_reported_and_repaired_by_a_rerun() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    write(&cwd.join("trail").join(DAY).join(NAME), &log_file("m", 2));
+    write(&cwd.join("archive/manifests"), b"a file where the manifests directory must go");
+    let (code, s) = convert_json(cwd, &["trail", "--out", "archive"]);
+    assert_eq!(code, Some(2), "{s}");
+    assert_eq!((s["converted"].as_u64(), s["committed_rows"].as_u64()), (Some(1), Some(2)), "{s}");
+    let failure = &s["failures"][0];
+    assert_eq!((failure["key"].as_str(), &failure["retryable"]), (Some("manifests"), &Value::Bool(true)), "{s}");
+    assert!(failure["reason"].as_str().unwrap().contains("until a rerun lists them"), "{failure}");
+    assert!(walk(&cwd.join("archive")).iter().all(|p| !p.ends_with(".tmp")), "no hidden leftovers");
+
+    std::fs::remove_file(cwd.join("archive/manifests")).unwrap();
+    let (code, s) = convert_json(cwd, &["trail", "--out", "archive"]);
+    assert_eq!(code, Some(0), "{s}");
+    let manifests: Vec<String> =
+        walk(&cwd.join("archive/manifests/events")).into_iter().filter(|p| p.ends_with("/symlink.txt")).collect();
+    assert_eq!(manifests.len(), 1, "{manifests:?}");
+    let listed = std::fs::read_to_string(&manifests[0]).unwrap();
+    let outputs: Vec<String> = walk(&cwd.join("archive/events"));
+    assert_eq!(outputs.len(), 1);
+    assert!(outputs[0].ends_with(listed.trim()), "{listed} lists {outputs:?}");
+}
