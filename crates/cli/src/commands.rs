@@ -1,8 +1,9 @@
 //! The subcommands.
 //!
 //! Output goes through `outln!`, which returns write errors instead of panicking, so
-//! `parquetrail summary … | head` ends quietly (see `main`). Each returns the process exit code: 0 when everything converted, 1 when some
-//! input could not be (it is quarantined and named), 2 for usage or I/O errors.
+//! `parquetrail summary … | head` ends quietly (see `main`). Each returns the process exit code: 0
+//! when everything converted, 1 when some input was quarantined (files or records, each named),
+//! 2 for usage or I/O errors (an output that could not be written, a source that could not be read).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
@@ -19,6 +20,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use parquetrail_core::archive::{ExportFormat, Exporter, RowFilter, Summary};
 use parquetrail_core::convert::{self, FileReport, Options};
+use parquetrail_ingest::ledger::{Candidate, Checkpoint, Claims, Entry, Ledger, Naming};
 use parquetrail_ingest::s3::S3Settings;
 use parquetrail_ingest::{Location, Pipeline, Storage};
 use rayon::prelude::*;
@@ -41,7 +43,13 @@ pub struct RunSummary {
     pub filtered: u64,
     /// Digest files converted, one `digests` row each (not counted in `records`).
     pub digests: u64,
+    /// `records == rows + quarantined + filtered`, with `rows` as the archive holds them: the rows
+    /// of the committed outputs, counted from their footers, not those the run meant to write.
     pub reconciled: bool,
+    /// Rows of the events and insights outputs as committed (see `reconciled`).
+    pub committed_rows: u64,
+    /// Sources whose plain output names another object owns, converted under names of their own.
+    pub renamed: Vec<String>,
     pub bytes_in: u64,
     pub json_bytes: u64,
     pub bytes_out: u64,
@@ -108,26 +116,54 @@ impl RunSummary {
 }
 
 /// Converts local files into the archive under `sink`, in parallel, with a progress bar on a
-/// terminal.
+/// terminal. Sources that would share output names are named apart first (see [`name_sources`]);
+/// every converted file is recorded in the archive's ledger, so later runs know who owns a name.
 pub fn run_convert(files: &[SourceFile], sink: &DirSink, options: &Options, jobs: usize) -> Result<RunSummary> {
     let total: u64 = files.iter().map(|f| f.size).sum();
+    let started = Instant::now();
+    let storage: Arc<dyn Storage> = Arc::new(parquetrail_ingest::local::LocalStorage::new(sink.root()));
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
+    let mut ledger = runtime
+        .block_on(Ledger::open(storage.clone(), "", Checkpoint::default()))
+        .with_context(|| format!("reading the ledger under {}", sink.root().display()))?;
+    let converted = |f: &SourceFile| f.explicit || looks_like_log_file(&f.key);
+    let identities: Vec<Vec<u8>> = files.iter().map(|f| file_identity(&f.path)).collect();
+    let sources: Vec<(usize, String, Vec<u8>)> = (0..files.len())
+        .filter(|&i| converted(&files[i]))
+        .map(|i| (i, files[i].key.clone(), identities[i].clone()))
+        .collect();
+    let namings = name_sources(&sources, ledger.claims(), |i| file_content(&files[i].path));
     let progress = progress_bar(total);
     let records = AtomicU64::new(0);
     let done = AtomicU64::new(0);
-    let started = Instant::now();
     let pool = rayon::ThreadPoolBuilder::new().num_threads(jobs.max(1)).build().context("starting worker threads")?;
     let results: Mutex<Vec<(usize, Result<FileReport, parquetrail_core::Error>)>> =
         Mutex::new(Vec::with_capacity(files.len()));
     pool.install(|| {
         files.par_iter().enumerate().for_each(|(i, file)| {
-            let result = if !file.explicit && !looks_like_log_file(&file.key) {
+            let result = match namings.get(&i) {
                 // A directory walk meets READMEs, checksums and the like; CloudTrail only ever writes
                 // `.json.gz`. Files named on the command line are always read.
-                Ok(FileReport { key: file.key.clone(), skipped: Some(NOT_A_LOG_NAME.into()), ..FileReport::default() })
-            } else {
-                File::open(&file.path)
-                    .map_err(|source| parquetrail_core::Error::Read { key: file.key.clone(), offset: 0, source })
-                    .and_then(|f| convert::convert(&file.key, f, sink, options))
+                None => Ok(FileReport {
+                    key: file.key.clone(),
+                    skipped: Some(NOT_A_LOG_NAME.into()),
+                    ..FileReport::default()
+                }),
+                Some(Naming::CopyOf(j)) => Ok(FileReport {
+                    key: file.key.clone(),
+                    skipped: Some(format!("{COPY_OF} {}", files[*j].path.display())),
+                    ..FileReport::default()
+                }),
+                Some(naming) => {
+                    let source = convert::Source {
+                        key: &file.key,
+                        distinct: (*naming == Naming::Distinct).then_some(identities[i].as_slice()),
+                        ..convert::Source::default()
+                    };
+                    File::open(&file.path)
+                        .map_err(|source| parquetrail_core::Error::Read { key: file.key.clone(), offset: 0, source })
+                        .and_then(|f| convert::convert_source(source, f, sink, options))
+                }
             };
             if let Ok(r) = &result {
                 records.fetch_add(r.records, Ordering::Relaxed);
@@ -141,15 +177,108 @@ pub fn run_convert(files: &[SourceFile], sink: &DirSink, options: &Options, jobs
     progress.finish_and_clear();
     let mut results = results.into_inner().expect("results lock");
     results.sort_by_key(|(i, _)| *i);
-    publish(sink, &results)?;
+    // A manifest or ledger that cannot be written does not hide the run: the summary says what was
+    // committed and what is not listed yet, and a rerun (which lists its outputs again) repairs it.
+    let unlisted = publish(sink, &results).err();
     let mut summary = RunSummary::default();
     let mut partitions = BTreeSet::new();
     for (i, result) in &results {
+        let file = &files[*i];
+        if let Ok(report) = result
+            && (report.skipped.is_none() || report.failure.is_some())
+        {
+            let distinct = namings.get(i) == Some(&Naming::Distinct);
+            if distinct {
+                summary.renamed.push(file.path.display().to_string());
+            }
+            let entry = Entry::for_file(None, &file.key, None, file.size, report, ledger.run());
+            ledger.record(&entry.with_source(&identities[*i], distinct));
+        }
         let result = result.as_ref().map_err(|e| (e.to_string(), !e.is_permanent()));
-        summary.add(&files[*i].key, result, &mut partitions);
+        summary.add(&file.key, result, &mut partitions);
     }
-    summary.finish(partitions, started);
+    if let Some(e) = unlisted {
+        summary.add_unfinished(parquetrail_ingest::manifest::MANIFESTS, &format!("{e:#}: the outputs are committed, but readers going through manifests do not see them until a rerun lists them"));
+    }
+    if let Err(e) = runtime.block_on(ledger.flush()) {
+        summary.add_unfinished(parquetrail_ingest::ledger::LEDGER_DIR, &format!("{e}: the run is not recorded, so a later run cannot tell which object owns these output names until a rerun records it"));
+    }
+    let committed = committed_rows(sink.root(), results.iter().filter_map(|(_, r)| r.as_ref().ok()))?;
+    summary.finish(partitions, started, committed);
     Ok(summary)
+}
+
+/// What `convert` reports for a source whose content another source of the run already has.
+const COPY_OF: &str = "the same content as (converted once, under the same names)";
+
+/// A local file's full identity: its canonical path, as the bytes the OS gives (two names that
+/// decode alike as text stay apart).
+fn file_identity(path: &Path) -> Vec<u8> {
+    let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    path.into_os_string().into_encoded_bytes()
+}
+
+/// The first 64 bits of the SHA-256 of a local file's decompressed content, when it can be read.
+fn file_content(path: &Path) -> Option<u64> {
+    let file = File::open(path).ok()?;
+    let sha = parquetrail_core::digest::inflated_sha256(io::BufReader::new(file)).ok()?;
+    Some(u64::from_be_bytes(sha[..8].try_into().expect("8 bytes")))
+}
+
+/// Names the sources of a run (`(index, key, full identity)`): the plain names unless another
+/// object owns them, by the ledger or earlier in the run (see `parquetrail_ingest::ledger`).
+/// `content` is asked only for sources whose names are contested.
+fn name_sources(
+    sources: &[(usize, String, Vec<u8>)],
+    claims: &Claims,
+    content: impl Fn(usize) -> Option<u64> + Sync,
+) -> std::collections::HashMap<usize, Naming> {
+    let mut candidates: Vec<Candidate> = sources
+        .iter()
+        .map(|(_, key, identity)| Candidate {
+            key: key.clone(),
+            identity: parquetrail_ingest::ledger::identity_hash(identity),
+            content: None,
+        })
+        .collect();
+    let contested = parquetrail_ingest::ledger::contested(&candidates, claims);
+    let contents: Vec<Option<u64>> = sources
+        .par_iter()
+        .zip(contested.par_iter())
+        .map(|((i, _, _), contested)| if *contested { content(*i) } else { None })
+        .collect();
+    for (candidate, content) in candidates.iter_mut().zip(contents) {
+        candidate.content = content;
+    }
+    let namings = parquetrail_ingest::ledger::assign_names(&candidates, claims);
+    sources
+        .iter()
+        .zip(namings)
+        .map(|((i, _, _), naming)| {
+            let naming = match naming {
+                Naming::CopyOf(j) => Naming::CopyOf(sources[j].0),
+                other => other,
+            };
+            (*i, naming)
+        })
+        .collect()
+}
+
+/// Rows of the events and insights outputs the reports name, counted from the committed files'
+/// footers. An output two reports name (which should never be) counts once: what is there.
+fn committed_rows<'a>(root: &Path, reports: impl Iterator<Item = &'a FileReport>) -> Result<u64> {
+    let paths: BTreeSet<&str> = reports
+        .filter(|r| r.failure.is_none())
+        .flat_map(|r| r.outputs.iter())
+        .filter(|o| o.dataset != convert::Dataset::Digests)
+        .map(|o| o.path.as_str())
+        .collect();
+    let mut rows = 0;
+    for path in paths {
+        let file = File::open(root.join(path)).with_context(|| format!("reading back {path}"))?;
+        rows += convert::committed_rows(file, path)?;
+    }
+    Ok(rows)
 }
 
 /// Lists the run's outputs in their partitions' manifests (one write per partition), which makes
@@ -180,10 +309,39 @@ fn publish(sink: &DirSink, results: &[(usize, Result<FileReport, parquetrail_cor
 }
 
 impl RunSummary {
-    fn finish(&mut self, partitions: BTreeSet<String>, started: Instant) {
+    /// Counts what a directory walk could not read (a subdirectory without permission, an entry
+    /// that vanished) as failed files, named, that a rerun may convert: the rest of the run is
+    /// not held back by them.
+    fn add_unreadable(&mut self, unreadable: &[local::Unreadable]) {
+        for u in unreadable {
+            self.files += 1;
+            self.failed += 1;
+            self.failures.push(Failure {
+                key: u.path.display().to_string(),
+                reason: format!("cannot read it: {}", u.reason),
+                retryable: true,
+                quarantine_path: None,
+            });
+        }
+    }
+
+    /// Names a step after the conversion that failed (listing in manifests, the ledger): not a
+    /// file, but an I/O failure a rerun repairs, so the run exits 2 with its summary.
+    fn add_unfinished(&mut self, what: &str, reason: &str) {
+        self.failures.push(Failure {
+            key: what.to_string(),
+            reason: reason.to_string(),
+            retryable: true,
+            quarantine_path: None,
+        });
+    }
+
+    /// Totals up; `committed` is the rows the archive holds of this run's outputs.
+    fn finish(&mut self, partitions: BTreeSet<String>, started: Instant, committed: u64) {
         self.partitions = partitions.len() as u64;
         self.seconds = started.elapsed().as_secs_f64();
-        self.reconciled = self.records == self.rows + self.quarantined + self.filtered;
+        self.committed_rows = committed;
+        self.reconciled = self.rows == committed && self.records == committed + self.quarantined + self.filtered;
     }
 }
 
@@ -210,12 +368,18 @@ enum Item {
 }
 
 /// Conversion when S3 is involved (source, destination or both): objects are listed and streamed
-/// through the ingest pipeline — the same code path as the Lambda.
+/// through the ingest pipeline — the same code path as the Lambda. Names are assigned as in
+/// [`run_convert`], and every converted object is recorded in the archive's ledger.
 async fn run_convert_s3(args: &ConvertArgs, options: Options, jobs: usize) -> Result<RunSummary> {
     let settings = S3Settings::from_env().map_err(anyhow::Error::msg)?;
     let dest = Location::parse(&args.out).map_err(anyhow::Error::msg)?;
-    let pipeline = Arc::new(Pipeline::new(dest.storage(&settings).await, dest.prefix(), options));
+    let dest_storage = dest.storage(&settings).await;
+    let mut ledger = Ledger::open(dest_storage.clone(), dest.prefix(), Checkpoint::default())
+        .await
+        .with_context(|| format!("reading the ledger of {dest}"))?;
+    let pipeline = Arc::new(Pipeline::new(dest_storage, dest.prefix(), options));
     let mut items = Vec::new();
+    let mut unreadable = Vec::new();
     for source in &args.sources {
         match Location::parse(source).map_err(anyhow::Error::msg)? {
             location @ Location::S3 { .. } => {
@@ -230,9 +394,43 @@ async fn run_convert_s3(args: &ConvertArgs, options: Options, jobs: usize) -> Re
                     size: o.size,
                 }));
             }
-            Location::Local(path) => items.extend(local::list_sources(&[path])?.into_iter().map(Item::File)),
+            Location::Local(path) => {
+                let (files, missed) = local::list_sources(&[path])?;
+                items.extend(files.into_iter().map(Item::File));
+                unreadable.extend(missed);
+            }
         }
     }
+    let identities: Vec<Vec<u8>> = items
+        .iter()
+        .map(|item| match item {
+            Item::S3 { storage, key, .. } => parquetrail_ingest::ledger::full_identity(storage.bucket(), key),
+            Item::File(f) => file_identity(&f.path),
+        })
+        .collect();
+    let sources: Vec<(usize, String, Vec<u8>)> = items
+        .iter()
+        .enumerate()
+        .filter_map(|(i, item)| match item {
+            Item::S3 { key, .. } => Some((i, key.clone(), identities[i].clone())),
+            Item::File(f) if f.explicit || looks_like_log_file(&f.key) => {
+                Some((i, f.key.clone(), identities[i].clone()))
+            }
+            Item::File(_) => None,
+        })
+        .collect();
+    let handle = tokio::runtime::Handle::current();
+    let namings = tokio::task::block_in_place(|| {
+        name_sources(&sources, ledger.claims(), |i| match &items[i] {
+            Item::File(f) => file_content(&f.path),
+            Item::S3 { storage, key, .. } => {
+                let opened = handle.block_on(storage.open(key, None)).ok()?;
+                let reader = tokio_util::io::SyncIoBridge::new_with_handle(opened.reader, handle.clone());
+                let sha = parquetrail_core::digest::inflated_sha256(reader).ok()?;
+                Some(u64::from_be_bytes(sha[..8].try_into().expect("8 bytes")))
+            }
+        })
+    });
     let total = items
         .iter()
         .map(|i| match i {
@@ -244,20 +442,46 @@ async fn run_convert_s3(args: &ConvertArgs, options: Options, jobs: usize) -> Re
     let started = Instant::now();
     let permits = Arc::new(tokio::sync::Semaphore::new(jobs.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
+    let copy_names: Vec<String> = items
+        .iter()
+        .map(|item| match item {
+            Item::S3 { storage, key, .. } => storage.uri(key),
+            Item::File(f) => f.path.display().to_string(),
+        })
+        .collect();
+    let mut meta = Vec::with_capacity(items.len());
     for (i, item) in items.into_iter().enumerate() {
         let permit = permits.clone().acquire_owned().await.expect("semaphore is never closed");
         let pipeline = pipeline.clone();
         let progress = progress.clone();
+        let naming = namings.get(&i).copied();
+        let distinct = (naming == Some(Naming::Distinct)).then(|| identities[i].clone());
+        let copy_of = match naming {
+            Some(Naming::CopyOf(j)) => Some(copy_names[j].clone()),
+            _ => None,
+        };
+        meta.push(match &item {
+            Item::S3 { storage, size, .. } => (storage.bucket().map(str::to_string), *size),
+            Item::File(f) => (None, f.size),
+        });
         tasks.spawn(async move {
-            let (key, size, outcome) = match item {
-                Item::S3 { storage, key, size } => {
-                    let outcome = pipeline.process(storage.as_ref(), &key, None, None).await;
-                    (key, size, Some(outcome))
+            let (key, size, outcome) = match (item, copy_of) {
+                (Item::S3 { key, size, .. } | Item::File(SourceFile { key, size, .. }), Some(copy_of)) => {
+                    let report = FileReport {
+                        key: key.clone(),
+                        skipped: Some(format!("{COPY_OF} {copy_of}")),
+                        ..FileReport::default()
+                    };
+                    (key, size, Some(Err(report)))
                 }
-                Item::File(f) if !f.explicit && !looks_like_log_file(&f.key) => (f.key, f.size, None),
-                Item::File(f) => {
-                    let outcome = pipeline.process_file(&f.path, &f.key).await;
-                    (f.key, f.size, Some(outcome))
+                (Item::S3 { storage, key, size }, None) => {
+                    let outcome = pipeline.process_named(storage.as_ref(), &key, None, None, distinct.as_deref()).await;
+                    (key, size, Some(Ok(outcome)))
+                }
+                (Item::File(f), None) if naming.is_none() => (f.key, f.size, None),
+                (Item::File(f), None) => {
+                    let outcome = pipeline.process_file_named(&f.path, &f.key, distinct.as_deref()).await;
+                    (f.key, f.size, Some(Ok(outcome)))
                 }
             };
             progress.inc(size);
@@ -273,7 +497,8 @@ async fn run_convert_s3(args: &ConvertArgs, options: Options, jobs: usize) -> Re
     results.sort_by_key(|(i, _, _)| *i);
     let mut summary = RunSummary::default();
     let mut partitions = BTreeSet::new();
-    for (_, key, outcome) in results {
+    let mut committed: BTreeMap<String, u64> = BTreeMap::new();
+    for (i, key, outcome) in results {
         let skipped;
         let result = match &outcome {
             None => {
@@ -281,11 +506,31 @@ async fn run_convert_s3(args: &ConvertArgs, options: Options, jobs: usize) -> Re
                     FileReport { key: key.clone(), skipped: Some(NOT_A_LOG_NAME.into()), ..FileReport::default() };
                 Ok(&skipped)
             }
-            Some(o) => o.result.as_ref().map_err(|e| (e.message.clone(), e.retryable)),
+            Some(Err(copy)) => Ok(copy),
+            Some(Ok(o)) => o.result.as_ref().map_err(|e| (e.message.clone(), e.retryable)),
         };
+        if let (Some(Ok(o)), Ok(report)) = (&outcome, &result)
+            && (report.skipped.is_none() || report.failure.is_some())
+        {
+            let distinct = namings.get(&i) == Some(&Naming::Distinct);
+            if distinct {
+                summary.renamed.push(copy_names[i].clone());
+            }
+            let (bucket, size) = &meta[i];
+            let entry = Entry::for_file(bucket.as_deref(), &o.key, o.etag.as_deref(), *size, report, ledger.run());
+            ledger.record(&entry.with_source(&identities[i], distinct));
+            if report.failure.is_none() {
+                // What an output holds is what its last writer wrote: a path named twice counts once.
+                for out in report.outputs.iter().filter(|o| o.dataset != convert::Dataset::Digests) {
+                    committed.insert(out.path.clone(), out.rows);
+                }
+            }
+        }
         summary.add(&key, result, &mut partitions);
     }
-    summary.finish(partitions, started);
+    ledger.flush().await.with_context(|| format!("recording the run in the ledger of {dest}"))?;
+    summary.add_unreadable(&unreadable);
+    summary.finish(partitions, started, committed.values().sum());
     Ok(summary)
 }
 
@@ -310,7 +555,11 @@ fn print_run(summary: &RunSummary, out: &dyn std::fmt::Display) -> Result<()> {
         s.rows,
         s.quarantined,
         if s.filtered > 0 { format!(" + {} filtered", s.filtered) } else { String::new() },
-        if s.reconciled { "(reconciled)" } else { "(DOES NOT RECONCILE)" }
+        if s.reconciled {
+            "(reconciled)".to_string()
+        } else {
+            format!("(DOES NOT RECONCILE: the archive holds {} of these rows)", s.committed_rows)
+        }
     );
     if s.digests > 0 {
         outln!("  digests   {} digest file(s), one row each in the digests dataset", s.digests);
@@ -324,6 +573,15 @@ fn print_run(summary: &RunSummary, out: &dyn std::fmt::Display) -> Result<()> {
     );
     for (reason, n) in &s.skip_reasons {
         outln!("  skipped   {n} × {reason}");
+    }
+    if !s.renamed.is_empty() {
+        outln!(
+            "  renamed   {} source(s) whose output names another object owns; their outputs are named -d<hash of the source>:",
+            s.renamed.len()
+        );
+        for source in &s.renamed {
+            outln!("    {source}");
+        }
     }
     if !s.record_quarantines.is_empty() {
         outln!(
@@ -345,8 +603,17 @@ fn print_run(summary: &RunSummary, out: &dyn std::fmt::Display) -> Result<()> {
     Ok(())
 }
 
+/// The README's exit codes: 2 when a file failed for an I/O reason (an output that could not be
+/// written, a source that could not be read: a rerun may succeed), 1 when input was quarantined
+/// (whole files or records) or the run does not reconcile, 0 when everything converted.
 fn exit_for(summary: &RunSummary) -> ExitCode {
-    if summary.failed > 0 || !summary.reconciled { ExitCode::from(1) } else { ExitCode::SUCCESS }
+    if summary.failures.iter().any(|f| f.retryable) {
+        ExitCode::from(2)
+    } else if summary.failed > 0 || summary.quarantined > 0 || !summary.reconciled {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 pub fn convert(args: &ConvertArgs) -> Result<ExitCode> {
@@ -361,12 +628,14 @@ pub fn convert(args: &ConvertArgs) -> Result<ExitCode> {
         runtime.block_on(run_convert_s3(args, options, jobs))?
     } else {
         let sources: Vec<PathBuf> = args.sources.iter().map(PathBuf::from).collect();
-        let files = local::list_sources(&sources)?;
-        if files.is_empty() {
+        let (files, unreadable) = local::list_sources(&sources)?;
+        if files.is_empty() && unreadable.is_empty() {
             bail!("no files found in {}", args.sources.join(", "));
         }
         let sink = DirSink::new(&args.out).with_context(|| format!("creating {}", args.out))?;
-        run_convert(&files, &sink, &options, args.jobs.unwrap_or(cpus))?
+        let mut summary = run_convert(&files, &sink, &options, args.jobs.unwrap_or(cpus))?;
+        summary.add_unreadable(&unreadable);
+        summary
     };
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&summary)?);
@@ -443,7 +712,7 @@ pub fn demo(args: &DemoArgs) -> Result<ExitCode> {
     })?;
     outln!("    {} files, {} records, {} gzip\n", generated.files, generated.records, mb(generated.gzip_bytes));
     outln!("2/5 Converting it to Parquet in {}", archive.display());
-    let files = local::list_sources(std::slice::from_ref(&trail))?;
+    let (files, _) = local::list_sources(std::slice::from_ref(&trail))?;
     let sink = DirSink::new(&archive)?;
     let jobs = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let run = run_convert(&files, &sink, &Options::default(), jobs)?;

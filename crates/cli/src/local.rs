@@ -16,15 +16,27 @@ pub struct SourceFile {
     pub explicit: bool,
 }
 
+/// A directory or file below a source that could not be listed or examined: a run names it,
+/// counts it as failed and goes on with the rest.
+#[derive(Debug, Clone)]
+pub struct Unreadable {
+    pub path: PathBuf,
+    pub reason: String,
+}
+
 /// Lists the files of the given sources (files or directories, walked recursively in sorted
-/// order). A file's key is its path from the `AWSLogs` segment on when there is one — the key it
-/// has in the trail bucket — and otherwise its path relative to the directory given.
-pub fn list_sources(sources: &[PathBuf]) -> io::Result<Vec<SourceFile>> {
+/// order), and what below them could not be read. A file's key is its path from the `AWSLogs`
+/// segment on when there is one — the key it has in the trail bucket — and otherwise its path
+/// relative to the directory given. A source that is missing or unreadable itself is an error.
+pub fn list_sources(sources: &[PathBuf]) -> io::Result<(Vec<SourceFile>, Vec<Unreadable>)> {
     let mut out = Vec::new();
+    let mut unreadable = Vec::new();
     for source in sources {
         let meta = fs::metadata(source).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", source.display())))?;
         if meta.is_dir() {
-            walk(source, source, &mut out)?;
+            // The directory given must itself be readable: otherwise there is nothing to do.
+            fs::read_dir(source).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", source.display())))?;
+            walk(source, source, &mut out, &mut unreadable);
         } else {
             let name = source.file_name().map(PathBuf::from).unwrap_or_else(|| source.clone());
             out.push(SourceFile {
@@ -35,28 +47,35 @@ pub fn list_sources(sources: &[PathBuf]) -> io::Result<Vec<SourceFile>> {
             });
         }
     }
-    Ok(out)
+    Ok((out, unreadable))
 }
 
-fn walk(root: &Path, dir: &Path, out: &mut Vec<SourceFile>) -> io::Result<()> {
-    let mut entries: Vec<_> = fs::read_dir(dir)?.collect::<io::Result<_>>()?;
+/// Walks `dir`; whatever cannot be listed or examined goes to `unreadable`, and the walk goes on.
+fn walk(root: &Path, dir: &Path, out: &mut Vec<SourceFile>, unreadable: &mut Vec<Unreadable>) {
+    let failed = |path: &Path, e: io::Error| Unreadable { path: path.to_path_buf(), reason: e.to_string() };
+    let mut entries = match fs::read_dir(dir).and_then(|d| d.collect::<io::Result<Vec<_>>>()) {
+        Ok(entries) => entries,
+        Err(e) => return unreadable.push(failed(dir, e)),
+    };
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {
         let path = entry.path();
-        let name = entry.file_name();
-        if name.to_string_lossy().starts_with('.') {
+        if entry.file_name().to_string_lossy().starts_with('.') {
             continue; // temporary and hidden files
         }
-        let ty = entry.file_type()?;
-        if ty.is_dir() {
-            walk(root, &path, out)?;
-        } else if ty.is_file() {
-            let rel = path.strip_prefix(root).unwrap_or(&path).to_path_buf();
-            let size = entry.metadata()?.len();
-            out.push(SourceFile { key: key_for(&path, &rel), path, size, explicit: false });
+        match entry.file_type() {
+            Ok(ty) if ty.is_dir() => walk(root, &path, out, unreadable),
+            Ok(ty) if ty.is_file() => match entry.metadata() {
+                Ok(meta) => {
+                    let rel = path.strip_prefix(root).unwrap_or(&path).to_path_buf();
+                    out.push(SourceFile { key: key_for(&path, &rel), path, size: meta.len(), explicit: false });
+                }
+                Err(e) => unreadable.push(failed(&path, e)),
+            },
+            Ok(_) => {}
+            Err(e) => unreadable.push(failed(&path, e)),
         }
     }
-    Ok(())
 }
 
 fn key_for(path: &Path, fallback: &Path) -> String {
@@ -90,8 +109,9 @@ pub fn list_archive(root: &Path, dataset: &str) -> io::Result<Vec<ArchiveFile>> 
     let mut listed = std::collections::BTreeSet::new();
     let mut managed = std::collections::BTreeSet::new();
     let mut found = Vec::new();
+    let mut unreadable = Vec::new();
     if manifests.is_dir() {
-        walk(&manifests, &manifests, &mut found)?;
+        walk(&manifests, &manifests, &mut found, &mut unreadable);
     }
     for m in found.iter().filter(|m| m.path.ends_with(parquetrail_ingest::manifest::MANIFEST_FILE)) {
         if let Some(dir) = m.path.parent().and_then(|d| d.strip_prefix(&manifests).ok()) {
@@ -102,7 +122,11 @@ pub fn list_archive(root: &Path, dataset: &str) -> io::Result<Vec<ArchiveFile>> 
         }
     }
     let mut all = Vec::new();
-    walk(&base, &base, &mut all)?;
+    walk(&base, &base, &mut all, &mut unreadable);
+    // A reader must not answer from part of the archive without saying so.
+    if let Some(u) = unreadable.first() {
+        return Err(io::Error::other(format!("{}: {}", u.path.display(), u.reason)));
+    }
     for f in all {
         if f.path.extension().is_none_or(|e| e != "parquet") {
             continue;

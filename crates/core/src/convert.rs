@@ -87,11 +87,23 @@ pub struct Limits {
     /// The largest digest file, in inflated bytes (a real one lists at most a few thousand log
     /// files: well under a megabyte). A larger one is quarantined as `oversized_digest`.
     pub max_digest_bytes: u64,
+    /// The most one file may write to its record quarantine, in bytes of JSON lines. Each
+    /// quarantined record costs a line of about a hundred bytes plus its text, so a tiny record
+    /// repeated (a 4 KB gzip of `[1,1,1,…]` holds millions) would otherwise turn kilobytes of
+    /// input into hundreds of megabytes. Past the cap, no more lines are written: one last line
+    /// quarantines the rest *by reference* — how many records, the first one's index and offset,
+    /// and the SHA-256 of the decompressed source — and they are still counted as quarantined.
+    pub max_quarantine_bytes: u64,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_record_bytes: 16 << 20, max_partitions: 64, max_digest_bytes: crate::digest::MAX_DIGEST_BYTES }
+        Limits {
+            max_record_bytes: 16 << 20,
+            max_partitions: 64,
+            max_digest_bytes: crate::digest::MAX_DIGEST_BYTES,
+            max_quarantine_bytes: 16 << 20,
+        }
     }
 }
 
@@ -244,6 +256,9 @@ pub struct FileReport {
     pub outputs: Vec<OutputReport>,
     /// The record quarantine object, when any record was quarantined.
     pub quarantine_path: Option<String>,
+    /// Of `quarantined`, the records past [`Limits::max_quarantine_bytes`]: not copied, but
+    /// named by the quarantine's last line (count, first index, the source's SHA-256).
+    pub quarantined_by_reference: u64,
 }
 
 impl FileReport {
@@ -277,6 +292,30 @@ struct Reference {
     sha256: String,
 }
 
+/// The last line of a record quarantine that reached [`Limits::max_quarantine_bytes`]: the
+/// records not copied, by reference to the source object.
+#[derive(Debug, Serialize)]
+struct OmittedRecords<'a> {
+    source_key: &'a str,
+    /// The first record not copied, and where it starts in the decompressed source.
+    record_index: usize,
+    offset: u64,
+    reason: String,
+    /// How many quarantined records, from `record_index` on, this line stands for.
+    omitted: u64,
+    /// SHA-256 of the decompressed source, to check a copy of it before extracting them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source_sha256: Option<&'a str>,
+}
+
+/// Records quarantined past the cap: counted, not copied.
+#[derive(Debug, Clone, Copy)]
+struct Omitted {
+    count: u64,
+    first_index: usize,
+    first_offset: u64,
+}
+
 /// The longest escaped account or Region value of a partition path: a path segment must stay
 /// well under the 255 bytes most file systems allow a name.
 const MAX_PARTITION_VALUE: usize = 200;
@@ -304,6 +343,36 @@ pub struct Source<'a> {
     /// `signature-algorithm`); `None` for a local copy or any other object.
     #[serde(skip)]
     pub signature: crate::digest_table::Signature<'a>,
+    /// The source's full identity (`s3://bucket/key`, or a local file's path as bytes), given
+    /// only when another, different object already owns this one's output names: two sources
+    /// under different prefixes with the same `AWSLogs/…` key, or two file names that decode
+    /// alike. Every output and quarantine name then carries a suffix derived from it (see
+    /// [`output_stem`]), so neither overwrites the other. `None` keeps the plain names, which
+    /// stay stable from run to run.
+    #[serde(skip)]
+    pub distinct: Option<&'a [u8]>,
+}
+
+/// The file stem of every output and quarantine object made from `source`: the key's plain stem
+/// ([`ObjectKey::output_stem`]), plus, for a source whose plain names are taken by a different
+/// object, `-d` and 16 hex digits of the SHA-256 of its full identity ([`Source::distinct`]).
+pub fn output_stem(source: &Source<'_>) -> String {
+    let mut stem = ObjectKey::parse(source.key).output_stem();
+    if let Some(identity) = source.distinct {
+        use sha2::{Digest as _, Sha256};
+        stem.push_str("-d");
+        stem.push_str(&hex(&Sha256::digest(identity)[..8]));
+    }
+    stem
+}
+
+/// The rows a committed Parquet object holds, from its footer: what a run checks its reports
+/// against, so a summary states what is in the archive rather than what was attempted.
+pub fn committed_rows<R: parquet::file::reader::ChunkReader + 'static>(reader: R, path: &str) -> Result<u64> {
+    let reader = parquet::file::reader::SerializedFileReader::new(reader)
+        .map_err(|e| Error::Archive { path: path.to_string(), reason: e.to_string() })?;
+    let rows = parquet::file::reader::FileReader::metadata(&reader).file_metadata().num_rows();
+    Ok(u64::try_from(rows).unwrap_or(0))
 }
 
 /// Converts one object read from `input`, writing through `sink`.
@@ -341,7 +410,7 @@ pub fn convert_source(
         report.skipped = Some("zero-byte object".into());
         return Ok(report);
     }
-    let stem = object.output_stem();
+    let stem = output_stem(&source);
     let mut state = FileState::new(&object, &stem, sink, options);
     let outcome = std::thread::scope(|scope| {
         let guard = ReadAheadGuard(&mut reader);
@@ -407,6 +476,9 @@ struct FileState<'s> {
     options: &'s Options,
     outputs: BTreeMap<(Dataset, PartitionKey), ParquetOutput>,
     quarantine: Option<(String, Box<dyn SinkFile>)>,
+    /// Bytes written to `quarantine` so far, and the records past the cap.
+    quarantine_bytes: u64,
+    omitted: Option<Omitted>,
     records: u64,
     quarantined: u64,
     filtered: u64,
@@ -422,6 +494,8 @@ impl<'s> FileState<'s> {
             options,
             outputs: BTreeMap::new(),
             quarantine: None,
+            quarantine_bytes: 0,
+            omitted: None,
             records: 0,
             quarantined: 0,
             filtered: 0,
@@ -540,6 +614,10 @@ impl<'s> FileState<'s> {
         reason: String,
     ) -> Result<()> {
         self.quarantined += 1;
+        if let Some(omitted) = self.omitted.as_mut() {
+            omitted.count += 1; // past the cap: counted, never serialized
+            return Ok(());
+        }
         if self.quarantine.is_none() {
             let path = format!("{}/records/{}.jsonl", self.options.layout.quarantine, self.stem);
             let file = self.sink.create(&path).map_err(|source| Error::Write {
@@ -557,9 +635,15 @@ impl<'s> FileState<'s> {
             raw: text.map(String::from_utf8_lossy),
             reference,
         };
-        let (path, file) = self.quarantine.as_mut().expect("created above");
         let mut bytes = serde_json::to_vec(&line).expect("quarantine lines serialize");
         bytes.push(b'\n');
+        // The first record over the cap, and every one after it, is counted instead of copied.
+        if self.quarantine_bytes + bytes.len() as u64 > self.options.limits.max_quarantine_bytes {
+            self.omitted = Some(Omitted { count: 1, first_index: index, first_offset: offset });
+            return Ok(());
+        }
+        self.quarantine_bytes += bytes.len() as u64;
+        let (path, file) = self.quarantine.as_mut().expect("created above");
         file.write_all(&bytes).map_err(|source| Error::Write {
             key: self.object.key.into(),
             path: path.clone(),
@@ -567,7 +651,7 @@ impl<'s> FileState<'s> {
         })
     }
 
-    fn commit(self, report: &mut FileReport) -> Result<()> {
+    fn commit(mut self, report: &mut FileReport) -> Result<()> {
         let key = self.object.key.to_string();
         for ((dataset, partition), output) in self.outputs {
             let path = format!("{}/{}/{}.parquet", self.options.layout.prefix(dataset), partition.path(), self.stem);
@@ -583,6 +667,24 @@ impl<'s> FileState<'s> {
                 rows,
                 bytes,
             });
+        }
+        if let (Some(omitted), Some((path, file))) = (self.omitted, self.quarantine.as_mut()) {
+            let line = OmittedRecords {
+                source_key: self.object.key,
+                record_index: omitted.first_index,
+                offset: omitted.first_offset,
+                reason: format!(
+                    "the file's quarantine reached its limit of {} bytes: this record and the {} quarantined after it are not copied; they are in the source object",
+                    self.options.limits.max_quarantine_bytes,
+                    omitted.count - 1
+                ),
+                omitted: omitted.count,
+                source_sha256: report.sha256.as_deref(),
+            };
+            let mut bytes = serde_json::to_vec(&line).expect("quarantine lines serialize");
+            bytes.push(b'\n');
+            file.write_all(&bytes).map_err(|source| Error::Write { key: key.clone(), path: path.clone(), source })?;
+            report.quarantined_by_reference = omitted.count;
         }
         if let Some((path, file)) = self.quarantine {
             file.commit().map_err(|source| Error::Write { key: key.clone(), path: path.clone(), source })?;
@@ -607,7 +709,7 @@ fn convert_digest(
 ) -> Result<FileReport> {
     let key = source.key;
     let mut report = FileReport { key: key.to_string(), ..FileReport::default() };
-    let stem = object.output_stem();
+    let stem = output_stem(&source);
     let counter = Arc::new(AtomicU64::new(0));
     let inflated = crate::digest::inflate(
         CountingReader { inner: input, count: counter.clone() },
@@ -672,8 +774,7 @@ pub fn quarantine_object(
     sink: &dyn Sink,
     options: &Options,
 ) -> Result<FileReport> {
-    let object = ObjectKey::parse(source.key);
-    let stem = object.output_stem();
+    let stem = output_stem(&source);
     let failure = quarantine_file(source, class, reason, 0, sink, options, &stem)?;
     Ok(FileReport { key: source.key.to_string(), failure: Some(failure), ..FileReport::default() })
 }
@@ -891,6 +992,67 @@ mod tests {
         assert_eq!(raws, want);
         assert!(lines[0]["reason"].as_str().unwrap().contains("already writes 3 partitions"), "{}", lines[0]);
         assert!(lines[4]["reason"].as_str().unwrap().contains("cannot name a partition"), "{}", lines[4]);
+    }
+
+    /// A tiny record repeated cannot amplify into a huge quarantine: lines stop at the cap, and
+    /// one last line names the rest by reference (count, first index and offset, source hash).
+    /// Every record is still counted, so the file reconciles.
+    #[test]
+    fn the_quarantine_of_one_file_is_capped_and_refers_to_the_rest() {
+        use sha2::{Digest as _, Sha256};
+        let n = 5000;
+        let json = format!(r#"{{"Records":[{}]}}"#, vec!["1"; n].join(","));
+        let limits = Limits { max_quarantine_bytes: 10_000, ..Limits::default() };
+        let sink = MemorySink::default();
+        let report = convert("k.json", json.as_bytes(), &sink, &Options { limits, ..Options::default() }).unwrap();
+        assert!(report.reconciles(), "{report:?}");
+        assert_eq!((report.records, report.quarantined, report.rows), (n as u64, n as u64, 0));
+        let path = report.quarantine_path.clone().unwrap();
+        let body = sink.get(&path).unwrap();
+        let lines = quarantine_lines(&sink);
+        let last = lines.last().unwrap();
+        let copied = lines.len() as u64 - 1;
+        assert!(copied > 10, "some lines are copied before the cap: {copied}");
+        let copied_bytes = body.len() - serde_json::to_vec(last).unwrap().len() - 1;
+        assert!(copied_bytes <= 10_000, "{copied_bytes} bytes of lines under a 10000-byte cap");
+        assert_eq!(last["omitted"], n as u64 - copied, "{last}");
+        assert_eq!(report.quarantined_by_reference, n as u64 - copied);
+        assert_eq!(last["record_index"], copied, "the first record not copied: {last}");
+        // Records are `1` at offsets 12, 14, 16, …: the first omitted one's offset is its own.
+        assert_eq!(last["offset"], 12 + 2 * copied, "{last}");
+        assert_eq!(last["source_sha256"], hex(&Sha256::digest(json.as_bytes())), "{last}");
+        assert!(last["reason"].as_str().unwrap().contains("limit of 10000 bytes"), "{last}");
+        // Under the cap, nothing changes: every record has its own line.
+        let sink = MemorySink::default();
+        let report = convert("k.json", json.as_bytes(), &sink, &Options::default()).unwrap();
+        assert_eq!((quarantine_lines(&sink).len(), report.quarantined_by_reference), (n, 0));
+    }
+
+    /// A source whose plain names are taken gets names of its own, derived from its full
+    /// identity, for every output and quarantine object; without it the names stay plain.
+    #[test]
+    fn a_distinct_source_gets_names_of_its_own() {
+        let key = "AWSLogs/111122223333/CloudTrail/us-east-1/2024/01/01/f.json.gz";
+        let json = r#"{"Records":[{"eventTime":"2024-01-01T00:00:00Z"},{"eventName":"NoTime"}]}"#;
+        let plain = ObjectKey::parse(key).output_stem();
+        let names = |distinct: Option<&[u8]>| {
+            let sink = MemorySink::default();
+            let source = Source { key, distinct, ..Source::default() };
+            let report = convert_source(source, json.as_bytes(), &sink, &Options::default()).unwrap();
+            assert!(report.reconciles(), "{report:?}");
+            sink.paths()
+        };
+        let a = names(None);
+        let b = names(Some(b"s3://one/p/AWSLogs/..."));
+        let c = names(Some(b"s3://two/p/AWSLogs/..."));
+        assert_eq!(a.len(), 2, "{a:?}");
+        assert!(a.iter().all(|p| p.contains(&format!("/{plain}."))), "{a:?}");
+        for other in [&b, &c] {
+            assert_eq!(other.len(), 2);
+            assert!(other.iter().all(|p| p.contains(&format!("/{plain}-d")) && !a.contains(p)), "{other:?}");
+        }
+        assert!(b.iter().all(|p| !c.contains(p)), "{b:?} {c:?}");
+        assert_eq!(names(Some(b"s3://one/p/AWSLogs/...")), b, "deterministic");
     }
 
     /// A digest bomb (a small gzip inflating past the limit) is quarantined as unreadable — a

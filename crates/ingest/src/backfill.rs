@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use parquetrail_core::convert::Options;
 
-use crate::ledger::{Checkpoint, Entry, Ledger};
+use crate::ledger::{Checkpoint, Entry, Ledger, full_identity, identity_hash};
 use crate::listing::{Discovered, Selection, list_objects};
 use crate::pipeline::{Outcome, Pipeline};
 use crate::storage::{ObjectMeta, Storage, StorageError};
@@ -79,6 +79,24 @@ pub struct Failure {
     pub reason: String,
     /// Whether a rerun may succeed (throttling, network) rather than never (corrupt content).
     pub retryable: bool,
+}
+
+/// How an object's outputs were named: its full identity, and whether another object owned its
+/// plain names (see [`crate::ledger`], "Output names that collide").
+#[derive(Debug)]
+struct Named {
+    identity: Vec<u8>,
+    distinct: bool,
+}
+
+/// The first 64 bits of the SHA-256 of an object's decompressed content (what the ledger keeps),
+/// read only when another object owns its plain names; `None` when it cannot be read.
+async fn content_hash_of(source: &dyn Storage, key: &str) -> Option<u64> {
+    let opened = source.open(key, None).await.ok()?;
+    let reader = tokio_util::io::SyncIoBridge::new(opened.reader);
+    let sha =
+        tokio::task::spawn_blocking(move || parquetrail_core::digest::inflated_sha256(reader)).await.ok()?.ok()?;
+    Some(u64::from_be_bytes(sha[..8].try_into().expect("8 bytes")))
 }
 
 /// What a run did.
@@ -181,6 +199,14 @@ impl Backfill {
         Pipeline::new(self.dest.clone(), self.dest_prefix.clone(), options)
     }
 
+    /// An object's full identity: `s3://bucket/key`, or the source directory and the key.
+    fn identity(&self, key: &str) -> Vec<u8> {
+        match self.source.bucket() {
+            Some(bucket) => full_identity(Some(bucket), key),
+            None => format!("{}/{key}", self.source.describe()).into_bytes(),
+        }
+    }
+
     /// Lists in the background into a bounded channel; the task returns what it discovered.
     fn start_listing(
         &self,
@@ -207,7 +233,7 @@ impl Backfill {
         let (mut rx, lister) = self.start_listing(concurrency * 4, &stop_listing);
         let bucket = self.source.bucket().map(str::to_string);
         let mut report = Report { run: ledger.run().to_string(), ..Report::default() };
-        let mut tasks: JoinSet<(ObjectMeta, Outcome)> = JoinSet::new();
+        let mut tasks: JoinSet<(ObjectMeta, Outcome, Named)> = JoinSet::new();
         let mut listing_open = true;
         let mut tick = tokio::time::interval(self.checkpoint.interval.min(Duration::from_secs(1)));
         loop {
@@ -221,7 +247,7 @@ impl Backfill {
                     rx.close();
                 }
                 Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
-                    let (object, outcome) = match joined {
+                    let (object, outcome, named) = match joined {
                         Ok(done) => done,
                         Err(e) => {
                             // A panic in a conversion: name nothing we cannot, but never hide it.
@@ -229,7 +255,7 @@ impl Backfill {
                             continue;
                         }
                     };
-                    self.finish(&mut report, &mut ledger, &progress, bucket.as_deref(), object, outcome);
+                    self.finish(&mut report, &mut ledger, &progress, object, outcome, named);
                     if ledger.due() {
                         flush(&mut ledger).await;
                     }
@@ -246,9 +272,22 @@ impl Backfill {
                         } else {
                             let pipeline = pipeline.clone();
                             let source = self.source.clone();
+                            let identity = self.identity(&object.key);
+                            // Only an owner of another identity contests the plain names.
+                            let owner = ledger.claims().owner(&object.key).filter(|o| o.identity != identity_hash(&identity));
                             tasks.spawn(async move {
-                                let outcome = pipeline.process(source.as_ref(), &object.key, None, None).await;
-                                (object, outcome)
+                                let distinct = match owner {
+                                    None => false,
+                                    Some(owner) => {
+                                        let content = content_hash_of(source.as_ref(), &object.key).await;
+                                        content.is_none() || content != owner.content
+                                    }
+                                };
+                                let named = Named { identity, distinct };
+                                let outcome = pipeline
+                                    .process_named(source.as_ref(), &object.key, None, None, named.distinct.then_some(&named.identity[..]))
+                                    .await;
+                                (object, outcome, named)
                             });
                         }
                     }
@@ -287,9 +326,9 @@ impl Backfill {
         report: &mut Report,
         ledger: &mut Ledger,
         progress: &Progress,
-        bucket: Option<&str>,
         object: ObjectMeta,
         outcome: Outcome,
+        named: Named,
     ) {
         progress.processed.fetch_add(1, Ordering::Relaxed);
         progress.processed_bytes.fetch_add(object.size, Ordering::Relaxed);
@@ -323,8 +362,15 @@ impl Backfill {
         report.json_bytes += file.json_bytes;
         report.outputs += file.outputs.len() as u64;
         report.bytes_out += file.outputs.iter().map(|o| o.bytes).sum::<u64>();
-        let entry = Entry::for_file(bucket, &object.key, object.etag.as_deref(), object.size, &file, ledger.run());
-        ledger.record(&entry);
+        let entry = Entry::for_file(
+            self.source.bucket(),
+            &object.key,
+            object.etag.as_deref(),
+            object.size,
+            &file,
+            ledger.run(),
+        );
+        ledger.record(&entry.with_source(&named.identity, named.distinct));
     }
 
     /// Lists what a run would do, without converting or writing anything.

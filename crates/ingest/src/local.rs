@@ -56,12 +56,19 @@ impl Write for DirFile {
 }
 
 impl SinkFile for DirFile {
+    /// A commit that fails (a full disk on the last flush, a rename refused) removes the
+    /// temporary file too: nothing hidden is left behind.
     fn commit(mut self: Box<Self>) -> io::Result<()> {
         let file = self.file.take().expect("committed once");
-        let file = file.into_inner().map_err(|e| e.into_error())?;
-        file.sync_data()?;
-        drop(file);
-        fs::rename(&self.tmp, &self.dest)
+        let committed = file.into_inner().map_err(|e| e.into_error()).and_then(|file| {
+            file.sync_data()?;
+            drop(file);
+            fs::rename(&self.tmp, &self.dest)
+        });
+        if committed.is_err() {
+            let _ = fs::remove_file(&self.tmp);
+        }
+        committed
     }
 }
 
@@ -363,6 +370,14 @@ mod tests {
         drop(g);
         let names: Vec<_> = fs::read_dir(dir.path().join("a")).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, ["b.txt"], "an uncommitted output leaves nothing behind");
+        // A commit that fails leaves no temporary file: here the destination is a directory.
+        fs::create_dir_all(dir.path().join("a/d.txt/inside")).unwrap();
+        let mut h = sink.create("a/d.txt").unwrap();
+        h.write_all(b"data").unwrap();
+        assert!(h.commit().is_err());
+        let mut names: Vec<_> = fs::read_dir(dir.path().join("a")).unwrap().map(|e| e.unwrap().file_name()).collect();
+        names.sort();
+        assert_eq!(names, ["b.txt", "d.txt"], "a failed commit leaves nothing behind");
         for bad in ["../x", "/abs", "a/../../x", "a//b", "./a"] {
             assert!(sink.create(bad).is_err(), "{bad}");
         }

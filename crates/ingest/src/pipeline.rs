@@ -94,11 +94,24 @@ impl Pipeline {
         raw_key: Option<&str>,
         version_id: Option<&str>,
     ) -> Outcome {
+        self.process_named(source, key, raw_key, version_id, None).await
+    }
+
+    /// [`Pipeline::process`], naming the outputs after `distinct`, the source's full identity,
+    /// when another object owns its plain names ([`parquetrail_core::convert::Source::distinct`]).
+    pub async fn process_named(
+        &self,
+        source: &dyn Storage,
+        key: &str,
+        raw_key: Option<&str>,
+        version_id: Option<&str>,
+        distinct: Option<&[u8]>,
+    ) -> Outcome {
         let started = Instant::now();
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let (used_key, etag, result) = self.process_once(source, key, raw_key, version_id).await;
+            let (used_key, etag, result) = self.process_once(source, key, raw_key, version_id, distinct).await;
             let retry = matches!(&result, Err(e) if e.retryable) && attempt < self.attempts;
             if !retry {
                 let outcome = Outcome {
@@ -124,6 +137,7 @@ impl Pipeline {
         key: &str,
         raw_key: Option<&str>,
         version_id: Option<&str>,
+        distinct: Option<&[u8]>,
     ) -> (String, Option<String>, Result<FileReport, IngestError>) {
         if let Some(reason) = skip_reason(&ObjectKey::parse(key)) {
             return (
@@ -155,13 +169,21 @@ impl Pipeline {
         };
         let version = version_id.map(str::to_string).or(opened.version_id.clone());
         let etag = opened.etag.clone();
-        let result = self.convert_opened(opened, source.bucket().map(str::to_string), used.clone(), version).await;
+        let distinct = distinct.map(<[u8]>::to_vec);
+        let result =
+            self.convert_opened(opened, source.bucket().map(str::to_string), used.clone(), version, distinct).await;
         (used, etag, result)
     }
 
     /// Converts a local file under the given key (its CloudTrail key, so outputs are named as if
     /// it were read from the trail bucket).
     pub async fn process_file(&self, path: &std::path::Path, key: &str) -> Outcome {
+        self.process_file_named(path, key, None).await
+    }
+
+    /// [`Pipeline::process_file`] with names of its own when `distinct` (see
+    /// [`Pipeline::process_named`]).
+    pub async fn process_file_named(&self, path: &std::path::Path, key: &str, distinct: Option<&[u8]>) -> Outcome {
         let started = Instant::now();
         let result = match tokio::fs::File::open(path).await {
             Ok(file) => {
@@ -172,7 +194,7 @@ impl Pipeline {
                     version_id: None,
                     metadata: Default::default(),
                 };
-                self.convert_opened(opened, None, key.to_string(), None).await
+                self.convert_opened(opened, None, key.to_string(), None, distinct.map(<[u8]>::to_vec)).await
             }
             Err(e) => Err(IngestError { retryable: false, message: format!("{}: {e}", path.display()) }),
         };
@@ -194,12 +216,13 @@ impl Pipeline {
         bucket: Option<String>,
         key: String,
         version: Option<String>,
+        distinct: Option<Vec<u8>>,
     ) -> Result<FileReport, IngestError> {
         let sink = self.dest.sink(&self.dest_prefix);
         let reader = SyncIoBridge::new(opened.reader);
         let options = self.options.clone();
         let used = key.clone();
-        let (bucket_kept, version_kept) = (bucket.clone(), version.clone());
+        let (bucket_kept, version_kept, distinct_kept) = (bucket.clone(), version.clone(), distinct.clone());
         // A digest's signature lives in its user metadata; the core takes it as plain values.
         let signature = opened.metadata.get("signature").cloned();
         let signature_algorithm = opened.metadata.get("signature-algorithm").cloned();
@@ -209,6 +232,7 @@ impl Pipeline {
                 key: &key,
                 version_id: version.as_deref(),
                 signature: Signature { signature: signature.as_deref(), algorithm: signature_algorithm.as_deref() },
+                distinct: distinct.as_deref(),
             };
             convert_source(source, reader, sink.as_ref(), &options)
         })
@@ -233,6 +257,7 @@ impl Pipeline {
                 bucket: bucket_kept.as_deref(),
                 key: &key,
                 version_id: version_kept.as_deref(),
+                distinct: distinct_kept.as_deref(),
                 ..Source::default()
             };
             quarantine_object(source, class, &reason, sink.as_ref(), &options)

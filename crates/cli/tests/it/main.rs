@@ -2,6 +2,7 @@
 
 mod backfill;
 mod compact;
+mod hostile;
 mod lookup;
 mod serve_clients;
 
@@ -103,13 +104,21 @@ fn convert_json_export_round_trip_and_idempotent_rerun() {
     assert!(lines.iter().all(|r| r["eventName"] == "AssumeRole"));
 
     // Converting again rewrites the same objects with the same bytes: no duplicates.
-    let before: Vec<(String, Vec<u8>)> =
-        walk(&cwd.join("archive")).into_iter().map(|p| (p.clone(), std::fs::read(&p).unwrap())).collect();
+    // The ledger is a journal of runs: each run adds one segment, and changes nothing else.
+    let ledger = |cwd: &Path| walk(&cwd.join("archive/_ledger")).len();
+    let outputs = |cwd: &Path| -> Vec<(String, Vec<u8>)> {
+        walk(&cwd.join("archive"))
+            .into_iter()
+            .filter(|p| !p.contains("/_ledger/"))
+            .map(|p| (p.clone(), std::fs::read(&p).unwrap()))
+            .collect()
+    };
+    let (before, segments) = (outputs(cwd), ledger(cwd));
     assert!(parquetrail(&["convert", "trail", "--out", "archive", "-j", "1"], cwd).status.success());
-    let after: Vec<(String, Vec<u8>)> =
-        walk(&cwd.join("archive")).into_iter().map(|p| (p.clone(), std::fs::read(&p).unwrap())).collect();
+    let after = outputs(cwd);
     assert_eq!(before.len(), after.len());
     assert!(before == after, "a rerun changed the archive");
+    assert_eq!(ledger(cwd), segments + 1);
 }
 
 #[test]
