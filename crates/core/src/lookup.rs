@@ -982,13 +982,49 @@ pub const FILTER_COLUMNS: &[&str] = &[
     "source_index",
 ];
 
-/// For each leaf column of a file, whether it is under one of the [`FILTER_COLUMNS`].
-pub fn filter_leaves(metadata: &ParquetMetaData) -> Vec<bool> {
+impl LookupQuery {
+    /// The top-level columns this query's filter and order read: a subset of [`FILTER_COLUMNS`].
+    /// A lookup by event ID decodes the event IDs and a few small columns, not `userIdentity`.
+    pub fn filter_columns(&self) -> Vec<&'static str> {
+        // Time, the data-event rule, and the position (order and cursor) are always read.
+        let mut columns =
+            vec!["eventtime_ts", "eventid", "eventcategory", "managementevent", "source_key", "source_index"];
+        if !self.accounts.is_empty() {
+            columns.extend(["recipientaccountid", "useridentity"]);
+        }
+        if !self.regions.is_empty() {
+            columns.push("awsregion");
+        }
+        for (key, _) in &self.attributes {
+            columns.extend_from_slice(match key {
+                AttributeKey::EventId => &[][..],
+                AttributeKey::EventName => &["eventname", "insightdetails"],
+                AttributeKey::EventSource => &["eventsource", "insightdetails"],
+                AttributeKey::ReadOnly => &["readonly"],
+                AttributeKey::Username | AttributeKey::AccessKeyId => &["useridentity"],
+                AttributeKey::ResourceType | AttributeKey::ResourceName => &["resources"],
+                AttributeKey::AccountId => &["recipientaccountid", "useridentity"],
+                AttributeKey::AwsRegion => &["awsregion"],
+                AttributeKey::SourceIpAddress => &["sourceipaddress"],
+                AttributeKey::ErrorCode => &["errorcode"],
+            });
+        }
+        columns.sort_unstable();
+        columns.dedup();
+        debug_assert!(columns.iter().all(|c| FILTER_COLUMNS.contains(c)));
+        columns
+    }
+}
+
+/// For each leaf column of a file, whether it is under one of `query`'s
+/// [`LookupQuery::filter_columns`].
+pub fn filter_leaves(metadata: &ParquetMetaData, query: &LookupQuery) -> Vec<bool> {
+    let wanted = query.filter_columns();
     let schema = metadata.file_metadata().schema_descr();
     (0..schema.num_columns())
         .map(|i| {
             let root = schema.get_column_root(i).name();
-            FILTER_COLUMNS.contains(&root)
+            wanted.contains(&root)
         })
         .collect()
 }
@@ -1046,7 +1082,8 @@ impl Selection {
     }
 }
 
-/// Finds the hits (past `cursor`) in the given row groups, decoding only the [`FILTER_COLUMNS`].
+/// Finds the hits (past `cursor`) in the given row groups, decoding only the query's
+/// [`LookupQuery::filter_columns`].
 /// `reader` needs only those columns' bytes ([`column_ranges`] with `true`).
 pub fn select_hits<R: ChunkReader + 'static>(
     reader: R,
@@ -1066,13 +1103,14 @@ pub fn select_hits<R: ChunkReader + 'static>(
     if groups.is_empty() {
         return Ok(selection);
     }
+    let wanted = query.filter_columns();
     let schema = metadata.metadata().file_metadata().schema_descr_ptr();
     let roots: Vec<usize> = schema
         .root_schema()
         .get_fields()
         .iter()
         .enumerate()
-        .filter(|(_, f)| FILTER_COLUMNS.contains(&f.name()))
+        .filter(|(_, f)| wanted.contains(&f.name()))
         .map(|(i, _)| i)
         .collect();
     let mask = ProjectionMask::roots(&schema, roots);

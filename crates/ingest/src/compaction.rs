@@ -246,7 +246,13 @@ impl Compactor {
             deleted: 0,
             seconds: 0.0,
         };
-        let worth_it = inputs.len() >= 2 && inputs.iter().any(|p| size_of(p).is_none_or(|s| is_small(s, target)));
+        // A lone per-delivery file is rewritten too: a compacted file has what lookups need
+        // (sorted rows, bloom filters, a page index, an entry in a lookup index), and a
+        // partition without one would be read whole by every point lookup.
+        let lone_delivery = inputs.len() == 1
+            && inputs.iter().all(|p| manifest::compacted_stem(p.rsplit('/').next().unwrap_or(p)).is_none());
+        let worth_it = lone_delivery
+            || (inputs.len() >= 2 && inputs.iter().any(|p| size_of(p).is_none_or(|s| is_small(s, target))));
         if worth_it && self.settings.dry_run {
             report.verdict = Verdict::Planned;
         } else if worth_it {
