@@ -8,13 +8,13 @@
 //! Parquet engines read) per indexed key: [`INDEXED_KEYS`]. A lookup reads one small object per
 //! compaction instead of every footer and skips the files whose range or filters rule them out.
 //!
-//! The values are taken by [`AttributeKey::value`], the function lookups match with, so the
+//! The values are taken by `AttributeKey::value`, the function lookups match with, so the
 //! filter holds exactly what a lookup compares (the derived `Username` included). A filter can
 //! only answer "maybe" wrongly, never "no" wrongly: a skipped file holds no hit.
 //!
-//! Format: `PTLKIDX1` magic, a little-endian `u32` length, a JSON header ([`Header`]), then each
-//! filter as [`Sbbf::write`] writes it (Thrift header and bitset), at the offsets the header
-//! gives. Readers refuse any other magic and treat an unreadable index as absent (they read the
+//! Format: `PTLKIDX1` magic, a little-endian `u32` length, a JSON header (file names, row counts,
+//! time ranges, filter offsets), then each filter as [`Sbbf::write`] writes it (Thrift header and
+//! bitset), at the offsets the header gives. Readers refuse any other magic and treat an unreadable index as absent (they read the
 //! files instead).
 
 use std::collections::BTreeMap;
