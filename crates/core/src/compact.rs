@@ -645,6 +645,76 @@ mod tests {
         assert!(ids.iter().all(|id| filter.check(id.as_str())));
     }
 
+    /// A point lookup in a compacted row group of thousands of rows decodes its filter columns,
+    /// then only the pages holding the hit of the others (through the offset index), and gets
+    /// the input record back; without those pages' bytes it fails rather than answer wrongly.
+    #[test]
+    fn a_point_lookup_in_a_compacted_file_reads_only_the_pages_holding_its_hit() {
+        use chrono::TimeZone;
+
+        use crate::lookup::{self, AttributeKey, Footer, LookupQuery, SparseFile};
+        let rows = 5 * crate::encode::COMPACTED_PAGE_ROWS;
+        let records: Vec<String> = (0..rows)
+            .map(|i| {
+                // Values that do not compress away, as real request parameters.
+                let noise: String = (1..=4u64)
+                    .map(|k| format!("{:016x}", (i as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15u64.wrapping_mul(k))))
+                    .collect();
+                let padding = format!(r#","requestParameters":{{"key":"{noise}"}}"#);
+                record(&format!("id-{i:05}"), (i % 60) as u32, "GetObject", &padding)
+            })
+            .collect();
+        let sink = MemorySink::default();
+        let half = rows / 2;
+        let deliveries =
+            [("20240301T1200Z_a", records[..half].to_vec()), ("20240301T1205Z_b", records[half..].to_vec())];
+        deliver(&sink, &deliveries, &WriterSettings::default());
+        let out = MemorySink::default();
+        let report = compact(Dataset::Events, inputs(&sink, DIR), &out, DIR, "c", &CompactOptions::default()).unwrap();
+        let file = Bytes::from(out.get(&report.outputs[0].path).unwrap());
+        let len = file.len() as u64;
+        let Footer::Parsed(metadata) = lookup::parse_footer(&file, len, "f").unwrap() else { panic!("whole file") };
+        let md = metadata.metadata().clone();
+        assert_eq!(md.num_row_groups(), 1, "one row group of {rows} rows");
+
+        let wanted = "id-03333";
+        let t = |h: u32| chrono::Utc.with_ymd_and_hms(2024, 3, 1, h, 0, 0).unwrap();
+        let mut query = LookupQuery::new(t(0), t(23));
+        query.include_data_events = true;
+        query.attributes.push((AttributeKey::EventId, wanted.into()));
+        let leaves = lookup::filter_leaves(&md, &query);
+        let span = |ranges: &[std::ops::Range<u64>]| ranges.iter().map(|r| r.end - r.start).sum::<u64>();
+        // Phase one: the footer and page index (the file's tail) and the filter columns.
+        let mut sparse = SparseFile::new(len);
+        let index = lookup::offset_index_range(&md, &[0]).expect("compacted files have an offset index");
+        sparse.insert(index.start, file.slice(index.start as usize..));
+        for r in lookup::column_ranges(&md, 0, &leaves, true) {
+            sparse.insert(r.start, file.slice(r.start as usize..r.end as usize));
+        }
+        let selection = lookup::select_hits(sparse.clone(), metadata.clone(), vec![0], "f", &query, None).unwrap();
+        assert_eq!(selection.groups, vec![(0, vec![selection.groups[0].1[0]])], "one hit");
+        // Phase two: the pages of the other columns that hold the hit.
+        let with_pages = lookup::with_offset_index(&sparse, &metadata, "f").unwrap();
+        let pages = lookup::page_ranges(with_pages.metadata(), &selection, &leaves, false).unwrap();
+        let whole = span(&lookup::column_ranges(&md, 0, &leaves, false));
+        assert!(span(&pages) * 3 < whole, "pages {} of {whole} bytes", span(&pages));
+        assert!(
+            lookup::decode_selected(sparse.clone(), with_pages.clone(), &selection, "f", &query).is_err(),
+            "bytes never fetched are an error, not a wrong answer"
+        );
+        for r in &pages {
+            sparse.insert(r.start, file.slice(r.start as usize..r.end as usize));
+        }
+        let hits = lookup::decode_selected(sparse, with_pages, &selection, "f", &query).unwrap();
+        let input = &records[records.iter().position(|r| r.contains(wanted)).unwrap()];
+        let want: serde_json::Value = serde_json::from_str(input).unwrap();
+        assert_eq!(hits.rows.len(), 1);
+        let got = &hits.rows[0];
+        assert_eq!(got.eventid.as_deref(), Some(wanted));
+        let params: serde_json::Value = serde_json::from_str(got.requestparameters.as_deref().unwrap()).unwrap();
+        assert_eq!(params, want["requestParameters"]);
+    }
+
     #[test]
     fn sorts_dedups_and_keeps_distinct_records_sharing_an_event_id() {
         let (sink, keys, records) = partition();

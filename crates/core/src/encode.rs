@@ -92,6 +92,11 @@ impl Default for WriterSettings {
     }
 }
 
+/// Rows per data page in compacted files (parquet-rs checks it every 1,024 values, so this is
+/// also the finest it gives). With the offset index, a point lookup in a row group of 32 Ki rows
+/// decodes one such page per column instead of the whole chunk (`docs/LOOKUP.md`).
+pub const COMPACTED_PAGE_ROWS: usize = 1024;
+
 /// Columns whose values are (nearly) unique per row: a dictionary costs space and time there.
 const NO_DICTIONARY: &[&str] = &[
     "eventid",
@@ -115,11 +120,14 @@ impl WriterSettings {
     /// [`WriterSettings::properties`], plus what lets engines answer point lookups without
     /// decoding whole row groups (`docs/COMPACTION.md`):
     /// - page statistics and the page index, so a time range or an ID skips pages, not only
-    ///   row groups;
+    ///   row groups, with pages of [`COMPACTED_PAGE_ROWS`] rows;
     /// - Parquet bloom filters on [`BLOOM_FILTER_COLUMNS`] (Athena, Trino, Spark and DuckDB
     ///   read them), sized for a row group and folded to their content.
     pub fn compacted_properties(&self) -> WriterProperties {
-        let mut builder = self.builder().set_statistics_enabled(EnabledStatistics::Page);
+        let mut builder = self
+            .builder()
+            .set_statistics_enabled(EnabledStatistics::Page)
+            .set_data_page_row_count_limit(COMPACTED_PAGE_ROWS);
         for column in NO_STATISTICS {
             builder = builder.set_column_statistics_enabled(ColumnPath::from(*column), EnabledStatistics::None);
         }

@@ -1149,6 +1149,85 @@ pub fn select_hits<R: ChunkReader + 'static>(
     Ok(selection)
 }
 
+/// The byte range holding the offset indexes (page locations) of every column chunk of `groups`,
+/// or `None` when one of them has none (a delivery-sized file, written without it).
+pub fn offset_index_range(metadata: &ParquetMetaData, groups: &[usize]) -> Option<std::ops::Range<u64>> {
+    let mut span: Option<std::ops::Range<u64>> = None;
+    for &g in groups {
+        for column in metadata.row_group(g).columns() {
+            let r = column.offset_index_range()?;
+            span = Some(span.map_or(r.clone(), |s| s.start.min(r.start)..s.end.max(r.end)));
+        }
+    }
+    span
+}
+
+/// `metadata` with the offset indexes of its column chunks, parsed from `reader` (which must hold
+/// [`offset_index_range`]): with them, decoding a few rows reads only the pages holding them.
+pub fn with_offset_index<R: ChunkReader>(
+    reader: &R,
+    metadata: &ArrowReaderMetadata,
+    path: &str,
+) -> Result<ArrowReaderMetadata> {
+    use parquet::file::metadata::{PageIndexPolicy, ParquetMetaDataReader};
+    let error = |e: parquet::errors::ParquetError| Error::Archive { path: path.to_string(), reason: e.to_string() };
+    let mut loader = ParquetMetaDataReader::new_with_metadata(metadata.metadata().as_ref().clone())
+        .with_offset_index_policy(PageIndexPolicy::Required);
+    loader.read_page_indexes(reader).map_err(error)?;
+    let loaded = std::sync::Arc::new(loader.finish().map_err(error)?);
+    ArrowReaderMetadata::try_new(loaded, ArrowReaderOptions::new()).map_err(error)
+}
+
+/// The byte ranges [`decode_selected`] reads for `selection` in the leaf columns with
+/// `leaves[i] == wanted`, given `metadata` with its offset indexes ([`with_offset_index`]): each
+/// column's dictionary page and the data pages holding a selected row, adjacent ones merged.
+/// `None` when a column chunk has no offset index: read whole chunks ([`column_ranges`]) then.
+pub fn page_ranges(
+    metadata: &ParquetMetaData,
+    selection: &Selection,
+    leaves: &[bool],
+    wanted: bool,
+) -> Option<Vec<std::ops::Range<u64>>> {
+    let index = metadata.page_index()?;
+    let mut ranges: Vec<std::ops::Range<u64>> = Vec::new();
+    for (group, rows) in &selection.groups {
+        let total = metadata.row_group(*group).num_rows();
+        for (i, column) in metadata.row_group(*group).columns().iter().enumerate() {
+            if leaves.get(i).copied().unwrap_or(true) != wanted {
+                continue;
+            }
+            let pages = index.page_locations(*group, i)?;
+            let (start, len) = column.byte_range();
+            match pages.first() {
+                Some(first) if first.offset as u64 != start => ranges.push(start..first.offset as u64),
+                Some(_) => {}
+                None => {
+                    ranges.push(start..start + len);
+                    continue;
+                }
+            }
+            for (p, page) in pages.iter().enumerate() {
+                let first = page.first_row_index;
+                let end = pages.get(p + 1).map_or(total, |next| next.first_row_index);
+                let at = rows.partition_point(|&r| (r as i64) < first);
+                if rows.get(at).is_some_and(|&r| (r as i64) < end) {
+                    let offset = page.offset as u64;
+                    ranges.push(offset..offset + page.compressed_page_size as u64);
+                }
+            }
+        }
+    }
+    ranges.sort_unstable_by_key(|r| r.start);
+    let mut merged: Vec<std::ops::Range<u64>> = Vec::with_capacity(ranges.len());
+    for r in ranges {
+        match merged.last_mut() {
+            Some(last) if last.end >= r.start => last.end = last.end.max(r.end),
+            _ => merged.push(r),
+        }
+    }
+    Some(merged)
+}
+
 /// Decodes the rows [`select_hits`] selected, every column. `reader` needs the whole of the
 /// selected row groups.
 pub fn decode_selected<R: ChunkReader + 'static>(

@@ -405,11 +405,27 @@ impl ArchiveReader {
                 }
             }
             selection.row_groups = metadata.metadata().num_row_groups();
-            let ranges: Vec<_> = selection
-                .groups
-                .iter()
-                .flat_map(|(g, _)| lookup::column_ranges(metadata.metadata(), *g, &leaves, false))
-                .collect();
+            // Phase two reads, of the other columns, only the pages holding a hit when the file
+            // has an offset index (compacted files do): a point lookup in a row group of 30,000
+            // rows then reads a page per column instead of the whole row group.
+            let mut metadata = metadata;
+            let all: Vec<usize> = (0..metadata.metadata().num_row_groups()).collect();
+            if !selection.groups.is_empty()
+                && let Some(span) = lookup::offset_index_range(metadata.metadata(), &all)
+            {
+                self.fetch_ranges(&key, vec![span], &mut file, counters).await?;
+                match lookup::with_offset_index(&file, &metadata, &what) {
+                    Ok(with_pages) => metadata = with_pages,
+                    Err(e) => tracing::warn!(file = what, error = %e, "offset index unreadable: reading whole columns"),
+                }
+            }
+            let ranges = lookup::page_ranges(metadata.metadata(), &selection, &leaves, false).unwrap_or_else(|| {
+                selection
+                    .groups
+                    .iter()
+                    .flat_map(|(g, _)| lookup::column_ranges(metadata.metadata(), *g, &leaves, false))
+                    .collect()
+            });
             self.fetch_ranges(&key, ranges, &mut file, counters).await?;
             let (query, what) = (query.clone(), what.clone());
             blocking(move || lookup::decode_selected(file, metadata, &selection, &what, &query)).await?
