@@ -109,9 +109,10 @@ pub struct CompactReport {
     /// The files written, in order (their rows are in sort order across files too when the
     /// partition fit in the memory budget).
     pub outputs: Vec<CompactedFile>,
-    /// The lookup index of the outputs ([`crate::lookup::index`]), to be stored beside them.
+    /// The lookup index of the outputs ([`crate::lookup::index`]), one object per part, to be
+    /// stored beside them.
     #[serde(skip)]
-    pub lookup_index: Vec<u8>,
+    pub lookup_indexes: Vec<(crate::lookup::index::IndexPart, Vec<u8>)>,
 }
 
 impl CompactReport {
@@ -207,7 +208,7 @@ pub fn compact(
     report.duplicates_removed += chunk.write(&mut seen, &mut output)?;
     let (outputs, index) = output.finish()?;
     report.outputs = outputs;
-    report.lookup_index = crate::lookup::index::encode(&index);
+    report.lookup_indexes = crate::lookup::index::encode_parts(&index);
     report.rows_out = report.outputs.iter().map(|o| o.rows).sum();
     debug_assert!(report.reconciles(), "{report:?}");
     Ok(report)
@@ -638,7 +639,9 @@ mod tests {
         assert!(group.get_column_bloom_filter(column("eventname")).unwrap().check("GetObject"));
         assert!(group.get_column_bloom_filter(column("awsregion")).is_none(), "only the lookup columns");
 
-        let index = crate::lookup::index::decode(&report.lookup_index).unwrap();
+        let part =
+            &report.lookup_indexes.iter().find(|(p, _)| *p == crate::lookup::index::IndexPart::EventIds).unwrap().1;
+        let index = crate::lookup::index::decode(part).unwrap();
         assert_eq!(index.len(), 1);
         assert_eq!((index[0].name.as_str(), index[0].rows), ("c-0000.parquet", report.rows_out));
         let filter = &index[0].filters[&crate::lookup::AttributeKey::EventId];

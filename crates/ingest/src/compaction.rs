@@ -24,6 +24,7 @@ use bytes::Bytes;
 use chrono::{NaiveDate, Utc};
 use parquetrail_core::compact::{CompactOptions, CompactReport};
 use parquetrail_core::convert::{Dataset, Layout};
+use parquetrail_core::lookup::index::IndexPart;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::runtime::Handle;
@@ -261,9 +262,11 @@ impl Compactor {
             let outputs: BTreeSet<String> = compacted.outputs.iter().map(|o| o.path.clone()).collect();
             // The index only speeds lookups up (they read the files themselves without it), so
             // failing to store it is not worth failing the compaction over.
-            let index_key = manifest::lookup_index_key(&self.root, dir, &stem);
-            if let Err(e) = storage.put(&index_key, compacted.lookup_index.clone()).await {
-                tracing::warn!(partition = dir, error = %e, "could not store the lookup index; lookups read every file");
+            for (part, bytes) in &compacted.lookup_indexes {
+                let index_key = manifest::lookup_index_key(&self.root, dir, &stem, *part);
+                if let Err(e) = storage.put(&index_key, bytes.clone()).await {
+                    tracing::warn!(partition = dir, error = %e, "could not store the lookup index; lookups read every file");
+                }
             }
             manifest::mark_consumed(storage, &self.root, dir, &inputs, unix_now()).await?;
             // Outputs never listed are garbage after the grace period: a compaction that took
@@ -398,7 +401,7 @@ impl Compactor {
             let state = join(&self.root, &format!("{}/{dir}/", manifest::COMPACTION));
             for object in storage.list(&state).await? {
                 let name = object.key.rsplit('/').next().unwrap_or(&object.key);
-                let Some(stem) = name.strip_suffix(manifest::LOOKUP_INDEX_SUFFIX) else { continue };
+                let Some(stem) = IndexPart::stem_of(name) else { continue };
                 let since = object.last_modified.unwrap_or(now);
                 if !live.contains(stem) && now.duration_since(since).unwrap_or_default() >= grace {
                     storage.delete(&object.key).await?;

@@ -19,6 +19,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
+use parquetrail_core::lookup::index::IndexPart;
 use serde::{Deserialize, Serialize};
 
 use crate::location::join;
@@ -54,13 +55,14 @@ pub fn manifest_key(root: &str, dir: &str) -> String {
 }
 
 /// The suffix of a compaction's lookup index ([`parquetrail_core::lookup::index`]), stored in the
-/// partition's compaction directory as `<stem>.lookup` (outside every table's location, so
-/// Athena never reads it as data or as a manifest).
+/// partition's compaction directory as `<stem>.lookup` and `<stem>.ids.lookup` (its
+/// [`IndexPart`]s; outside every table's location, so Athena never reads it as data or as a
+/// manifest).
 pub const LOOKUP_INDEX_SUFFIX: &str = ".lookup";
 
-/// The lookup index key of a compaction's outputs, by their stem.
-pub fn lookup_index_key(root: &str, dir: &str, stem: &str) -> String {
-    join(root, &format!("{COMPACTION}/{dir}/{stem}{LOOKUP_INDEX_SUFFIX}"))
+/// The key of one part of the lookup index of a compaction's outputs, by their stem.
+pub fn lookup_index_key(root: &str, dir: &str, stem: &str, part: IndexPart) -> String {
+    join(root, &format!("{COMPACTION}/{dir}/{stem}{}", part.suffix()))
 }
 
 /// The stem of a compacted output's file name (`compacted-<hex>-0003.parquet` →

@@ -31,7 +31,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::NaiveDate;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
-use parquetrail_core::lookup::index::{self, FileIndex};
+use parquetrail_core::lookup::index::{self, FileIndex, IndexPart};
 use parquetrail_core::lookup::{self, Cursor, Footer, LookupError, LookupQuery, SparseFile};
 use parquetrail_core::partition::escape_value;
 use parquetrail_core::record::Row;
@@ -274,10 +274,11 @@ impl ArchiveReader {
         let keys: BTreeSet<String> = files
             .iter()
             .filter_map(|p| manifest::compacted_stem(p.rsplit('/').next().unwrap_or(p)))
-            .map(|stem| manifest::lookup_index_key(&self.root, &dir, stem))
+            .map(|stem| stem.to_string())
             .collect();
+        let part = IndexPart::for_query(query);
         let indexes: Vec<Vec<FileIndex>> = stream::iter(keys)
-            .map(|key| self.read_index(key, counters))
+            .map(|stem| self.read_index(&dir, stem, part, counters))
             .buffered(self.concurrency)
             .try_collect()
             .await?;
@@ -316,14 +317,31 @@ impl ArchiveReader {
         Ok(())
     }
 
-    /// A compaction's lookup index; none when it is absent or unreadable.
-    async fn read_index(&self, key: String, counters: &Counters) -> Result<Vec<FileIndex>, StorageError> {
-        Counters::add(&counters.requests, 1);
-        let bytes = match self.storage.read(&key).await {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind == ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(e),
-        };
+    /// One part of a compaction's lookup index; none when it is absent or unreadable. An archive
+    /// compacted before the index had parts has one object with every filter, under the name of
+    /// the [`IndexPart::Keys`] part: read when the part asked for is absent.
+    async fn read_index(
+        &self,
+        dir: &str,
+        stem: String,
+        part: IndexPart,
+        counters: &Counters,
+    ) -> Result<Vec<FileIndex>, StorageError> {
+        let mut bytes = None;
+        let parts: &[IndexPart] = if part == IndexPart::Keys { &[IndexPart::Keys] } else { &[part, IndexPart::Keys] };
+        for &part in parts {
+            let key = manifest::lookup_index_key(&self.root, dir, &stem, part);
+            Counters::add(&counters.requests, 1);
+            match self.storage.read(&key).await {
+                Ok(b) => {
+                    bytes = Some((key, b));
+                    break;
+                }
+                Err(e) if e.kind == ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        let Some((key, bytes)) = bytes else { return Ok(Vec::new()) };
         Counters::add(&counters.indexes, 1);
         Counters::add(&counters.bytes, bytes.len() as u64);
         Ok(index::decode(&bytes).unwrap_or_else(|e| {
@@ -623,6 +641,48 @@ mod tests {
         assert_eq!(all, want);
     }
 
+    /// When a partition is compacted again (a late delivery), the collection deletes both parts
+    /// of the old compaction's index and keeps both of the new one's.
+    #[tokio::test]
+    async fn a_recompaction_replaces_both_parts_of_the_index() {
+        use crate::compaction::{Compactor, Scope, Settings};
+        let dir = tempfile::tempdir().unwrap();
+        let storage: Arc<dyn Storage> = Arc::new(LocalStorage::new(dir.path()));
+        compacted_archive(storage.clone()).await;
+        let state = join("lake", &format!("{}/", crate::manifest::COMPACTION));
+        let indexes = |objects: Vec<crate::storage::ObjectMeta>| -> BTreeSet<String> {
+            objects.into_iter().map(|o| o.key).filter(|k| k.ends_with(crate::manifest::LOOKUP_INDEX_SUFFIX)).collect()
+        };
+        let before = indexes(storage.list(&state).await.unwrap());
+        let late = r#"{"Records":[{"eventVersion":"1.11","eventTime":"2024-03-02T12:00:30Z","eventSource":"s3.amazonaws.com","eventName":"N9","awsRegion":"us-east-1","eventID":"late-1","eventCategory":"Management","recipientAccountId":"111122223333"}]}"#;
+        let sink = MemorySink::default();
+        let key = "AWSLogs/111122223333/CloudTrail/us-east-1/2024/03/02/111122223333_CloudTrail_us-east-1_20240302T1200Z_late.json.gz";
+        convert(key, late.as_bytes(), &sink, &Options::default()).unwrap();
+        let written: Vec<String> = sink.files().into_keys().collect();
+        for path in &written {
+            storage.put(&join("lake", path), sink.get(path).unwrap()).await.unwrap();
+        }
+        crate::manifest::add(storage.as_ref(), "lake", &written).await.unwrap();
+        let settings = Settings { grace: std::time::Duration::ZERO, ..Settings::default() };
+        let compactor = Compactor::new(storage.clone(), "lake", parquetrail_core::convert::Layout::default(), settings);
+        let scope = Scope { datasets: vec![parquetrail_core::convert::Dataset::Events], ..Scope::default() };
+        let report = compactor.run(&scope).await.unwrap();
+        assert_eq!(report.compacted().count(), 1, "{report:?}");
+        let after = indexes(storage.list(&state).await.unwrap());
+        let gone: Vec<&String> = before.difference(&after).collect();
+        let new: Vec<&String> = after.difference(&before).collect();
+        assert_eq!((gone.len(), new.len(), after.len()), (2, 2, 12), "gone {gone:?}, new {new:?}");
+        let ids = |keys: &[&String]| keys.iter().filter(|k| k.ends_with(IndexPart::EventIds.suffix())).count();
+        assert_eq!((ids(&gone), ids(&new)), (1, 1), "one of each part: gone {gone:?}, new {new:?}");
+        let mut by_id = LookupQuery::new(
+            Utc.with_ymd_and_hms(2024, 3, 1, 0, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(2024, 3, 4, 0, 0, 0).unwrap(),
+        );
+        by_id.attributes.push((AttributeKey::EventId, "late-1".into()));
+        let (got, _) = all_pages(&ArchiveReader::new(storage, "lake"), &by_id).await;
+        assert_eq!(got, vec!["late-1".to_string()]);
+    }
+
     /// After compaction, the lookup indexes rule files out without changing any answer: the
     /// answers equal the reference from the records, with and without the indexes.
     #[tokio::test]
@@ -667,12 +727,33 @@ mod tests {
         assert!(by_id.indexes >= 6, "{by_id:?}");
         assert!(by_id.files_skipped > by_id.files, "the index rules most files out: {by_id:?}");
 
-        // Without the indexes (an archive compacted before them): the same answers, more files.
         let state = join("lake", &format!("{}/", crate::manifest::COMPACTION));
         let indexes: Vec<_> = storage.list(&state).await.unwrap();
         let indexes: Vec<_> =
             indexes.into_iter().filter(|o| o.key.ends_with(crate::manifest::LOOKUP_INDEX_SUFFIX)).collect();
-        assert_eq!(indexes.len(), 6, "one index per compacted partition");
+        assert_eq!(indexes.len(), 12, "an index per compacted partition, in two parts");
+
+        // An archive compacted before the index had parts: one object with every filter, under
+        // the keys part's name. Event ID lookups read it and skip as many files.
+        for o in indexes.iter().filter(|o| o.key.ends_with(IndexPart::EventIds.suffix())) {
+            let keys_key = o.key.replace(IndexPart::EventIds.suffix(), IndexPart::Keys.suffix());
+            let mut files = index::decode(&storage.read(&keys_key).await.unwrap()).unwrap();
+            for (f, ids) in files.iter_mut().zip(index::decode(&storage.read(&o.key).await.unwrap()).unwrap()) {
+                assert_eq!(f.name, ids.name);
+                f.filters.extend(ids.filters);
+            }
+            storage.put(&keys_key, index::encode(&files)).await.unwrap();
+            storage.delete(&o.key).await.unwrap();
+        }
+        let (got, one_part) = all_pages(&reader, &queries[0]).await;
+        assert_eq!(got, vec!["eu-west-1-0300".to_string()]);
+        assert_eq!((one_part.files, one_part.files_skipped), (by_id.files, by_id.files_skipped), "{one_part:?}");
+        let indexes: Vec<_> = storage.list(&state).await.unwrap();
+        let indexes: Vec<_> =
+            indexes.into_iter().filter(|o| o.key.ends_with(crate::manifest::LOOKUP_INDEX_SUFFIX)).collect();
+        assert_eq!(indexes.len(), 6);
+
+        // Without the indexes (an archive compacted before them): the same answers, more files.
         for o in &indexes {
             storage.delete(&o.key).await.unwrap();
         }
