@@ -352,7 +352,10 @@ fn main() -> ExitCode {
         Command::Generate(args) => commands::generate(&args),
         Command::Summary(args) => commands::summary(&args),
         Command::Export(args) => commands::export(&args),
-        Command::Lookup(args) => lookup::lookup(&args),
+        Command::Lookup(args) => {
+            short_lived();
+            lookup::lookup(&args)
+        }
         Command::Serve(args) => serve::serve(&args),
         Command::Ddl(args) => commands::ddl(&args),
         Command::Columns => {
@@ -378,4 +381,14 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// For a process that lives a fraction of a second and touches a few MB (a `lookup`): no
+/// transparent huge pages. mimalloc asks for them on its segments, and the kernel then zeroes
+/// 2 MiB at each first touch; on a one-day lookup that was 70% of the process's CPU time
+/// (BENCHMARKS.md, "After the page reads"). Long runs (convert, serve) keep them.
+fn short_lived() {
+    #[cfg(target_os = "linux")]
+    // A kernel without the setting has nothing to turn off: the lookup runs the same.
+    let _ = rustix::thread::disable_transparent_huge_pages(true);
 }
