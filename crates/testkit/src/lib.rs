@@ -33,6 +33,29 @@ pub fn on_ci() -> bool {
     }
 }
 
+/// Incompressible text for tests that need outputs of a known size (a full disk, a multipart
+/// upload): a xorshift stream over letters and digits, the same for the same seed.
+#[derive(Debug, Clone)]
+pub struct Noise(u64);
+
+impl Noise {
+    pub fn new(seed: u64) -> Self {
+        Noise(0x9E37_79B9_7F4A_7C15u64 ^ seed)
+    }
+
+    /// The next `len` characters.
+    pub fn text(&mut self, len: usize) -> String {
+        (0..len)
+            .map(|_| {
+                self.0 ^= self.0 << 13;
+                self.0 ^= self.0 >> 7;
+                self.0 ^= self.0 << 17;
+                b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"[(self.0 % 62) as usize] as char
+            })
+            .collect()
+    }
+}
+
 /// Reports that `test` did not run, as `NOT RUN: <test> because <why>` on its own line.
 ///
 /// It is written straight to the process's standard error with [`std::io::stderr`], bypassing the test harness's
