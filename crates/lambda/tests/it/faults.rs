@@ -199,20 +199,11 @@ async fn poison_messages_are_quarantined_and_the_good_ones_land_in_the_same_invo
     assert_eq!(from(OVERSIZED), 2, "the records around the huge one");
     assert_eq!(from(FAN_OUT), 64);
     let archive = w.objects(ARCHIVE).await;
-    let quarantined = |stem: &str| -> Vec<Value> {
-        archive
-            .iter()
-            .filter(|(k, _)| k.starts_with("cloudtrail/quarantine/records/") && k.contains(stem))
-            .flat_map(|(_, v)| {
-                String::from_utf8_lossy(v).lines().map(|l| serde_json::from_str(l).unwrap()).collect::<Vec<Value>>()
-            })
-            .collect()
-    };
-    let big = quarantined("OversizedRecord0");
+    let big = quarantined_records(&archive, "OversizedRecord0");
     assert_eq!(big.len(), 1);
     assert_eq!(big[0]["length"], huge.len() as u64, "{}", big[0]["reason"]);
     assert_eq!(big[0]["sha256"], sha256_hex(huge.as_bytes()));
-    assert_eq!(quarantined("PartitionFanOut0").len(), 1000 - 64);
+    assert_eq!(quarantined_records(&archive, "PartitionFanOut0").len(), 1000 - 64);
     let marker = archive
         .iter()
         .filter(|(k, _)| k.starts_with("cloudtrail/quarantine/files/"))
