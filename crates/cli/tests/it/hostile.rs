@@ -489,3 +489,26 @@ fn temporary_files_of_a_killed_run_are_reclaimed_by_the_next_run() {
     assert_eq!(hidden_leftovers(&cwd.join("archive")), vec![live], "only the live writer's file is left");
     assert_eq!(archived_ids(cwd, "archive"), once(ids("k", 2).into_iter().chain(ids("l", 3))));
 }
+
+/// An archive inside the source tree (`convert trail --out trail/archive`) used to be read back as
+/// input on every later run, its quarantine growing each time. The archive is not walked: every
+/// run reads exactly the log files, and the rows are the input's.
+#[test]
+fn an_archive_inside_the_source_tree_is_not_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    write(&cwd.join("trail").join(DAY).join(NAME), &log_file("in", 3));
+    // One bad record, so the archive holds a quarantine too.
+    let other = NAME.replace("1000Z", "1005Z");
+    write(&cwd.join("trail").join(DAY).join(other), &gzip(br#"{"Records":[{"eventName":"NoTime"}]}"#));
+    for run in 0..2 {
+        let (code, s) = convert_json(cwd, &["trail", "--out", "trail/archive"]);
+        assert_eq!(code, Some(1), "run {run}: {s}");
+        assert_eq!(
+            (s["files"].as_u64(), s["records"].as_u64(), s["rows"].as_u64(), s["quarantined"].as_u64()),
+            (Some(2), Some(4), Some(3), Some(1)),
+            "run {run}: {s}"
+        );
+    }
+    assert_eq!(archived_ids(cwd, "trail/archive"), once(ids("in", 3)));
+}
