@@ -5,18 +5,22 @@
 //!   requests with `503 SlowDown` / `500 InternalError` to exercise retries.
 //! * [`runtime`]: a local Lambda Runtime API emulator ([`runtime::RuntimeEmulator`]) so tests can run the *built*
 //!   Lambda binary and feed it invocations.
+//! * [`aws_json`]: a fixed-answer AWS JSON 1.1 endpoint ([`AwsJsonEndpoint`]) for services without a local
+//!   emulator (CloudTrail's `ListPublicKeys`).
 //! * [`on_ci`] and [`not_run`]: how a test that lacks an external tool skips itself locally but fails on CI.
 //!
 //! Nothing here talks to real AWS.
 
 use std::io::Write;
 
+pub mod aws_json;
 pub mod clients;
 pub mod moto;
 pub mod runtime;
 
 mod http;
 
+pub use aws_json::{AwsJsonEndpoint, AwsJsonRequest};
 pub use moto::{Fault, FaultPlan, FaultyProxy, MotoServer};
 pub use runtime::{Invocation, RuntimeEmulator, lambda_env};
 

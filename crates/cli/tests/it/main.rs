@@ -5,6 +5,7 @@ mod compact;
 mod hostile;
 mod lookup;
 mod serve_clients;
+mod verify;
 
 use std::io::Write;
 use std::path::Path;
