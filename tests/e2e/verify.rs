@@ -18,12 +18,10 @@ use parquetrail_ingest::ledger::Checkpoint;
 use parquetrail_ingest::listing::Selection;
 use parquetrail_ingest::s3::S3Storage;
 use parquetrail_ingest::verify::{LogStatus, Report, Verify};
-use parquetrail_synth::digest::{ChainSpec, SignedDigest, TestSigner, delivery_time, sign_chain};
-use parquetrail_synth::{TreeOptions, generate_files};
+use parquetrail_synth::digest::{SignedDigest, TestSigner, signed_trail};
 use parquetrail_testkit::MotoServer;
 use tokio_util::sync::CancellationToken;
 
-const ACCOUNT_REGION: &str = "us-east-1";
 const HOURS: usize = 6;
 
 /// The trail: log files of one account and region over six hours, and their signed chain.
@@ -34,38 +32,7 @@ struct Trail {
 
 fn trail(bucket: &str) -> Trail {
     let start = Utc.with_ymd_and_hms(2024, 3, 1, 0, 0, 0).unwrap();
-    let options = TreeOptions {
-        seed: 8,
-        target_json_bytes: u64::MAX,
-        accounts: 1,
-        regions: vec![ACCOUNT_REGION.into()],
-        insights: false,
-        interval_minutes: 30,
-        gzip_level: 1,
-        start,
-        prefix: Some("ct".into()),
-        ..TreeOptions::default()
-    };
-    let end = start + chrono::Duration::hours(HOURS as i64);
-    let logs: BTreeMap<String, Vec<u8>> = generate_files(&options)
-        .take_while(|f| delivery_time(&f.key).is_some_and(|t| t < end))
-        .map(|f| (f.key, f.gz))
-        .collect();
-    let account = logs.keys().next().unwrap().split('/').nth(2).unwrap().to_string();
-    let spec = ChainSpec {
-        bucket: bucket.into(),
-        prefix: Some("ct".into()),
-        org_id: None,
-        account,
-        region: ACCOUNT_REGION.into(),
-        trail: "management_trail".into(),
-        home_region: ACCOUNT_REGION.into(),
-        start,
-        hours: HOURS,
-    };
-    let inflated: Vec<(String, Vec<u8>)> =
-        logs.iter().map(|(k, gz)| (k.clone(), inflate(&gz[..], u64::MAX).unwrap())).collect();
-    let digests = sign_chain(&TestSigner::fixture(), &spec, &inflated);
+    let (logs, digests) = signed_trail(bucket, 8, start, HOURS);
     let signed: usize = digests.iter().map(|d| d.log_files.len()).sum();
     assert_eq!(signed, logs.len(), "every log file is in exactly one digest");
     assert!(digests.iter().all(|d| !d.log_files.is_empty()), "every hour has deliveries");

@@ -395,7 +395,8 @@ async fn run_convert_s3(args: &ConvertArgs, options: Options, jobs: usize) -> Re
                 }));
             }
             Location::Local(path) => {
-                let (files, missed) = local::list_sources(&[path])?;
+                let archive = (!args.out.starts_with("s3://")).then(|| Path::new(&args.out));
+                let (files, missed) = local::list_sources(&[path], archive)?;
                 items.extend(files.into_iter().map(Item::File));
                 unreadable.extend(missed);
             }
@@ -628,7 +629,7 @@ pub fn convert(args: &ConvertArgs) -> Result<ExitCode> {
         runtime.block_on(run_convert_s3(args, options, jobs))?
     } else {
         let sources: Vec<PathBuf> = args.sources.iter().map(PathBuf::from).collect();
-        let (files, unreadable) = local::list_sources(&sources)?;
+        let (files, unreadable) = local::list_sources(&sources, Some(Path::new(&args.out)))?;
         if files.is_empty() && unreadable.is_empty() {
             bail!("no files found in {}", args.sources.join(", "));
         }
@@ -712,7 +713,7 @@ pub fn demo(args: &DemoArgs) -> Result<ExitCode> {
     })?;
     outln!("    {} files, {} records, {} gzip\n", generated.files, generated.records, mb(generated.gzip_bytes));
     outln!("2/5 Converting it to Parquet in {}", archive.display());
-    let (files, _) = local::list_sources(std::slice::from_ref(&trail))?;
+    let (files, _) = local::list_sources(std::slice::from_ref(&trail), Some(&archive))?;
     let sink = DirSink::new(&archive)?;
     let jobs = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let run = run_convert(&files, &sink, &Options::default(), jobs)?;

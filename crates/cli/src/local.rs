@@ -28,15 +28,20 @@ pub struct Unreadable {
 /// order), and what below them could not be read. A file's key is its path from the `AWSLogs`
 /// segment on when there is one — the key it has in the trail bucket — and otherwise its path
 /// relative to the directory given. A source that is missing or unreadable itself is an error.
-pub fn list_sources(sources: &[PathBuf]) -> io::Result<(Vec<SourceFile>, Vec<Unreadable>)> {
+///
+/// `archive` is the directory the run writes to: when it lies inside a source, it is not walked,
+/// so a run never reads its own outputs and quarantine back as input (which would quarantine
+/// every Parquet file and grow the quarantine on each run).
+pub fn list_sources(sources: &[PathBuf], archive: Option<&Path>) -> io::Result<(Vec<SourceFile>, Vec<Unreadable>)> {
     let mut out = Vec::new();
     let mut unreadable = Vec::new();
+    let archive = archive.and_then(|a| fs::canonicalize(a).ok());
     for source in sources {
         let meta = fs::metadata(source).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", source.display())))?;
         if meta.is_dir() {
             // The directory given must itself be readable: otherwise there is nothing to do.
             fs::read_dir(source).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", source.display())))?;
-            walk(source, source, &mut out, &mut unreadable);
+            walk(source, source, archive.as_deref(), &mut out, &mut unreadable);
         } else {
             let name = source.file_name().map(PathBuf::from).unwrap_or_else(|| source.clone());
             out.push(SourceFile {
@@ -50,8 +55,9 @@ pub fn list_sources(sources: &[PathBuf]) -> io::Result<(Vec<SourceFile>, Vec<Unr
     Ok((out, unreadable))
 }
 
-/// Walks `dir`; whatever cannot be listed or examined goes to `unreadable`, and the walk goes on.
-fn walk(root: &Path, dir: &Path, out: &mut Vec<SourceFile>, unreadable: &mut Vec<Unreadable>) {
+/// Walks `dir`, except the directory `skip`; whatever cannot be listed or examined goes to
+/// `unreadable`, and the walk goes on.
+fn walk(root: &Path, dir: &Path, skip: Option<&Path>, out: &mut Vec<SourceFile>, unreadable: &mut Vec<Unreadable>) {
     let failed = |path: &Path, e: io::Error| Unreadable { path: path.to_path_buf(), reason: e.to_string() };
     let mut entries = match fs::read_dir(dir).and_then(|d| d.collect::<io::Result<Vec<_>>>()) {
         Ok(entries) => entries,
@@ -64,7 +70,18 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<SourceFile>, unreadable: &mut Vec
             continue; // temporary and hidden files
         }
         match entry.file_type() {
-            Ok(ty) if ty.is_dir() => walk(root, &path, out, unreadable),
+            Ok(ty) if ty.is_dir() => {
+                // Canonicalised only when the name matches: one system call per candidate.
+                let is_skipped = skip.is_some_and(|skip| {
+                    skip.file_name() == Some(&*entry.file_name())
+                        && fs::canonicalize(&path).is_ok_and(|p| p.as_path() == skip)
+                });
+                if is_skipped {
+                    eprintln!("not reading {} as input: it is the archive this run writes to", path.display());
+                } else {
+                    walk(root, &path, skip, out, unreadable)
+                }
+            }
             Ok(ty) if ty.is_file() => match entry.metadata() {
                 Ok(meta) => {
                     let rel = path.strip_prefix(root).unwrap_or(&path).to_path_buf();
@@ -111,7 +128,7 @@ pub fn list_archive(root: &Path, dataset: &str) -> io::Result<Vec<ArchiveFile>> 
     let mut found = Vec::new();
     let mut unreadable = Vec::new();
     if manifests.is_dir() {
-        walk(&manifests, &manifests, &mut found, &mut unreadable);
+        walk(&manifests, &manifests, None, &mut found, &mut unreadable);
     }
     for m in found.iter().filter(|m| m.path.ends_with(parquetrail_ingest::manifest::MANIFEST_FILE)) {
         if let Some(dir) = m.path.parent().and_then(|d| d.strip_prefix(&manifests).ok()) {
@@ -122,7 +139,7 @@ pub fn list_archive(root: &Path, dataset: &str) -> io::Result<Vec<ArchiveFile>> 
         }
     }
     let mut all = Vec::new();
-    walk(&base, &base, &mut all, &mut unreadable);
+    walk(&base, &base, None, &mut all, &mut unreadable);
     // A reader must not answer from part of the archive without saying so.
     if let Some(u) = unreadable.first() {
         return Err(io::Error::other(format!("{}: {}", u.path.display(), u.reason)));

@@ -19,10 +19,10 @@
 //! assert_eq!(names, [r#"{"eventName":"A"}"#, r#"{"eventName":"B"}"#]);
 //! ```
 
-use std::io::{self, BufReader, Read};
+use std::io::{self, BufRead, BufReader, Read};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use flate2::bufread::MultiGzDecoder;
+use flate2::bufread::GzDecoder;
 use sha2::{Digest as _, Sha256};
 
 const CHUNK: usize = 256 * 1024;
@@ -197,6 +197,48 @@ impl Read for ReadAhead {
     }
 }
 
+/// The members of a gzip file one after another, as gzip(1) reads them. NUL bytes after the last
+/// member (padding to a tape or transfer block) end the stream, as gzip(1) accepts them; any other
+/// bytes there must start another member, or reading fails with the fault's offset.
+struct GzipMembers<R: BufRead>(Option<GzDecoder<R>>);
+
+impl<R: BufRead> Read for GzipMembers<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let Some(member) = self.0.as_mut() else { return Ok(0) };
+            let n = member.read(out)?;
+            if n > 0 || out.is_empty() {
+                return Ok(n);
+            }
+            // The member ended: what follows it?
+            let mut rest = self.0.take().expect("a member").into_inner();
+            let padded = match rest.fill_buf()? {
+                [] => return Ok(0),
+                [0, ..] => true,
+                _ => false,
+            };
+            if !padded {
+                self.0 = Some(GzDecoder::new(rest));
+                continue;
+            }
+            loop {
+                let buf = rest.fill_buf()?;
+                if buf.is_empty() {
+                    return Ok(0);
+                }
+                let zeros = buf.iter().take_while(|&&b| b == 0).count();
+                if zeros < buf.len() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "bytes other than NUL padding after the last gzip member",
+                    ));
+                }
+                rest.consume(zeros);
+            }
+        }
+    }
+}
+
 /// A reader that fails once with the error it holds, then ends.
 struct Failed(Option<io::Error>);
 
@@ -235,7 +277,7 @@ impl<'r> RecordReader<'r> {
         let gzip = got == 2 && head == [0x1f, 0x8b];
         let buffered = BufReader::with_capacity(CHUNK, io::Cursor::new(head[..got].to_vec()).chain(reader));
         let src: Box<dyn Read + Send + 'r> =
-            if gzip { Box::new(MultiGzDecoder::new(buffered)) } else { Box::new(buffered) };
+            if gzip { Box::new(GzipMembers(Some(GzDecoder::new(buffered)))) } else { Box::new(buffered) };
         Ok(RecordReader {
             src,
             buf: vec![0; CHUNK],
@@ -339,11 +381,6 @@ impl<'r> RecordReader<'r> {
                 Box::new(Failed(Some(io::Error::other("the inflate thread was stopped"))))
             };
         }
-    }
-
-    /// Whether the input was gzip-compressed.
-    pub fn is_gzip(&self) -> bool {
-        self.gzip
     }
 
     /// Decompressed bytes consumed so far (all of them once [`Self::next_record`] returned `None`).
@@ -836,6 +873,26 @@ mod tests {
         gz[at + 1] ^= 0xff;
         let err = read_all(&gz[..]).unwrap_err();
         assert!(err.offset() < json.len() as u64, "{err}");
+    }
+
+    /// gzip(1) accepts NUL padding after the last member (tape blocks, uploaders padding to a
+    /// block size), so we do too; anything else after a member must be another member.
+    #[test]
+    fn nul_padding_after_the_last_member_ends_the_stream() {
+        let json = br#"{"Records":[{"a":1},{"b":2}]}"#;
+        for pad in [1, 511, CHUNK + 3] {
+            for input in
+                [[gzip(json), vec![0; pad]].concat(), [gzip(&json[..12]), gzip(&json[12..]), vec![0; pad]].concat()]
+            {
+                let (got, _) = read_all(Trickle(&input, 1000)).unwrap_or_else(|e| panic!("{pad}: {e}"));
+                assert_eq!(got, [r#"{"a":1}"#, r#"{"b":2}"#], "{pad}");
+            }
+        }
+        for tail in [&b"\0\0junk"[..], b"junk", b"\x1f"] {
+            let input = [gzip(json), tail.to_vec()].concat();
+            let err = read_all(&input[..]).unwrap_err();
+            assert!(matches!(err, ReadError::Io { .. }), "{tail:?}: {err}");
+        }
     }
 
     #[test]

@@ -1,10 +1,11 @@
 //! Local disk: a directory as [`Storage`], and the sink that writes an archive directory.
 
+use std::collections::HashSet;
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use parquetrail_core::sink::{Sink, SinkFile};
@@ -13,10 +14,12 @@ use crate::storage::{ErrorKind, ListPage, ObjectMeta, Opened, Storage, StorageEr
 
 /// Writes outputs under a directory. Each output is written to a temporary file beside its final
 /// path and renamed on commit, so readers never see a half-written Parquet file and an
-/// interrupted run leaves no partial output behind.
+/// interrupted run leaves no partial output behind. The temporary files a killed run left in a
+/// directory are reclaimed when a later run writes there (see [`reclaim_stale_temporaries`]).
 #[derive(Debug)]
 pub struct DirSink {
     root: PathBuf,
+    reclaimed: Reclaimed,
 }
 
 impl DirSink {
@@ -24,12 +27,12 @@ impl DirSink {
     pub fn new(root: impl Into<PathBuf>) -> io::Result<Self> {
         let root = root.into();
         fs::create_dir_all(&root)?;
-        Ok(DirSink { root })
+        Ok(DirSink { root, reclaimed: Reclaimed::default() })
     }
 
     /// A sink under `root`, created with its first output.
     pub fn new_lazy(root: impl Into<PathBuf>) -> Self {
-        DirSink { root: root.into() }
+        DirSink { root: root.into(), reclaimed: Reclaimed::default() }
     }
 
     /// The directory outputs go under.
@@ -39,6 +42,74 @@ impl DirSink {
 }
 
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// The name of a temporary file beside `dest`: hidden (listings and source walks skip dot files),
+/// and naming the process that writes it, so a later run can tell a live writer's file from one a
+/// killed process left behind.
+fn temporary_name(dest: &Path, fallback: &str) -> PathBuf {
+    let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+    let name = dest.file_name().and_then(|f| f.to_str()).unwrap_or(fallback);
+    dest.with_file_name(format!(".{name}.{}-{n}.tmp", std::process::id()))
+}
+
+/// The process id a temporary file name (see [`temporary_name`]) carries.
+fn temporary_owner(name: &str) -> Option<u32> {
+    let stem = name.strip_prefix('.')?.strip_suffix(".tmp")?;
+    let (_, owner) = stem.rsplit_once('.')?;
+    let (pid, n) = owner.split_once('-')?;
+    n.parse::<u64>().ok()?;
+    pid.parse().ok()
+}
+
+/// Whether the process that named a temporary file may still be writing it. Where the system
+/// lists its processes (`/proc`), a process that is not listed is gone; elsewhere a file is taken
+/// as abandoned once it has not changed for a day.
+fn owner_may_be_alive(pid: u32, path: &Path) -> bool {
+    if pid == std::process::id() {
+        return true;
+    }
+    let proc = Path::new("/proc");
+    if proc.join("self").exists() {
+        return proc.join(pid.to_string()).exists();
+    }
+    let age = fs::metadata(path).and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok());
+    age.is_none_or(|age| age < std::time::Duration::from_secs(24 * 3600))
+}
+
+/// Removes from `dir` the temporary files of writers that are gone (a process killed mid-write,
+/// a machine that lost power): they are hidden, so no reader or listing ever saw them, and they
+/// would otherwise hold disk space forever. Files of live processes are left alone, so two runs
+/// writing to one archive at once do not disturb each other. Returns how many were removed.
+///
+/// The archive directory is expected to be written from one machine: a process id names a
+/// process of this machine only.
+pub fn reclaim_stale_temporaries(dir: &Path) -> usize {
+    let Ok(entries) = fs::read_dir(dir) else { return 0 };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(temporary_owner) else { continue };
+        let path = entry.path();
+        if !owner_may_be_alive(pid, &path) && fs::remove_file(&path).is_ok() {
+            tracing::info!(path = %path.display(), pid, "removed a temporary file left by a process that is gone");
+            removed += 1;
+        }
+    }
+    removed
+}
+
+/// The directories a writer already reclaimed stale temporary files from: each once per writer.
+#[derive(Debug, Clone, Default)]
+struct Reclaimed(Arc<Mutex<HashSet<PathBuf>>>);
+
+impl Reclaimed {
+    fn once(&self, dir: &Path) {
+        let first = self.0.lock().map(|mut seen| seen.insert(dir.to_path_buf())).unwrap_or(false);
+        if first {
+            reclaim_stale_temporaries(dir);
+        }
+    }
+}
 
 struct DirFile {
     tmp: PathBuf,
@@ -90,13 +161,9 @@ impl Sink for DirSink {
         let dest = self.root.join(path);
         if let Some(parent) = dest.parent() {
             fs::create_dir_all(parent)?;
+            self.reclaimed.once(parent);
         }
-        let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-        let tmp = dest.with_file_name(format!(
-            ".{}.{}-{n}.tmp",
-            dest.file_name().and_then(|f| f.to_str()).unwrap_or("out"),
-            std::process::id()
-        ));
+        let tmp = temporary_name(&dest, "out");
         let file = fs::File::create(&tmp)?;
         Ok(Box::new(DirFile { tmp, dest, file: Some(io::BufWriter::with_capacity(1 << 20, file)) }))
     }
@@ -105,11 +172,12 @@ impl Sink for DirSink {
 #[derive(Debug, Clone)]
 pub struct LocalStorage {
     root: PathBuf,
+    reclaimed: Reclaimed,
 }
 
 impl LocalStorage {
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        LocalStorage { root: root.into() }
+        LocalStorage { root: root.into(), reclaimed: Reclaimed::default() }
     }
 
     fn path(&self, key: &str) -> Result<PathBuf, StorageError> {
@@ -249,11 +317,10 @@ impl Storage for LocalStorage {
         let path = self.path(key)?;
         if let Some(parent) = path.parent() {
             tokio::fs::create_dir_all(parent).await.map_err(|e| io_error(&parent.display().to_string(), e))?;
+            self.reclaimed.once(parent);
         }
         // Beside the destination, hidden (listings skip dot files), then renamed over it.
-        let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-        let name = path.file_name().and_then(|f| f.to_str()).unwrap_or("object");
-        let tmp = path.with_file_name(format!(".{name}.{}-{n}.tmp", std::process::id()));
+        let tmp = temporary_name(&path, "object");
         let what = path.display().to_string();
         let written = async {
             let mut file = tokio::fs::File::create(&tmp).await?;
@@ -288,10 +355,12 @@ impl Storage for LocalStorage {
         let path = self.path(key)?;
         let expected = expected.map(str::to_string);
         let what = path.display().to_string();
+        let reclaimed = self.reclaimed.clone();
         tokio::task::spawn_blocking(move || {
             let what = path.display().to_string();
             if let Some(parent) = path.parent() {
                 fs::create_dir_all(parent).map_err(|e| io_error(&what, e))?;
+                reclaimed.once(parent);
             }
             let name = path.file_name().and_then(|f| f.to_str()).unwrap_or("object").to_string();
             let lock = fs::OpenOptions::new()
@@ -312,8 +381,7 @@ impl Storage for LocalStorage {
                     format!("{what}: changed since read (expected {expected:?}, found {current:?})"),
                 ));
             }
-            let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-            let tmp = path.with_file_name(format!(".{name}.{}-{n}.tmp", std::process::id()));
+            let tmp = temporary_name(&path, "object");
             let written = (|| {
                 let mut file = fs::File::create(&tmp)?;
                 file.write_all(&body)?;
@@ -381,5 +449,33 @@ mod tests {
         for bad in ["../x", "/abs", "a/../../x", "a//b", "./a"] {
             assert!(sink.create(bad).is_err(), "{bad}");
         }
+    }
+
+    /// A process that exited (as a killed run has) left temporary files: the next writer in that
+    /// directory removes them, and leaves alone those of a live process and anything else hidden.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn temporaries_of_gone_processes_are_reclaimed_by_the_next_writer() {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let gone = child.id();
+        child.wait().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let part = dir.path().join("events/account=1");
+        fs::create_dir_all(&part).unwrap();
+        let stale = format!(".f.parquet.{gone}-7.tmp");
+        let live = format!(".g.parquet.{}-3.tmp", std::process::id());
+        for name in [stale.as_str(), live.as_str(), ".notes.tmp", ".symlink.txt.lock"] {
+            fs::write(part.join(name), b"x").unwrap();
+        }
+        let sink = DirSink::new(dir.path()).unwrap();
+        sink.create("events/account=1/h.parquet").unwrap().commit().unwrap();
+        let mut names: Vec<String> =
+            fs::read_dir(&part).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        names.sort();
+        let mut want = vec![live.clone(), ".notes.tmp".into(), ".symlink.txt.lock".into(), "h.parquet".into()];
+        want.sort();
+        assert_eq!(names, want);
+        assert_eq!(temporary_owner(&stale), Some(gone));
+        assert_eq!(temporary_owner(".notes.tmp"), None);
     }
 }

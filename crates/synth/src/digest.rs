@@ -106,6 +106,56 @@ impl SignedDigest {
     }
 }
 
+/// A trail to verify: one account's log files in `us-east-1` under the prefix `ct`, delivered
+/// every half hour in the `hours` after `start` (generated with `seed`), by key, and the chain of
+/// digests of the trail `management_trail` in `bucket` that the test key signs over them.
+pub fn signed_trail(
+    bucket: &str,
+    seed: u64,
+    start: DateTime<Utc>,
+    hours: usize,
+) -> (std::collections::BTreeMap<String, Vec<u8>>, Vec<SignedDigest>) {
+    let options = crate::TreeOptions {
+        seed,
+        target_json_bytes: u64::MAX,
+        accounts: 1,
+        regions: vec!["us-east-1".into()],
+        insights: false,
+        interval_minutes: 30,
+        gzip_level: 1,
+        start,
+        prefix: Some("ct".into()),
+        ..crate::TreeOptions::default()
+    };
+    let end = start + Duration::hours(hours as i64);
+    let logs: std::collections::BTreeMap<String, Vec<u8>> = crate::generate_files(&options)
+        .take_while(|f| delivery_time(&f.key).is_some_and(|t| t < end))
+        .map(|f| (f.key, f.gz))
+        .collect();
+    let inflated: Vec<(String, Vec<u8>)> = logs
+        .iter()
+        .map(|(k, gz)| {
+            let mut json = Vec::new();
+            std::io::Read::read_to_end(&mut flate2::read::MultiGzDecoder::new(&gz[..]), &mut json)
+                .expect("the generator writes valid gzip");
+            (k.clone(), json)
+        })
+        .collect();
+    let spec = ChainSpec {
+        bucket: bucket.into(),
+        prefix: Some("ct".into()),
+        org_id: None,
+        account: logs.keys().next().and_then(|k| k.split('/').nth(2)).unwrap_or_default().to_string(),
+        region: "us-east-1".into(),
+        trail: "management_trail".into(),
+        home_region: "us-east-1".into(),
+        start,
+        hours,
+    };
+    let digests = sign_chain(&TestSigner::fixture(), &spec, &inflated);
+    (logs, digests)
+}
+
 /// The delivery time in a CloudTrail log file name (`…_<YYYYMMDDTHHMMZ>_<rand>.json.gz`).
 pub fn delivery_time(key: &str) -> Option<DateTime<Utc>> {
     let name = key.rsplit('/').next()?;

@@ -90,9 +90,6 @@ pub struct TreeOptions {
     pub start: DateTime<Utc>,
     /// Also write CloudTrail Insights files (`CloudTrail-Insight/`). Default true.
     pub insights: bool,
-    /// Reserved for digest files (`CloudTrail-Digest/`). Currently a documented no-op: no digest
-    /// files are written whatever the value. Default false.
-    pub digests: bool,
     /// Minutes between delivery rounds. CloudTrail delivers every 5 minutes (the default);
     /// raise it to spread a small tree over many days. File-name timestamps stay on 5-minute
     /// boundaries.
@@ -118,7 +115,6 @@ impl Default for TreeOptions {
             prefix: None,
             start: Utc.with_ymd_and_hms(2024, 3, 1, 0, 0, 0).unwrap(),
             insights: true,
-            digests: false,
             interval_minutes: 5,
             gzip_level: 6,
             span_days: None,

@@ -6,9 +6,10 @@
 
 use std::collections::HashMap;
 use std::io::{self, BufRead, Read, Write};
-use std::net::TcpStream;
-use std::sync::Mutex;
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 
 /// Upper bound for a start line or a header line, and for the number of header lines.
 const MAX_LINE: usize = 64 * 1024;
@@ -252,6 +253,44 @@ impl Connections {
             let _ = stream.shutdown(std::net::Shutdown::Both);
         }
     }
+}
+
+/// A test server's thread-per-connection accept loop: each connection is served on a thread named
+/// `name` by `serve`, registered in `connections` until it ends (an I/O error ends that
+/// connection only); the loop returns at the first connection after `stopped` became true.
+pub(crate) fn accept_loop<S: Send + Sync + 'static>(
+    listener: TcpListener,
+    shared: Arc<S>,
+    name: &'static str,
+    stopped: fn(&S) -> bool,
+    connections: fn(&S) -> &Connections,
+    serve: fn(&S, TcpStream) -> io::Result<()>,
+) {
+    for stream in listener.incoming() {
+        if stopped(&shared) {
+            return;
+        }
+        let Ok(stream) = stream else { continue };
+        let Ok(key) = connections(&shared).add(&stream) else { continue };
+        let conn = Arc::clone(&shared);
+        let spawned = std::thread::Builder::new().name(name.to_owned()).spawn(move || {
+            let _ = serve(&conn, stream);
+            connections(&conn).remove(key);
+        });
+        if spawned.is_err() {
+            connections(&shared).remove(key);
+        }
+    }
+}
+
+/// Stops a server whose stop flag is already set: wakes its [`accept_loop`] with a connection
+/// of our own, waits for it, and unblocks every connection still open.
+pub(crate) fn stop(address: SocketAddr, accept: &mut Option<JoinHandle<()>>, connections: &Connections) {
+    let _ = TcpStream::connect(address);
+    if let Some(accept) = accept.take() {
+        let _ = accept.join();
+    }
+    connections.shutdown_all();
 }
 
 #[cfg(test)]

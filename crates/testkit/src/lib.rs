@@ -5,18 +5,22 @@
 //!   requests with `503 SlowDown` / `500 InternalError` to exercise retries.
 //! * [`runtime`]: a local Lambda Runtime API emulator ([`runtime::RuntimeEmulator`]) so tests can run the *built*
 //!   Lambda binary and feed it invocations.
+//! * [`aws_json`]: a fixed-answer AWS JSON 1.1 endpoint ([`AwsJsonEndpoint`]) for services without a local
+//!   emulator (CloudTrail's `ListPublicKeys`).
 //! * [`on_ci`] and [`not_run`]: how a test that lacks an external tool skips itself locally but fails on CI.
 //!
 //! Nothing here talks to real AWS.
 
 use std::io::Write;
 
+pub mod aws_json;
 pub mod clients;
 pub mod moto;
 pub mod runtime;
 
 mod http;
 
+pub use aws_json::{AwsJsonEndpoint, AwsJsonRequest};
 pub use moto::{Fault, FaultPlan, FaultyProxy, MotoServer};
 pub use runtime::{Invocation, RuntimeEmulator, lambda_env};
 
@@ -30,6 +34,29 @@ pub fn on_ci() -> bool {
             !value.is_empty() && value != "0" && !value.eq_ignore_ascii_case("false")
         }
         Err(_) => false,
+    }
+}
+
+/// Incompressible text for tests that need outputs of a known size (a full disk, a multipart
+/// upload): a xorshift stream over letters and digits, the same for the same seed.
+#[derive(Debug, Clone)]
+pub struct Noise(u64);
+
+impl Noise {
+    pub fn new(seed: u64) -> Self {
+        Noise(0x9E37_79B9_7F4A_7C15u64 ^ seed)
+    }
+
+    /// The next `len` characters.
+    pub fn text(&mut self, len: usize) -> String {
+        (0..len)
+            .map(|_| {
+                self.0 ^= self.0 << 13;
+                self.0 ^= self.0 >> 7;
+                self.0 ^= self.0 << 17;
+                b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"[(self.0 % 62) as usize] as char
+            })
+            .collect()
     }
 }
 

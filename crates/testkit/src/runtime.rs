@@ -114,7 +114,16 @@ impl RuntimeEmulator {
         let accept_shared = Arc::clone(&shared);
         let accept = std::thread::Builder::new()
             .name("runtime-emulator-accept".to_owned())
-            .spawn(move || accept_loop(listener, accept_shared))
+            .spawn(move || {
+                http::accept_loop(
+                    listener,
+                    accept_shared,
+                    "runtime-emulator-conn",
+                    |s| s.lock().shutdown,
+                    |s| &s.connections,
+                    serve,
+                )
+            })
             .expect("spawning the runtime emulator's thread");
         RuntimeEmulator { address, shared, accept: Some(accept) }
     }
@@ -179,31 +188,7 @@ impl Drop for RuntimeEmulator {
     fn drop(&mut self) {
         self.shared.lock().shutdown = true;
         self.shared.changed.notify_all();
-        // Wake the accept loop with a connection of our own.
-        let _ = TcpStream::connect(self.address);
-        if let Some(accept) = self.accept.take() {
-            let _ = accept.join();
-        }
-        self.shared.connections.shutdown_all();
-    }
-}
-
-fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
-    for stream in listener.incoming() {
-        if shared.lock().shutdown {
-            return;
-        }
-        let Ok(stream) = stream else { continue };
-        let Ok(key) = shared.connections.add(&stream) else { continue };
-        let conn_shared = Arc::clone(&shared);
-        let spawned = std::thread::Builder::new().name("runtime-emulator-conn".to_owned()).spawn(move || {
-            // An I/O error ends this connection only.
-            let _ = serve(&conn_shared, stream);
-            conn_shared.connections.remove(key);
-        });
-        if spawned.is_err() {
-            shared.connections.remove(key);
-        }
+        http::stop(self.address, &mut self.accept, &self.shared.connections);
     }
 }
 

@@ -287,3 +287,228 @@ fn a_failed_manifest_write_is_reported_and_repaired_by_a_rerun() {
     assert_eq!(outputs.len(), 1);
     assert!(outputs[0].ends_with(listed.trim()), "{listed} lists {outputs:?}");
 }
+
+/// A small tmpfs mounted for one test, unmounted when dropped: a real full disk (ENOSPC) for the
+/// built binary. Mounting needs root; without it the test says NOT RUN (and fails on CI).
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(test: &str, dir: &Path, options: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(dir).unwrap();
+        let out = std::process::Command::new("mount").args(["-t", "tmpfs", "-o", options, "tmpfs"]).arg(dir).output();
+        match out {
+            Ok(o) if o.status.success() => Some(Tmpfs(dir.to_path_buf())),
+            other => {
+                let why = format!("a tmpfs could not be mounted (this needs root): {other:?}");
+                assert!(!parquetrail_testkit::on_ci(), "{test}: {why}");
+                parquetrail_testkit::not_run(test, &why);
+                None
+            }
+        }
+    }
+
+    /// Gives the disk more room (`size=…` or `nr_inodes=…`), keeping what it holds.
+    fn grow(&self, options: &str) {
+        let o = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,{options}")])
+            .arg(&self.0)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Every path under `dir`, directories included.
+fn entries(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(entries(&p));
+        }
+        out.push(p);
+    }
+    out
+}
+
+fn hidden_leftovers(dir: &Path) -> Vec<std::path::PathBuf> {
+    entries(dir).into_iter().filter(|p| p.to_string_lossy().ends_with(".tmp")).collect()
+}
+
+/// A log file for day `day` of March 2024 whose records carry `kb` KiB of noise each, so its
+/// Parquet output does not compress away.
+fn noisy_log_file(tag: &str, day: u32, n: usize, kb: usize) -> Vec<u8> {
+    let mut noise = parquetrail_testkit::Noise::new(u64::from(day));
+    let records: Vec<String> = (0..n)
+        .map(|i| {
+            format!(
+                r#"{{"eventVersion":"1.08","eventTime":"2024-03-{day:02}T10:00:{i:02}Z","eventSource":"s3.amazonaws.com","eventName":"PutObject","awsRegion":"us-east-1","recipientAccountId":"111122223333","eventID":"{tag}-{i}","requestParameters":{{"noise":"{}"}}}}"#,
+                noise.text(kb << 10)
+            )
+        })
+        .collect();
+    gzip(format!(r#"{{"Records":[{}]}}"#, records.join(",")).as_bytes())
+}
+
+/// Disk full while writing outputs: the files that did not fit fail (retryable, exit 2, the
+/// reason names the full disk), no hidden `.tmp` file is left, the summary's committed rows are
+/// what the archive holds — exactly the rows of the files reported converted — and a rerun once
+/// there is room converts the rest, every record once.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_full_disk_fails_the_files_that_did_not_fit_and_a_rerun_completes() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    let (files, per_file) = (6u32, 40usize);
+    let mut want_by_key = BTreeMap::new();
+    for day in 1..=files {
+        let key = format!("AWSLogs/111122223333/CloudTrail/us-east-1/2024/03/{day:02}/f{day}.json.gz");
+        write(&cwd.join("trail").join(&key), &noisy_log_file(&format!("d{day}"), day, per_file, 4));
+        want_by_key.insert(key, ids(&format!("d{day}"), per_file));
+    }
+    // Room for some of the outputs (each about three quarters of its 160 KiB of noise), not all.
+    let Some(disk) = Tmpfs::mount("disk full while writing outputs", &cwd.join("archive"), "size=320k") else {
+        return;
+    };
+    let (code, s) = convert_json(cwd, &["trail", "--out", "archive"]);
+    assert_eq!(code, Some(2), "{s}");
+    assert!(hidden_leftovers(&cwd.join("archive")).is_empty(), "{:?}", hidden_leftovers(&cwd.join("archive")));
+    let failures = s["failures"].as_array().unwrap();
+    let failed_keys: Vec<&str> = failures.iter().filter_map(|f| f["key"].as_str()).collect();
+    let failed_files: Vec<&str> = failed_keys.iter().copied().filter(|k| want_by_key.contains_key(*k)).collect();
+    assert!(!failed_files.is_empty() && failed_files.len() < files as usize, "{s}");
+    for f in failures {
+        assert_eq!(f["retryable"], true, "{f}");
+        assert!(f["reason"].as_str().unwrap().contains("No space left on device"), "{f}");
+    }
+    let landed: Vec<String> = want_by_key
+        .iter()
+        .filter(|(k, _)| !failed_files.contains(&k.as_str()))
+        .flat_map(|(_, ids)| ids.clone())
+        .collect();
+    assert_eq!(s["converted"].as_u64(), Some(u64::from(files) - failed_files.len() as u64), "{s}");
+    assert_eq!(s["committed_rows"].as_u64(), Some(landed.len() as u64), "{s}");
+    // The manifests may or may not have fit: read the partitions' files directly, as a reader
+    // of an archive without manifests does.
+    if failed_keys.contains(&"manifests") {
+        std::fs::remove_dir_all(cwd.join("archive/manifests")).unwrap();
+    }
+    assert_eq!(archived_ids(cwd, "archive"), once(landed));
+
+    disk.grow("size=8m");
+    let (code, s) = convert_json(cwd, &["trail", "--out", "archive"]);
+    assert_eq!((code, &s["reconciled"]), (Some(0), &Value::Bool(true)), "{s}");
+    assert!(hidden_leftovers(&cwd.join("archive")).is_empty());
+    assert_eq!(archived_ids(cwd, "archive"), once(want_by_key.into_values().flatten()));
+}
+
+/// Disk full (no inodes left) just after the outputs are committed: the manifest write fails, the
+/// summary — with `--json` — says which rows were committed and that the manifests were not
+/// written (exit 2), no hidden file is left, and the next run, with room again, lists the outputs.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_disk_full_at_the_manifest_write_is_reported_and_the_next_run_repairs_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    write(&cwd.join("trail").join(DAY).join(NAME), &log_file("m", 3));
+    // How many inodes the outputs take (the partition directories and the file), learnt from a
+    // run on an ordinary disk: the tmpfs gets exactly those and its root, so the outputs commit
+    // and the first directory of the manifests does not fit.
+    let (code, probe) = convert_json(cwd, &["trail", "--out", "probe"]);
+    assert_eq!(code, Some(0), "{probe}");
+    let outputs = entries(&cwd.join("probe/events")).len() + 1;
+    let Some(disk) =
+        Tmpfs::mount("disk full at the manifest write", &cwd.join("archive"), &format!("nr_inodes={}", outputs + 1))
+    else {
+        return;
+    };
+    let (code, s) = convert_json(cwd, &["trail", "--out", "archive"]);
+    assert_eq!(code, Some(2), "{s}");
+    assert_eq!(
+        (s["converted"].as_u64(), s["rows"].as_u64(), s["committed_rows"].as_u64()),
+        (Some(1), Some(3), Some(3))
+    );
+    let manifests = s["failures"].as_array().unwrap().iter().find(|f| f["key"] == "manifests").expect("named");
+    let reason = manifests["reason"].as_str().unwrap();
+    assert!(reason.contains("No space left on device") && reason.contains("until a rerun lists them"), "{reason}");
+    assert_eq!(manifests["retryable"], true);
+    assert!(hidden_leftovers(&cwd.join("archive")).is_empty(), "{:?}", hidden_leftovers(&cwd.join("archive")));
+    assert!(!cwd.join("archive/manifests/events").exists());
+
+    disk.grow("nr_inodes=1000");
+    let (code, s) = convert_json(cwd, &["trail", "--out", "archive"]);
+    assert_eq!((code, &s["reconciled"]), (Some(0), &Value::Bool(true)), "{s}");
+    let listed: Vec<String> = walk(&cwd.join("archive/manifests/events"))
+        .iter()
+        .filter(|p| p.ends_with("/symlink.txt"))
+        .flat_map(|p| std::fs::read_to_string(p).unwrap().lines().map(str::to_string).collect::<Vec<_>>())
+        .collect();
+    let outputs: Vec<String> = walk(&cwd.join("archive/events"));
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(outputs.len(), 1, "{outputs:?}");
+    assert!(outputs[0].ends_with(&listed[0]), "{listed:?} lists {outputs:?}");
+    assert_eq!(archived_ids(cwd, "archive"), once(ids("m", 3)));
+}
+
+/// A run killed mid-write leaves hidden temporary files naming its process. The next run that
+/// writes to those directories removes them (the process is gone); a live writer's file is left
+/// alone; listings never show them.
+#[cfg(target_os = "linux")]
+#[test]
+fn temporary_files_of_a_killed_run_are_reclaimed_by_the_next_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    write(&cwd.join("trail").join(DAY).join(NAME), &log_file("k", 2));
+    let (code, s) = convert_json(cwd, &["trail", "--out", "archive"]);
+    assert_eq!(code, Some(0), "{s}");
+    // A process killed in the middle of its writes: its id is no longer in use.
+    let mut killed = std::process::Command::new("sleep").arg("60").spawn().unwrap();
+    killed.kill().unwrap();
+    killed.wait().unwrap();
+    let output_dir = Path::new(&walk(&cwd.join("archive/events"))[0]).parent().unwrap().to_path_buf();
+    let manifest_dir = Path::new(&walk(&cwd.join("archive/manifests/events"))[0]).parent().unwrap().to_path_buf();
+    let stale = [
+        output_dir.join(format!(".x.parquet.{}-0.tmp", killed.id())),
+        manifest_dir.join(format!(".symlink.txt.{}-1.tmp", killed.id())),
+    ];
+    let live = output_dir.join(format!(".y.parquet.{}-0.tmp", std::process::id()));
+    for p in stale.iter().chain([&live]) {
+        std::fs::write(p, b"PAR1 half written").unwrap();
+    }
+    // The next run delivers one more file to that day, so it writes both directories again.
+    let later = NAME.replace("1000Z", "1005Z");
+    write(&cwd.join("trail").join(DAY).join(later), &log_file("l", 3));
+    let (code, s) = convert_json(cwd, &["trail", "--out", "archive"]);
+    assert_eq!((code, &s["reconciled"]), (Some(0), &Value::Bool(true)), "{s}");
+    assert_eq!(hidden_leftovers(&cwd.join("archive")), vec![live], "only the live writer's file is left");
+    assert_eq!(archived_ids(cwd, "archive"), once(ids("k", 2).into_iter().chain(ids("l", 3))));
+}
+
+/// An archive inside the source tree (`convert trail --out trail/archive`) used to be read back as
+/// input on every later run, its quarantine growing each time. The archive is not walked: every
+/// run reads exactly the log files, and the rows are the input's.
+#[test]
+fn an_archive_inside_the_source_tree_is_not_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    write(&cwd.join("trail").join(DAY).join(NAME), &log_file("in", 3));
+    // One bad record, so the archive holds a quarantine too.
+    let other = NAME.replace("1000Z", "1005Z");
+    write(&cwd.join("trail").join(DAY).join(other), &gzip(br#"{"Records":[{"eventName":"NoTime"}]}"#));
+    for run in 0..2 {
+        let (code, s) = convert_json(cwd, &["trail", "--out", "trail/archive"]);
+        assert_eq!(code, Some(1), "run {run}: {s}");
+        assert_eq!(
+            (s["files"].as_u64(), s["records"].as_u64(), s["rows"].as_u64(), s["quarantined"].as_u64()),
+            (Some(2), Some(4), Some(3), Some(1)),
+            "run {run}: {s}"
+        );
+    }
+    assert_eq!(archived_ids(cwd, "trail/archive"), once(ids("in", 3)));
+}

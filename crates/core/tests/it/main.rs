@@ -1,6 +1,8 @@
 //! Golden tests of normalized rows: hand-written records covering each identity shape, data and
 //! management events, Insights, and future fields, snapshotted as the row the archive stores.
 
+mod hostile;
+
 use parquetrail_core::record::Row;
 
 #[test]

@@ -199,10 +199,13 @@ async fn thousands_of_small_files_compact_exactly_while_readers_and_late_writers
                 .collect()
         })
         .collect();
+    // The reader says when it has polled twice, so the compaction starts with polls before it.
+    let (polled, polled_twice) = tokio::sync::oneshot::channel();
     let reader = {
         let (storage, published, done) = (storage.clone(), published.clone(), done.clone());
         let copies = input.copies.clone();
         let late_ids = late_ids.clone();
+        let mut polled = Some(polled);
         tokio::spawn(async move {
             let mut cache = BTreeMap::new();
             let (mut polls, mut compacted_polls) = (0, 0);
@@ -222,6 +225,9 @@ async fn thousands_of_small_files_compact_exactly_while_readers_and_late_writers
                 let known: usize = copies.len() + late_ids.iter().map(Vec::len).sum::<usize>();
                 assert!(seen.len() <= known, "poll {polls}: rows from nowhere");
                 polls += 1;
+                if polls == 2 {
+                    let _ = polled.take().map(|p| p.send(()));
+                }
                 if files.iter().any(|f| f.contains("/compacted-")) {
                     compacted_polls += 1;
                 }
@@ -231,7 +237,7 @@ async fn thousands_of_small_files_compact_exactly_while_readers_and_late_writers
             }
         })
     };
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    polled_twice.await.unwrap();
     let report = compactor(storage.clone(), "live", Duration::from_secs(3600)).partition(Dataset::Events, PART).await;
     let report = report.unwrap();
     writer.await.unwrap();

@@ -128,12 +128,20 @@ async fn large_outputs_stream_as_multipart_uploads_and_aborts_leave_nothing() {
     assert!(head.e_tag().unwrap().contains("-3"), "a 3-part multipart upload: {:?}", head.e_tag());
     let back = S3Storage::new(client.clone(), "archive").read("p/big.bin").await.unwrap();
     assert!(back == data, "multipart object differs from what was written");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The dropped upload is aborted in the background (a drop never blocks): wait for the abort
+    // itself, however long it takes, rather than for a fixed time.
+    let abort_deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let uploads = client.list_multipart_uploads().bucket("archive").send().await.unwrap();
+        if uploads.uploads().is_empty() {
+            break;
+        }
+        assert!(std::time::Instant::now() < abort_deadline, "the dropped upload was never aborted");
+        tokio::task::yield_now().await;
+    }
     let keys: Vec<String> =
         S3Storage::new(client.clone(), "archive").list("").await.unwrap().into_iter().map(|m| m.key).collect();
     assert_eq!(keys, ["p/big.bin"]);
-    let uploads = client.list_multipart_uploads().bucket("archive").send().await.unwrap();
-    assert!(uploads.uploads().is_empty(), "the dropped upload was aborted");
 }
 
 fn synthetic_log() -> Vec<u8> {

@@ -19,24 +19,14 @@ use crate::support::*;
 /// A log file of `n` records whose bodies are incompressible text (≈ 4 KB each), so its one
 /// Parquet output is larger than a multipart part (8 MiB) at `n` ≥ 3,000.
 fn large_log_file(key_tag: u64, n: usize) -> Vec<u8> {
-    let mut state = 0x9E37_79B9_7F4A_7C15u64 ^ key_tag;
-    let mut noise = |len: usize| -> String {
-        (0..len)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"[(state % 62) as usize] as char
-            })
-            .collect()
-    };
+    let mut noise = parquetrail_testkit::Noise::new(key_tag);
     let records: Vec<Value> = (0..n)
         .map(|i| {
             json!({
                 "eventVersion": "1.09", "eventTime": format!("2024-03-01T01:{:02}:00Z", i % 60),
                 "eventSource": "s3.amazonaws.com", "eventName": "PutObject", "awsRegion": "us-east-1",
                 "eventID": format!("big-{key_tag}-{i}"), "recipientAccountId": "111122223333",
-                "requestParameters": {"key": noise(4000)}, "eventCategory": "Data", "readOnly": false
+                "requestParameters": {"key": noise.text(4000)}, "eventCategory": "Data", "readOnly": false
             })
         })
         .collect();
@@ -209,20 +199,11 @@ async fn poison_messages_are_quarantined_and_the_good_ones_land_in_the_same_invo
     assert_eq!(from(OVERSIZED), 2, "the records around the huge one");
     assert_eq!(from(FAN_OUT), 64);
     let archive = w.objects(ARCHIVE).await;
-    let quarantined = |stem: &str| -> Vec<Value> {
-        archive
-            .iter()
-            .filter(|(k, _)| k.starts_with("cloudtrail/quarantine/records/") && k.contains(stem))
-            .flat_map(|(_, v)| {
-                String::from_utf8_lossy(v).lines().map(|l| serde_json::from_str(l).unwrap()).collect::<Vec<Value>>()
-            })
-            .collect()
-    };
-    let big = quarantined("OversizedRecord0");
+    let big = quarantined_records(&archive, "OversizedRecord0");
     assert_eq!(big.len(), 1);
     assert_eq!(big[0]["length"], huge.len() as u64, "{}", big[0]["reason"]);
     assert_eq!(big[0]["sha256"], sha256_hex(huge.as_bytes()));
-    assert_eq!(quarantined("PartitionFanOut0").len(), 1000 - 64);
+    assert_eq!(quarantined_records(&archive, "PartitionFanOut0").len(), 1000 - 64);
     let marker = archive
         .iter()
         .filter(|(k, _)| k.starts_with("cloudtrail/quarantine/files/"))

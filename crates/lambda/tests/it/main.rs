@@ -8,5 +8,6 @@ mod compaction;
 mod corpus;
 mod faults;
 mod handler;
+mod hostile;
 mod keys;
 mod support;

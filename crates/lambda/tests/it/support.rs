@@ -126,6 +126,18 @@ impl World {
     }
 }
 
+/// The record quarantine lines of the archive (under the test deployment's `cloudtrail/` prefix)
+/// whose object names contain `stem`.
+pub fn quarantined_records(archive: &BTreeMap<String, Vec<u8>>, stem: &str) -> Vec<Value> {
+    archive
+        .iter()
+        .filter(|(k, _)| k.starts_with("cloudtrail/quarantine/records/") && k.contains(stem))
+        .flat_map(|(_, v)| {
+            String::from_utf8_lossy(v).lines().map(|l| serde_json::from_str(l).unwrap()).collect::<Vec<_>>()
+        })
+        .collect()
+}
+
 /// The form-URL encoding S3 uses for keys in event notifications.
 pub fn form_encode(key: &str) -> String {
     let mut out = String::new();

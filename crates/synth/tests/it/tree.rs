@@ -177,14 +177,6 @@ fn empty_options_write_nothing() {
 }
 
 #[test]
-fn digests_flag_is_a_no_op() {
-    let a: Vec<SynthFile> = generate_files(&small(5)).collect();
-    let b: Vec<SynthFile> = generate_files(&TreeOptions { digests: true, ..small(5) }).collect();
-    assert_eq!(a, b);
-    assert!(a.iter().all(|f| !f.key.contains("CloudTrail-Digest")));
-}
-
-#[test]
 fn insights_can_be_disabled() {
     let files: Vec<SynthFile> = generate_files(&TreeOptions { insights: false, ..small(6) }).collect();
     assert!(files.iter().all(|f| !f.insight && !f.key.contains("Insight")));

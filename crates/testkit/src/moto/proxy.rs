@@ -232,7 +232,16 @@ impl FaultyProxy {
         let accept_shared = Arc::clone(&shared);
         let accept = std::thread::Builder::new()
             .name("fault-proxy-accept".to_owned())
-            .spawn(move || accept_loop(listener, accept_shared))
+            .spawn(move || {
+                http::accept_loop(
+                    listener,
+                    accept_shared,
+                    "fault-proxy-conn",
+                    |s| s.shutdown.load(Ordering::SeqCst),
+                    |s| &s.connections,
+                    serve,
+                )
+            })
             .expect("spawning the fault proxy's thread");
         FaultyProxy { endpoint: format!("http://{address}"), address, shared, accept: Some(accept) }
     }
@@ -277,31 +286,7 @@ impl FaultyProxy {
 impl Drop for FaultyProxy {
     fn drop(&mut self) {
         self.shared.shutdown.store(true, Ordering::SeqCst);
-        // Wake the accept loop with a connection of our own.
-        let _ = TcpStream::connect(self.address);
-        if let Some(accept) = self.accept.take() {
-            let _ = accept.join();
-        }
-        self.shared.connections.shutdown_all();
-    }
-}
-
-fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
-    for stream in listener.incoming() {
-        if shared.shutdown.load(Ordering::SeqCst) {
-            return;
-        }
-        let Ok(stream) = stream else { continue };
-        let Ok(key) = shared.connections.add(&stream) else { continue };
-        let conn_shared = Arc::clone(&shared);
-        let spawned = std::thread::Builder::new().name("fault-proxy-conn".to_owned()).spawn(move || {
-            // An I/O error ends this connection only; the client sees it closed.
-            let _ = serve(&conn_shared, stream);
-            conn_shared.connections.remove(key);
-        });
-        if spawned.is_err() {
-            shared.connections.remove(key);
-        }
+        http::stop(self.address, &mut self.accept, &self.shared.connections);
     }
 }
 
