@@ -17,8 +17,10 @@ use super::params::{self, MAX_DOWNLOAD, MAX_LIMIT, Params, REQUEST_ID, rfc3339};
 use super::{ApiError, Console, dashboard};
 use crate::Error;
 
-/// Rows read per backend call while filtering on the request ID or summarising a range.
-pub(crate) const SCAN_PAGE: usize = 1000;
+/// Rows read per backend call while filtering on the request ID or summarising a range. Each call
+/// finds the range's partitions again, so these reads go in large pages; one page of rows is what
+/// such a request holds in memory.
+pub(crate) const SCAN_PAGE: usize = 5000;
 /// Rows one request with a request ID filter reads at most before it answers with what it has
 /// (and a token to read on).
 const REQUEST_ID_SCAN: usize = 50_000;

@@ -237,6 +237,34 @@ pub(crate) async fn with_security_headers(mut response: Response) -> Response {
 mod tests {
     use super::*;
 
+    struct Empty;
+
+    #[async_trait::async_trait]
+    impl LookupBackend for Empty {
+        async fn lookup(&self, _query: crate::LookupQuery) -> crate::Result<crate::LookupPage> {
+            Ok(crate::LookupPage::default())
+        }
+    }
+
+    #[test]
+    fn the_console_is_off_beyond_loopback_without_a_token() {
+        let backend: Arc<dyn LookupBackend> = Arc::new(Empty);
+        let status = |console: &Console, headers: &HeaderMap| console.check(headers).err().map(|e| e.status);
+        let none = HeaderMap::new();
+        assert_eq!(status(&Console::new(backend.clone(), None, false, true), &none), Some(StatusCode::NOT_FOUND));
+        assert_eq!(status(&Console::new(backend.clone(), None, true, true), &none), None);
+        assert_eq!(status(&Console::new(backend.clone(), None, true, false), &none), Some(StatusCode::NOT_FOUND));
+        let token = ConsoleToken::new("0123456789abcdef").unwrap();
+        let guarded = Console::new(backend, Some(token), false, true);
+        assert_eq!(status(&guarded, &none), Some(StatusCode::UNAUTHORIZED));
+        let mut bearer = HeaderMap::new();
+        bearer.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer 0123456789abcdef"));
+        assert_eq!(status(&guarded, &bearer), None);
+        let mut cookie = HeaderMap::new();
+        cookie.insert(header::COOKIE, HeaderValue::from_static("a=b; parquetrail_console=0123456789abcdeg"));
+        assert_eq!(status(&guarded, &cookie), Some(StatusCode::UNAUTHORIZED));
+    }
+
     #[test]
     fn tokens_are_checked_whole_and_kept_out_of_debug_output() {
         let token = ConsoleToken::new("  correct-horse-battery-staple\n").unwrap();
