@@ -56,7 +56,7 @@
     let body = null;
     try { body = await response.json(); } catch (e) { body = null; }
     if (!response.ok) {
-      throw new Error((body && body.error) || ("HTTP " + response.status + " from " + path));
+      throw new Error((body && (body.error || body.message)) || ("HTTP " + response.status + " from " + path));
     }
     return body;
   }

@@ -105,7 +105,19 @@ impl Console {
         if let Some(why) = &self.off {
             return Err(ApiError::new(StatusCode::NOT_FOUND, why.clone()));
         }
-        let Some(token) = &self.token else { return Ok(()) };
+        let Some(token) = &self.token else {
+            // Without a token the console trusts the machine, so it must be this machine's browser
+            // asking this machine: a page elsewhere that rebinds its own name to 127.0.0.1 sends its
+            // own name as Host, and is refused (DNS rebinding).
+            return match headers.get(header::HOST).and_then(|h| h.to_str().ok()) {
+                Some(host) if is_loopback_host(host) => Ok(()),
+                _ => Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "without a console token, the console answers requests to a loopback name only \
+                     (127.0.0.1, localhost, [::1]); configure --console-token-file to serve other names",
+                )),
+            };
+        };
         let bearer = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -128,6 +140,17 @@ impl Console {
             )),
         }
     }
+}
+
+/// Whether a `Host` header names this machine's loopback interface (with or without a port).
+fn is_loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(""),
+        None => {
+            host.rsplit_once(':').map_or(host, |(name, port)| if port.parse::<u16>().is_ok() { name } else { host })
+        }
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// A refusal of the console's API: the status and `{"error": "<message>"}`.
@@ -251,8 +274,11 @@ mod tests {
         let backend: Arc<dyn LookupBackend> = Arc::new(Empty);
         let status = |console: &Console, headers: &HeaderMap| console.check(headers).err().map(|e| e.status);
         let none = HeaderMap::new();
+        let mut local = HeaderMap::new();
+        local.insert(header::HOST, HeaderValue::from_static("127.0.0.1:8470"));
         assert_eq!(status(&Console::new(backend.clone(), None, false, true), &none), Some(StatusCode::NOT_FOUND));
-        assert_eq!(status(&Console::new(backend.clone(), None, true, true), &none), None);
+        assert_eq!(status(&Console::new(backend.clone(), None, true, true), &local), None);
+        assert_eq!(status(&Console::new(backend.clone(), None, true, true), &none), Some(StatusCode::FORBIDDEN));
         assert_eq!(status(&Console::new(backend.clone(), None, true, false), &none), Some(StatusCode::NOT_FOUND));
         let token = ConsoleToken::new("0123456789abcdef").unwrap();
         let guarded = Console::new(backend, Some(token), false, true);
@@ -263,6 +289,17 @@ mod tests {
         let mut cookie = HeaderMap::new();
         cookie.insert(header::COOKIE, HeaderValue::from_static("a=b; parquetrail_console=0123456789abcdeg"));
         assert_eq!(status(&guarded, &cookie), Some(StatusCode::UNAUTHORIZED));
+    }
+
+    #[test]
+    fn only_loopback_names_are_this_machine() {
+        for host in ["127.0.0.1", "127.0.0.1:8470", "localhost:1", "LOCALHOST", "[::1]:8470", "[::1]", "127.1.2.3:9"] {
+            assert!(is_loopback_host(host), "{host}");
+        }
+        for host in ["evil.example:8470", "10.0.0.1:8470", "localhost.evil.example", "[::2]:1", "", "127.0.0.1.nip.io"]
+        {
+            assert!(!is_loopback_host(host), "{host}");
+        }
     }
 
     #[test]
