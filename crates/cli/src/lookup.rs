@@ -10,9 +10,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use chrono::{DateTime, SecondsFormat, Utc};
 use clap::{Args, ValueEnum};
-use parquetrail_core::lookup::{
-    self, Bound, LookupEvent, LookupQuery, csv_safe, lookup_event, parse_attribute, parse_time,
-};
+use parquetrail_core::lookup::{self, Bound, LookupEvent, LookupQuery, lookup_event, parse_attribute, parse_time};
 use parquetrail_ingest::Location;
 use parquetrail_ingest::reader::{ArchiveReader, ReadStats};
 use parquetrail_ingest::s3::S3Settings;
@@ -217,47 +215,10 @@ fn joined(e: &LookupEvent, f: fn(&lookup::Resource) -> Option<&str>) -> String {
     e.resources.iter().filter_map(f).collect::<Vec<_>>().join(", ")
 }
 
-/// The console's columns, one event per row.
-const CSV_HEADER: [&str; 13] = [
-    "Event time",
-    "Event name",
-    "User name",
-    "Event source",
-    "Resource type",
-    "Resource name",
-    "AWS access key",
-    "AWS region",
-    "Error code",
-    "Source IP address",
-    "Event ID",
-    "Read-only",
-    "Account ID",
-];
-
+/// The console's columns, one event per row, cells guarded against spreadsheet formulas (the
+/// web console's download writes the same).
 fn write_csv(out: &mut impl Write, rows: &[parquetrail_core::record::Row<'_>]) -> Result<()> {
-    let mut w = csv::Writer::from_writer(out);
-    w.write_record(CSV_HEADER)?;
-    for row in rows {
-        let e = lookup_event(row);
-        let s = |v: Option<&str>| v.unwrap_or_default().to_string();
-        let cells = [
-            time(&e),
-            s(e.event_name.as_deref()),
-            s(e.username.as_deref()),
-            s(e.event_source.as_deref()),
-            joined(&e, |r| r.resource_type.as_deref()),
-            joined(&e, |r| r.resource_name.as_deref()),
-            s(e.access_key_id.as_deref()),
-            s(row.awsregion.as_deref()),
-            s(row.errorcode.as_deref()),
-            s(row.sourceipaddress.as_deref()),
-            s(e.event_id.as_deref()),
-            s(e.read_only.as_deref()),
-            s(lookup::account(row)),
-        ];
-        w.write_record(cells.iter().map(|c| csv_safe(c).into_owned()))?;
-    }
-    w.flush()?;
+    parquetrail_server::write_events_csv(out, rows)?;
     Ok(())
 }
 

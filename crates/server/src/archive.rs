@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, TimeZone, Utc};
 use parquetrail_core::lookup::{self, Cursor, LookupError};
-use parquetrail_ingest::reader::{ArchiveReader, ReadError};
+use parquetrail_ingest::reader::{ArchiveReader, Page, ReadError};
 
 use crate::{Error, EventCategory, LookupBackend, LookupPage, LookupQuery, Result};
 
@@ -54,5 +54,32 @@ impl LookupBackend for ArchiveBackend {
         })?;
         let events = page.events.iter().map(lookup::lookup_event).collect();
         Ok(LookupPage { events, cursor: page.next.as_ref().map(Cursor::encode) })
+    }
+
+    async fn rows(&self, query: &lookup::LookupQuery, cursor: Option<&Cursor>) -> Result<Page> {
+        let mut query = query.clone();
+        query.include_data_events = self.include_data_events;
+        self.reader.lookup(&query, cursor).await.map_err(|e| match e {
+            ReadError::Invalid(LookupError::InvalidNextToken(why)) => Error::InvalidCursor(why),
+            ReadError::Invalid(other) => Error::InvalidCursor(other.to_string()),
+            other => Error::Backend(other.into()),
+        })
+    }
+
+    async fn scopes(&self) -> Result<Vec<(String, String)>> {
+        let query = lookup::LookupQuery::new(DateTime::UNIX_EPOCH, DateTime::<Utc>::MAX_UTC);
+        let partitions = self.reader.partitions(&query).await.map_err(|e| Error::Backend(e.into()))?;
+        let mut scopes: Vec<(String, String)> = partitions
+            .iter()
+            .filter_map(|p| {
+                let mut parts = p.dir.split('/');
+                let account = parts.find_map(|s| s.strip_prefix("account="))?;
+                let region = parts.find_map(|s| s.strip_prefix("region="))?;
+                Some((account.to_string(), region.to_string()))
+            })
+            .collect();
+        scopes.sort();
+        scopes.dedup();
+        Ok(scopes)
     }
 }

@@ -18,6 +18,22 @@ use crate::Result;
 pub trait LookupBackend: Send + Sync + 'static {
     /// One page of events for `query`.
     async fn lookup(&self, query: LookupQuery) -> Result<LookupPage>;
+
+    /// For the web console: one page of the core's `query` after `cursor`, as rows (every
+    /// column, so the console can show what `LookupEvents` leaves out). Backends without rows
+    /// answer an error, and the console says it cannot serve them.
+    async fn rows(
+        &self,
+        _query: &parquetrail_core::lookup::LookupQuery,
+        _cursor: Option<&parquetrail_core::lookup::Cursor>,
+    ) -> Result<parquetrail_ingest::reader::Page> {
+        Err(crate::Error::Backend("this backend does not serve the console".into()))
+    }
+
+    /// For the web console's pickers: the `(account, Region)` pairs the archive holds events of.
+    async fn scopes(&self) -> Result<Vec<(String, String)>> {
+        Ok(Vec::new())
+    }
 }
 
 /// The lookup attribute keys (CloudTrail's eight, then parquetrail's extensions), the event and its

@@ -3,6 +3,7 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
+use crate::console::ConsoleToken;
 use crate::credentials::CredentialStore;
 use crate::token::TokenKey;
 
@@ -27,10 +28,16 @@ pub struct ServerConfig {
     /// The key sealing `NextToken`s. `None`: a random key per start, so tokens end with the process;
     /// set one to keep them valid across restarts or across servers behind one address.
     pub token_key: Option<TokenKey>,
+    /// Serve the web console at `GET /` (see [`crate::ConsoleToken`] for who may use it).
+    pub console: bool,
+    /// The token the console asks for. Required for the console on a non-loopback address (it
+    /// is off there without one); when set on loopback, it is asked for there too.
+    pub console_token: Option<ConsoleToken>,
 }
 
 impl Default for ServerConfig {
-    /// Loopback on a free port, no credentials, Region-scoped, 64 KiB bodies, 30 s per request.
+    /// Loopback on a free port, no credentials, Region-scoped, 64 KiB bodies, 30 s per request,
+    /// the console on (without a token: loopback only).
     fn default() -> ServerConfig {
         ServerConfig {
             listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
@@ -39,6 +46,8 @@ impl Default for ServerConfig {
             body_limit: 64 * 1024,
             request_timeout: Duration::from_secs(30),
             token_key: None,
+            console: true,
+            console_token: None,
         }
     }
 }

@@ -24,6 +24,9 @@
 //!   `MissingAuthenticationTokenException`, `UnrecognizedClientException`,
 //!   `InvalidSignatureException` or `IncompleteSignatureException` otherwise). Bodies are limited
 //!   (HTTP 413) and requests time out (HTTP 503).
+//! - The web console: `GET /` serves Event history, event detail, compare and dashboards over the
+//!   same backend ([`LookupBackend::rows`]), with JSON and CSV twins under `/console/api/`
+//!   (`docs/CONSOLE.md`). On a non-loopback address it requires a [`ConsoleToken`].
 //!
 //! ```
 //! use parquetrail_server::{LookupBackend, LookupPage, LookupQuery, ServerConfig, serve};
@@ -48,6 +51,7 @@
 mod archive;
 mod backend;
 mod config;
+mod console;
 mod credentials;
 mod error;
 mod fault;
@@ -61,6 +65,7 @@ pub use backend::{
     AttributeKey, EventCategory, LookupAttribute, LookupBackend, LookupEvent, LookupPage, LookupQuery, Resource,
 };
 pub use config::ServerConfig;
+pub use console::{ConsoleToken, write_events_csv};
 pub use credentials::CredentialStore;
 pub use error::{Error, Result};
 pub use server::{Server, serve};

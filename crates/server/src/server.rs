@@ -23,6 +23,7 @@ use tokio::task::JoinHandle;
 
 use crate::backend::{LookupBackend, LookupEvent};
 use crate::config::ServerConfig;
+use crate::console::{self, Console};
 use crate::credentials::CredentialStore;
 use crate::fault::Fault;
 use crate::token::TokenKey;
@@ -37,6 +38,7 @@ const TARGETS: [&str; 2] =
 /// What every request handler shares.
 struct App {
     backend: Arc<dyn LookupBackend>,
+    console: Console,
     credentials: Option<CredentialStore>,
     all_regions: bool,
     token_key: TokenKey,
@@ -113,24 +115,34 @@ pub async fn serve(config: ServerConfig, backend: impl LookupBackend) -> Result<
 
 fn router(config: ServerConfig, backend: Arc<dyn LookupBackend>) -> Router {
     let timeout = config.request_timeout;
+    let console = Console::new(backend.clone(), config.console_token, config.listen.ip().is_loopback(), config.console);
     let app = App {
         backend,
+        console,
         credentials: config.credentials,
         all_regions: config.all_regions,
         token_key: config.token_key.unwrap_or_else(TokenKey::random),
         body_limit: config.body_limit,
     };
     Router::new()
-        .route("/", post(lookup_events))
+        .route("/", post(lookup_events).get(console::index))
+        .merge(console::routes())
         .fallback(|| async { Fault::not_found() })
         .layer(DefaultBodyLimit::max(config.body_limit))
         .layer(axum::middleware::map_response(with_request_id))
+        .layer(axum::middleware::map_response(console::with_security_headers))
         .layer(
             tower::ServiceBuilder::new()
                 .layer(HandleErrorLayer::new(move |_: tower::BoxError| async move { Fault::timeout(timeout) }))
                 .timeout(timeout),
         )
         .with_state(Arc::new(app))
+}
+
+impl axum::extract::FromRef<Arc<App>> for Console {
+    fn from_ref(app: &Arc<App>) -> Console {
+        app.console.clone()
+    }
 }
 
 /// Every response carries a request ID, as AWS's do (SDKs put it in their errors).

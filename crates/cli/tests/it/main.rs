@@ -2,6 +2,8 @@
 
 mod backfill;
 mod compact;
+mod console;
+mod console_browser;
 mod hostile;
 mod lookup;
 mod serve_clients;

@@ -29,15 +29,15 @@ const SECRET: &str = "serve/secret+key";
 
 /// `parquetrail serve ARCHIVE --listen 127.0.0.1:0 …` and the URL it printed; stopped with the
 /// test, whatever happens.
-struct Served {
+pub(crate) struct Served {
     child: Child,
-    url: String,
+    pub(crate) url: String,
     /// Held open so that the server's stdout stays a pipe with a reader.
     stdout: std::io::BufReader<ChildStdout>,
 }
 
 impl Served {
-    fn start(cwd: &Path, archive: &str, args: &[&str], env: Vec<(String, String)>) -> Served {
+    pub(crate) fn start(cwd: &Path, archive: &str, args: &[&str], env: Vec<(String, String)>) -> Served {
         let mut child = Command::new(env!("CARGO_BIN_EXE_parquetrail"))
             .args(["serve", archive, "--listen", "127.0.0.1:0"])
             .args(args)

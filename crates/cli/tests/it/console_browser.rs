@@ -1,0 +1,244 @@
+//! The web console in a real browser: headless Chromium driven over WebDriver (Debian's
+//! `chromium` and `chromium-driver`, installed by `.ci/run`). The page is used as a person uses
+//! it — a filter and a time range set in the form, "Load more", an event opened, two compared, a
+//! dashboard — and what it shows is compared with the reference computed from the input JSON.
+//! Records carrying `<script>` and `"><img onerror=…>` show as text and run nothing. Screenshots
+//! of each page go to the test's output folder (`console-screenshots/`).
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use parquetrail_testkit::{not_run, on_ci};
+use serde_json::{Value, json};
+
+use crate::console::{END, HOSTILE_SCRIPT_ID, IMG, SCRIPT, START, at, console_archive, expected, ids_of, query};
+use crate::serve_clients::Served;
+
+/// A program on `PATH`.
+fn on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file())
+}
+
+/// chromedriver on a free loopback port; stopped with the test.
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Driver {
+    fn start(binary: &Path) -> Driver {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new(binary)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let driver = Driver { child, url: format!("http://127.0.0.1:{port}") };
+        // Up to 30 s for it to listen: a readiness wait, not a measured assertion.
+        for _ in 0..300 {
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return driver;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("chromedriver did not listen on port {port}");
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The browser and chromedriver, or `None` (NOT RUN) off CI when either is missing.
+fn browser_tools(test: &str) -> Option<(PathBuf, PathBuf)> {
+    let chromium = on_path("chromium").or_else(|| on_path("chromium-browser"));
+    let driver = on_path("chromedriver");
+    match (chromium, driver) {
+        (Some(c), Some(d)) => Some((c, d)),
+        _ => {
+            let why = "chromium and chromedriver are not installed (Debian: apt-get install chromium chromium-driver)";
+            assert!(!on_ci(), "{test}: {why}; CI is set, so a missing tool is a failure");
+            not_run(test, why);
+            None
+        }
+    }
+}
+
+async fn ready(client: &Client, view: &str) {
+    let css = format!("body[data-ready=\"{view}\"]");
+    client.wait().at_most(Duration::from_secs(60)).for_element(Locator::Css(&css)).await.unwrap();
+}
+
+async fn js(client: &Client, script: &str) -> Value {
+    client.execute(script, vec![]).await.unwrap()
+}
+
+/// The event IDs of the table's rows, in order.
+async fn shown_ids(client: &Client) -> Vec<String> {
+    let ids =
+        js(client, "return Array.from(document.querySelectorAll('#events tbody tr')).map(r => r.dataset.eventId)")
+            .await;
+    ids.as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect()
+}
+
+async fn shot(client: &Client, dir: &Path, name: &str) {
+    js(client, "window.scrollTo(0, 0); return true").await;
+    let png = client.screenshot().await.unwrap();
+    assert!(png.starts_with(b"\x89PNG"), "{name}: a PNG");
+    std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+}
+
+/// Nothing of the hostile records ran or became markup.
+async fn nothing_ran(client: &Client, page: &str) {
+    assert_eq!(js(client, "return typeof window.__pwned").await, "undefined", "{page}: a script ran");
+    assert_eq!(js(client, "return document.querySelectorAll('main img, main script').length").await, 0, "{page}");
+}
+
+#[test]
+fn console_in_a_real_browser() {
+    let test = "console_in_a_real_browser";
+    let Some((chromium, chromedriver)) = browser_tools(test) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let events = console_archive(dir.path());
+    let served = Served::start(dir.path(), "archive", &[], Vec::new());
+    let driver = Driver::start(&chromedriver);
+    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("console-screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let base = served.url.clone();
+
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({
+                "binary": chromium,
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                         "--window-size=1280,860", "--no-first-run", "--disable-extensions"],
+            }),
+        );
+        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&driver.url)
+            .await
+            .unwrap_or_else(|e| panic!("{test}: cannot start a Chromium session: {e}"));
+
+        // Event history: the default view, then a filter and a custom range set in the form.
+        client.goto(&format!("{base}/")).await.unwrap();
+        ready(&client, "events").await;
+        let range = (at(START), at(END));
+        // The most common Region of the write events in the range, with the default Read-only = false.
+        let region = {
+            let hits = expected(&events, &["ReadOnly=false"], range, &[], &[]);
+            let count = |r: &str| hits.iter().filter(|e| e.str("/awsRegion") == Some(r)).count();
+            hits.iter().filter_map(|e| e.str("/awsRegion")).max_by_key(|r| (count(r), r.to_string())).unwrap().to_string()
+        };
+        client.find(Locator::Css("#add-attr")).await.unwrap().click().await.unwrap();
+        let keys = client.find_all(Locator::Css(".attr-key")).await.unwrap();
+        keys.last().unwrap().clone().select_by_value("AwsRegion").await.unwrap();
+        let values = client.find_all(Locator::Css(".attr-value")).await.unwrap();
+        values.last().unwrap().send_keys(&region).await.unwrap();
+        client.find(Locator::Css("#range")).await.unwrap().select_by_value("custom").await.unwrap();
+        client.find(Locator::Css("#start")).await.unwrap().send_keys(START).await.unwrap();
+        client.find(Locator::Css("#end")).await.unwrap().send_keys(END).await.unwrap();
+        client.find(Locator::Css("#limit")).await.unwrap().select_by_value("10").await.unwrap();
+        client.find(Locator::Css("#apply")).await.unwrap().click().await.unwrap();
+        ready(&client, "events").await;
+        let attr = format!("AwsRegion={region}");
+        let want = ids_of(&expected(&events, &["ReadOnly=false", &attr], range, &[], &[]));
+        assert!(want.len() > 10, "the filter keeps more than a page: {}", want.len());
+        assert_eq!(shown_ids(&client).await, want[..10], "the first page");
+        // The URL holds the query: opening it again shows the same rows.
+        let url = client.current_url().await.unwrap().to_string();
+        assert!(url.contains("attr=AwsRegion") && url.contains("range=custom"), "{url}");
+        client.find(Locator::Css("#load-more")).await.unwrap().click().await.unwrap();
+        let mut shown = Vec::new();
+        for _ in 0..600 {
+            shown = shown_ids(&client).await;
+            if shown.len() > 10 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(shown, want[..want.len().min(20)], "after Load more");
+        shot(&client, &shots, "event-history").await;
+
+        // The CSV the download link gives is the whole result.
+        let href = js(&client, "return document.getElementById('download-csv').href").await;
+        let csv_text = client
+            .execute_async(
+                "const done = arguments[arguments.length - 1]; fetch(arguments[0]).then(r => r.text()).then(done)",
+                vec![href],
+            )
+            .await
+            .unwrap();
+        let mut reader = csv::Reader::from_reader(csv_text.as_str().unwrap().as_bytes());
+        let id_column = reader.headers().unwrap().iter().position(|h| h == "Event ID").unwrap();
+        let csv_ids: Vec<String> = reader.records().map(|r| r.unwrap()[id_column].to_string()).collect();
+        assert_eq!(csv_ids, want, "the CSV download");
+
+        // Reopening the URL shows the same first page.
+        client.goto(&url).await.unwrap();
+        ready(&client, "events").await;
+        assert_eq!(shown_ids(&client).await, want[..10], "the bookmarked view");
+
+        // An event: its record is the input's.
+        client.find(Locator::Css(".event-link")).await.unwrap().click().await.unwrap();
+        ready(&client, "event").await;
+        let record: Value = serde_json::from_str(&client.find(Locator::Css("#record")).await.unwrap().text().await.unwrap()).unwrap();
+        let first = events.iter().find(|e| e.id == want[0]).unwrap();
+        assert_eq!(record, first.record, "the event's JSON");
+        let related = js(&client, "return Array.from(document.querySelectorAll('#related a')).map(a => a.textContent)").await;
+        assert!(related.as_array().unwrap().iter().any(|t| t.as_str().unwrap().starts_with("Same request ID")), "{related}");
+        shot(&client, &shots, "event-detail").await;
+
+        // Compare two events.
+        client.goto(&format!("{base}/compare{}", query(&[("id", &want[0]), ("id", &want[1])]))).await.unwrap();
+        ready(&client, "compare").await;
+        let columns = js(&client, "return document.querySelectorAll('#compare-table thead th').length").await;
+        assert_eq!(columns, 3);
+        let differs = js(&client, "return Array.from(document.querySelectorAll('#compare-table tbody tr.differs th')).map(t => t.textContent)").await;
+        assert!(differs.as_array().unwrap().iter().any(|t| t == "eventID"), "{differs}");
+        shot(&client, &shots, "compare").await;
+
+        // The dashboard of the range: one point per minute, the counts of the reference.
+        client.goto(&format!("{base}/dashboard{}", query(&[("range", "custom"), ("start", START), ("end", END)]))).await.unwrap();
+        ready(&client, "dashboard").await;
+        let in_range = expected(&events, &[], range, &[], &[]);
+        let counts = js(&client, "return Array.from(document.querySelectorAll('#events-over-time circle')).map(c => Number(c.dataset.count))").await;
+        let counts: Vec<usize> = counts.as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
+        assert_eq!(counts.len(), 11, "ten minutes, inclusive, a minute a point");
+        assert_eq!(counts.iter().sum::<usize>(), in_range.len());
+        let widgets = js(&client, "return document.querySelectorAll('.widget').length").await;
+        assert_eq!(widgets, 10);
+        nothing_ran(&client, "dashboard").await;
+        shot(&client, &shots, "dashboard").await;
+
+        // The hostile records: shown as text, nothing runs.
+        client.goto(&format!("{base}/events{}", query(&[("attr", "AccountId=111122223333"), ("range", "all")]))).await.unwrap();
+        ready(&client, "events").await;
+        let cells = js(&client, "return Array.from(document.querySelectorAll('#events tbody td')).map(t => t.textContent)").await;
+        let cells: Vec<&str> = cells.as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+        assert!(cells.contains(&SCRIPT), "{cells:?}");
+        assert!(cells.contains(&IMG), "{cells:?}");
+        nothing_ran(&client, "hostile event history").await;
+        shot(&client, &shots, "hostile-event-history").await;
+        client.goto(&format!("{base}/event{}", query(&[("id", HOSTILE_SCRIPT_ID)]))).await.unwrap();
+        ready(&client, "event").await;
+        let record: Value = serde_json::from_str(&client.find(Locator::Css("#record")).await.unwrap().text().await.unwrap()).unwrap();
+        assert_eq!(&record, &events.iter().find(|e| e.id == HOSTILE_SCRIPT_ID).unwrap().record);
+        nothing_ran(&client, "hostile event").await;
+
+        client.goto(&format!("{base}/insights")).await.unwrap();
+        ready(&client, "insights").await;
+        client.close().await.unwrap();
+    });
+}
