@@ -9,8 +9,9 @@
 //! - `E` is the sample's mean and `S` its standard deviation, at least `sqrt(E)` (counts are
 //!   noisy like a Poisson process even when the sample happens to be flat);
 //! - a minute is **above** when `x ≥ min_rate`, `x > E + sigmas·S` and `x ≥ ratio·E`; it is
-//!   **below** when `L`, the lowest of the comparable days' means over the 5 minutes around the
-//!   same time of day, and `E` are both at least `drop_min_rate` and `x ≤ drop_ratio·min(E, L)`;
+//!   **below** when `L`, the mean over the 5 minutes around the same time of day on the same
+//!   days, and `E` are both at least `drop_min_rate`, each of those days' own 5-minute mean is at
+//!   least half of it, and `x ≤ drop_ratio·min(E, L)`;
 //! - flagged minutes of one direction less than `end_after_minutes` apart form an episode, which
 //!   starts at its first flagged minute and ends after its last; it is kept when its volume
 //!   (`Σ|x−E|` over its flagged minutes) reaches `min_events` (and, below, when it lasts
@@ -284,10 +285,12 @@ fn detect_series(
         p2[i + 1] = p2[i] + v * v;
     }
     let hist_idx = ((history_start - base).max(0) / MINUTE_MICROS) as usize;
-    // Returns (E, S, L): the sample's mean and spread, and the lowest of the comparable days' means
-    // over the few minutes around the same time of day (what a drop must fall below: a minute
-    // just before a daily ramp-up is not a drop because the wide window reaches into the ramp).
-    let expected = |i: usize| -> (f64, f64, f64) {
+    // Returns (E, S, L, M): the sample's mean and spread; the mean over the few minutes around
+    // the same time of day on the same days (what a drop must also fall below: a minute just
+    // before a daily ramp-up is not a drop because the wide window reaches into the ramp); and the
+    // lowest of those days' own near means (a drop needs the API busy at that time on every
+    // comparable day, so one past burst does not make the next day's quiet look like a drop).
+    let expected = |i: usize| -> (f64, f64, f64, f64) {
         let t = base + i as i64 * MINUTE_MICROS;
         let weekend = is_weekend(t);
         let days: Vec<i64> = (1..=i64::from(model.baseline_days)).collect();
@@ -295,7 +298,7 @@ fn detect_series(
             days.iter().copied().filter(|d| is_weekend(t - d * 1440 * MINUTE_MICROS) == weekend).collect();
         let days = if alike.len() >= 2 { alike } else { days };
         let (mut cnt, mut s1, mut s2) = (0f64, 0f64, 0f64);
-        let mut lowest = f64::INFINITY;
+        let (mut near_n, mut near_sum, mut near_min) = (0f64, 0f64, f64::INFINITY);
         let clip = |lo: i64, hi: i64| ((lo.max(hist_idx as i64).max(0) as usize), (hi.max(0) as usize).min(i));
         for d in days {
             let centre = i as i64 - d * 1440;
@@ -308,15 +311,20 @@ fn detect_series(
             s2 += p2[hi] - p2[lo];
             let (lo, hi) = clip(centre - NEAR_MINUTES, centre + NEAR_MINUTES + 1);
             if lo < hi {
-                lowest = lowest.min((p1[hi] - p1[lo]) / (hi - lo) as f64);
+                near_n += (hi - lo) as f64;
+                near_sum += p1[hi] - p1[lo];
+                near_min = near_min.min((p1[hi] - p1[lo]) / (hi - lo) as f64);
             }
         }
         if cnt == 0.0 {
-            return (0.0, 0.0, 0.0);
+            return (0.0, 0.0, 0.0, 0.0);
         }
         let mean = s1 / cnt;
         let var = (s2 / cnt - mean * mean).max(0.0);
-        (mean, var.sqrt().max(mean.sqrt()), if lowest.is_finite() { lowest } else { 0.0 })
+        if near_n == 0.0 {
+            return (mean, var.sqrt().max(mean.sqrt()), 0.0, 0.0);
+        }
+        (mean, var.sqrt().max(mean.sqrt()), near_sum / near_n, near_min)
     };
     let first_i = ((judge_from - base) / MINUTE_MICROS) as usize;
     let gap = model.end_after_minutes as usize;
@@ -332,11 +340,15 @@ fn detect_series(
         }
     };
     for (i, &count) in x.iter().enumerate().skip(first_i) {
-        let (e, s, low) = expected(i);
+        let (e, s, low, lowest) = expected(i);
         let v = count as f64;
         let flag = if count >= model.min_rate && v > e + model.sigmas * s && v >= model.ratio * e {
             Some((Direction::Above, v - e))
-        } else if e >= model.drop_min_rate && low >= model.drop_min_rate && v <= model.drop_ratio * low.min(e) {
+        } else if e >= model.drop_min_rate
+            && low >= model.drop_min_rate
+            && lowest >= model.drop_min_rate / 2.0
+            && v <= model.drop_ratio * low.min(e)
+        {
             Some((Direction::Below, e - v))
         } else {
             None

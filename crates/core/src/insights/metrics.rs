@@ -85,30 +85,70 @@ pub struct SeriesKey {
     pub eventcategory: String,
 }
 
+/// The fields of one event that metrics count by: borrowed from a [`Row`] or from a projected
+/// read of the archive (see [`super::table`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EventFields<'a> {
+    /// `eventTime`, microseconds since the epoch.
+    pub time: Option<i64>,
+    pub recipient_account: Option<&'a str>,
+    /// `userIdentity.accountId`, the account when `recipientAccountId` is absent.
+    pub identity_account: Option<&'a str>,
+    pub region: Option<&'a str>,
+    pub source: Option<&'a str>,
+    pub name: Option<&'a str>,
+    pub error_code: Option<&'a str>,
+    /// `readOnly` as the archive stores it (`"true"`/`"false"`).
+    pub read_only: Option<&'a str>,
+    pub category: Option<&'a str>,
+    pub management: Option<bool>,
+    pub is_insight: bool,
+    /// `userIdentity.arn`.
+    pub arn: Option<&'a str>,
+    pub user_agent: Option<&'a str>,
+}
+
+impl<'a> EventFields<'a> {
+    /// The fields of a row.
+    pub fn of(row: &'a Row<'_>) -> EventFields<'a> {
+        let identity = row.useridentity.as_ref();
+        EventFields {
+            time: row.eventtime_ts.or_else(|| row.event_time().ok().map(|t| t.timestamp_micros())),
+            recipient_account: row.recipientaccountid.as_deref(),
+            identity_account: identity.and_then(|u| u.accountid.as_deref()),
+            region: row.awsregion.as_deref(),
+            source: row.eventsource.as_deref(),
+            name: row.eventname.as_deref(),
+            error_code: row.errorcode.as_deref(),
+            read_only: row.readonly.as_deref(),
+            category: row.eventcategory.as_deref(),
+            management: row.managementevent,
+            is_insight: row.is_insight(),
+            arn: identity.and_then(|u| u.arn.as_deref()),
+            user_agent: row.useragent.as_deref(),
+        }
+    }
+}
+
 impl SeriesKey {
     /// The key of one event, or `None` for records that are not API activity (Insights records
-    /// themselves, records without a time, source or name).
-    pub fn of(row: &Row<'_>) -> Option<SeriesKey> {
-        if row.is_insight() {
+    /// themselves, records without a Region, source or name).
+    pub fn of(event: &EventFields<'_>) -> Option<SeriesKey> {
+        if event.is_insight {
             return None;
         }
-        let category = match row.eventcategory.as_deref() {
+        let category = match event.category {
             Some(c) => c.to_string(),
-            None if row.managementevent == Some(false) => "Data".to_string(),
+            None if event.management == Some(false) => "Data".to_string(),
             None => "Management".to_string(),
         };
         Some(SeriesKey {
-            account: row
-                .recipientaccountid
-                .as_deref()
-                .or_else(|| row.useridentity.as_ref().and_then(|u| u.accountid.as_deref()))
-                .unwrap_or("unknown")
-                .to_string(),
-            region: row.awsregion.as_deref()?.to_string(),
-            eventsource: row.eventsource.as_deref()?.to_string(),
-            eventname: row.eventname.as_deref()?.to_string(),
-            errorcode: row.errorcode.as_deref().map(str::to_string),
-            readonly: match row.readonly.as_deref() {
+            account: event.recipient_account.or(event.identity_account).unwrap_or("unknown").to_string(),
+            region: event.region?.to_string(),
+            eventsource: event.source?.to_string(),
+            eventname: event.name?.to_string(),
+            errorcode: event.error_code.map(str::to_string),
+            readonly: match event.read_only {
                 Some("true") => Some(true),
                 Some("false") => Some(false),
                 _ => None,
@@ -161,19 +201,21 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Counts one event. Returns whether it was counted (see [`SeriesKey::of`]).
+    /// Counts one row. Returns whether it was counted (see [`SeriesKey::of`]).
     pub fn add_row(&mut self, row: &Row<'_>) -> bool {
-        let (Some(key), Some(ts)) =
-            (SeriesKey::of(row), row.eventtime_ts.or_else(|| row.event_time().ok().map(|t| t.timestamp_micros())))
-        else {
+        self.add_event(&EventFields::of(row))
+    }
+
+    /// Counts one event. Returns whether it was counted (see [`SeriesKey::of`]).
+    pub fn add_event(&mut self, event: &EventFields<'_>) -> bool {
+        let (Some(key), Some(ts)) = (SeriesKey::of(event), event.time) else {
             return false;
         };
         let minute = ts.div_euclid(MINUTE_MICROS) * MINUTE_MICROS;
         let cell = self.cells.entry((key, minute)).or_default();
         cell.count += 1;
-        let arn = row.useridentity.as_ref().and_then(|u| u.arn.as_deref()).unwrap_or("null");
-        cell.identities.add(arn, 1);
-        cell.user_agents.add(row.useragent.as_deref().unwrap_or("null"), 1);
+        cell.identities.add(event.arn.unwrap_or("null"), 1);
+        cell.user_agents.add(event.user_agent.unwrap_or("null"), 1);
         true
     }
 

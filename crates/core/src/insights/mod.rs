@@ -4,6 +4,7 @@
 //! - [`metrics`]: per-minute counts per account, Region, source, name, error code, read-only and
 //!   category, with bounded tallies of identities and user agents for the attributions.
 //! - [`detect`]: the model — a time-of-day baseline over comparable days, thresholds, episodes.
+//! - [`table`]: the `metrics` dataset's Parquet files, and metrics read from `events` files.
 //! - [`record`]: `Start`/`End` records in CloudTrail's format, with content-derived event IDs.
 //!
 //! ```
@@ -16,6 +17,7 @@
 pub mod detect;
 pub mod metrics;
 pub mod record;
+pub mod table;
 
 #[cfg(test)]
 mod tests;

@@ -95,7 +95,7 @@ fn series_keys_from_records() {
     ];
     for (json, want) in cases {
         let row = Row::parse(json.as_bytes(), "k", 0).unwrap();
-        let got = SeriesKey::of(&row);
+        let got = SeriesKey::of(&super::metrics::EventFields::of(&row));
         let got = got.as_ref().map(|k| (k.eventcategory.as_str(), k.readonly, k.errorcode.as_deref()));
         assert_eq!(got, *want, "{json}");
         let mut m = Metrics::default();
@@ -307,4 +307,50 @@ fn records_have_cloudtrail_shape() {
     let id = start_rec["sharedEventID"].as_str().unwrap();
     assert_eq!(id.len(), 36);
     assert_eq!(id.as_bytes()[14], b'8', "version-8 UUID shape: {id}");
+}
+
+#[test]
+fn metrics_from_events_files_and_back() {
+    use crate::convert::{Options, convert};
+    use crate::sink::MemorySink;
+    // Two minutes of RunInstances by two identities, one failed call, one read, one Insight record.
+    let records = [
+        r#"{"eventVersion":"1.08","eventTime":"2024-01-01T10:00:05Z","eventSource":"ec2.amazonaws.com","eventName":"RunInstances","awsRegion":"us-east-1","recipientAccountId":"111122223333","readOnly":false,"eventCategory":"Management","userIdentity":{"arn":"arn:aws:iam::111122223333:user/a"},"userAgent":"cli"}"#,
+        r#"{"eventVersion":"1.08","eventTime":"2024-01-01T10:00:59Z","eventSource":"ec2.amazonaws.com","eventName":"RunInstances","awsRegion":"us-east-1","recipientAccountId":"111122223333","readOnly":false,"eventCategory":"Management","userIdentity":{"arn":"arn:aws:iam::111122223333:user/a"},"userAgent":"cli"}"#,
+        r#"{"eventVersion":"1.08","eventTime":"2024-01-01T10:01:00Z","eventSource":"ec2.amazonaws.com","eventName":"RunInstances","awsRegion":"us-east-1","recipientAccountId":"111122223333","readOnly":false,"eventCategory":"Management","userIdentity":{"arn":"arn:aws:iam::111122223333:user/b"},"errorCode":"Client.UnauthorizedOperation"}"#,
+        r#"{"eventVersion":"1.08","eventTime":"2024-01-01T10:01:30Z","eventSource":"ec2.amazonaws.com","eventName":"DescribeInstances","awsRegion":"us-east-1","recipientAccountId":"111122223333","readOnly":true,"eventCategory":"Management"}"#,
+    ];
+    let json = format!("{{\"Records\":[{}]}}", records.join(","));
+    let sink = MemorySink::default();
+    let key = "AWSLogs/111122223333/CloudTrail/us-east-1/2024/01/01/f.json.gz";
+    convert(key, json.as_bytes(), &sink, &Options::default()).unwrap();
+    let mut from_parquet = Metrics::default();
+    let mut counted = 0;
+    for path in sink.paths() {
+        let bytes = bytes::Bytes::from(sink.get(&path).unwrap());
+        counted += super::table::add_events_file(bytes, &path, &mut from_parquet).unwrap();
+    }
+    let mut from_rows = Metrics::default();
+    for (i, r) in records.iter().enumerate() {
+        from_rows.add_row(&Row::parse(r.as_bytes(), key, i).unwrap());
+    }
+    assert_eq!(counted, 4);
+    assert_eq!(from_parquet.rows(), from_rows.rows(), "the projected read counts like the rows");
+    let cells: Vec<(String, Option<String>, i64, u64)> = from_rows
+        .iter()
+        .map(|(k, m, c)| (k.eventname.clone(), k.errorcode.clone(), (m - T0) / MINUTE_MICROS, c.count))
+        .collect();
+    let minute_10h = 600;
+    assert_eq!(
+        cells,
+        [
+            ("DescribeInstances".into(), None, minute_10h + 1, 1),
+            ("RunInstances".into(), None, minute_10h, 2),
+            ("RunInstances".into(), Some("Client.UnauthorizedOperation".into()), minute_10h + 1, 1),
+        ]
+    );
+    let encoded = super::table::encode_metrics(&from_rows.rows(), &[("source", "test")]).unwrap();
+    let mut back = Metrics::default();
+    assert_eq!(super::table::decode_metrics(bytes::Bytes::from(encoded), "m", &mut back).unwrap(), 3);
+    assert_eq!(back.rows(), from_rows.rows());
 }
