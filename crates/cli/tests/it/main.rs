@@ -3,6 +3,7 @@
 mod backfill;
 mod compact;
 mod hostile;
+mod insights;
 mod lookup;
 mod serve_clients;
 
