@@ -126,6 +126,16 @@ fn every_injected_episode_is_found_and_reruns_late_data_and_compaction_change_no
         assert_eq!(computed, ids);
     }
 
+    // `export --dataset insights` and `lookup --insights` return them.
+    let exported = run(&["export", "archive", "--dataset", "insights", "--out", "-"], cwd);
+    let exported: BTreeSet<String> =
+        records(&exported).iter().map(|r| r["eventID"].as_str().unwrap().to_string()).collect();
+    assert_eq!(exported, ids);
+    let looked = run(&["lookup", "archive", "--insights", "--start", "2024-03-01", "--format", "jsonl"], cwd);
+    let looked: BTreeSet<String> =
+        records(&looked).iter().map(|r| r["EventId"].as_str().unwrap().to_string()).collect();
+    assert_eq!(looked, ids);
+
     // A rerun finds the same records and writes nothing.
     let insights_files = |cwd: &Path| -> Vec<String> { walk(&cwd.join("archive/insights")) };
     let before = insights_files(cwd);

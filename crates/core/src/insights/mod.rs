@@ -5,6 +5,7 @@
 //!   category, with bounded tallies of identities and user agents for the attributions.
 //! - [`detect`]: the model — a time-of-day baseline over comparable days, thresholds, episodes.
 //! - [`table`]: the `metrics` dataset's Parquet files, and metrics read from `events` files.
+//! - [`series`]: the per-period series of `ListInsightsMetricData`.
 //! - [`record`]: `Start`/`End` records in CloudTrail's format, with content-derived event IDs.
 //!
 //! ```
@@ -17,6 +18,7 @@
 pub mod detect;
 pub mod metrics;
 pub mod record;
+pub mod series;
 pub mod table;
 
 #[cfg(test)]

@@ -354,3 +354,63 @@ fn metrics_from_events_files_and_back() {
     assert_eq!(super::table::decode_metrics(bytes::Bytes::from(encoded), "m", &mut back).unwrap(), 3);
     assert_eq!(back.rows(), from_rows.rows());
 }
+
+#[test]
+fn metric_data_periods_and_fill() {
+    use super::series::{MetricQuery, metric_data};
+    let mut m = Metrics::default();
+    let write = key("RunInstances", None, false);
+    let failed = key("RunInstances", Some("AccessDenied"), false);
+    let read = key("RunInstances", None, true);
+    // Minutes 0, 1, 7 and 65 (writes; minute 7 failed), and reads that must not count.
+    put(&mut m, &write, 0, "a", 2);
+    put(&mut m, &write, 1, "a", 3);
+    put(&mut m, &failed, 7, "b", 4);
+    put(&mut m, &write, 65, "a", 1);
+    put(&mut m, &read, 2, "c", 100);
+    let q = |period: u32, fill: bool, insight_type: InsightType, start: i64, end: i64| MetricQuery {
+        insight_type,
+        eventsource: "ec2.amazonaws.com".into(),
+        eventname: "RunInstances".into(),
+        errorcode: None,
+        start: minute(start),
+        end: minute(end),
+        period,
+        fill_with_zeros: fill,
+    };
+    let at = |points: Vec<(i64, f64)>| -> Vec<(i64, f64)> {
+        points.into_iter().map(|(t, v)| ((t - T0) / MINUTE_MICROS, v)).collect()
+    };
+    type Case = (&'static str, MetricQuery, Vec<(i64, f64)>);
+    let cases: Vec<Case> = vec![
+        (
+            "minutes, non-zero",
+            q(60, false, InsightType::ApiCallRateInsight, 0, 120),
+            vec![(0, 2.0), (1, 3.0), (7, 4.0), (65, 1.0)],
+        ),
+        ("5 minutes", q(300, false, InsightType::ApiCallRateInsight, 0, 120), vec![(0, 5.0), (5, 4.0), (65, 1.0)]),
+        ("hours", q(3600, false, InsightType::ApiCallRateInsight, 0, 120), vec![(0, 9.0), (60, 1.0)]),
+        (
+            "5 minutes with zeros",
+            q(300, true, InsightType::ApiCallRateInsight, 0, 20),
+            vec![(0, 5.0), (5, 4.0), (10, 0.0), (15, 0.0)],
+        ),
+        ("end is exclusive", q(60, false, InsightType::ApiCallRateInsight, 0, 7), vec![(0, 2.0), (1, 3.0)]),
+        ("start is inclusive", q(60, false, InsightType::ApiCallRateInsight, 7, 66), vec![(7, 4.0), (65, 1.0)]),
+        (
+            "a period starting before start is left out",
+            q(300, false, InsightType::ApiCallRateInsight, 1, 20),
+            vec![(5, 4.0)],
+        ),
+        ("errors, reads and writes", q(60, false, InsightType::ApiErrorRateInsight, 0, 120), vec![(7, 4.0)]),
+    ];
+    for (name, query, want) in cases {
+        query.validate().unwrap();
+        assert_eq!(at(metric_data(&m, &query)), want, "{name}");
+    }
+    let mut bad = q(120, false, InsightType::ApiCallRateInsight, 0, 1);
+    assert!(bad.validate().unwrap_err().contains("Period"));
+    bad.period = 60;
+    bad.end = bad.start;
+    assert!(bad.validate().is_err());
+}
