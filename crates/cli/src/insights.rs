@@ -124,6 +124,7 @@ pub fn insights(args: &InsightsArgs) -> Result<ExitCode> {
             if tty {
                 eprint!("\rmetrics: {n} partitions ({dir})\x1b[K");
             }
+            true
         };
         let (since_us, until_us) = (since.timestamp_micros(), until.timestamp_micros());
         let found = insights::find_episodes(&storage, &root, &model, since_us, until_us, &progress).await;

@@ -65,16 +65,21 @@ pub struct MetricsReport {
     pub events: u64,
     /// Metric rows loaded for detection.
     pub metric_rows: u64,
+    /// Partitions not reached because the caller asked to stop (a deadline): their metrics are
+    /// built by the next run, and no detection was made on partial metrics.
+    pub remaining: usize,
 }
 
 /// Brings the metrics of every `events` partition dated `first..=last` up to date, then loads
-/// them. `progress` is told each partition as it is handled.
+/// them. `progress` is told each partition before it is handled and answers whether to go on:
+/// `false` (a deadline near) stops there, with the partitions left counted in
+/// [`MetricsReport::remaining`]; the ones done stay done, so the next run resumes.
 pub async fn refresh_and_load(
     storage: &Arc<dyn Storage>,
     root: &str,
     first: NaiveDate,
     last: NaiveDate,
-    progress: &(dyn Fn(&str) + Sync),
+    progress: &(dyn Fn(&str) -> bool + Sync),
 ) -> Result<(Metrics, MetricsReport), StorageError> {
     let mut report = MetricsReport::default();
     let mut metrics = Metrics::default();
@@ -84,8 +89,12 @@ pub async fn refresh_and_load(
         .filter(|d| date_of(d).is_some_and(|date| date >= first && date <= last))
         .collect();
     report.partitions = dirs.len();
-    for dir in dirs {
-        progress(&dir);
+    for (i, dir) in dirs.iter().enumerate() {
+        if !progress(dir) {
+            report.remaining = report.partitions - i;
+            break;
+        }
+        let dir = dir.clone();
         let live = manifest::read(storage.as_ref(), root, &dir).await?.files;
         let listing: String = live.iter().map(|f| format!("{f}\n")).collect();
         let name = format!("metrics-{}.parquet", hex16(listing.as_bytes()));
@@ -166,14 +175,16 @@ pub struct InsightsReport {
 }
 
 /// Runs the model over `[since, until)` (microseconds) and returns the episodes, with the
-/// metrics report. Reads metrics from `baseline_days + 2` days before `since`.
+/// metrics report. Reads metrics from `baseline_days + 2` days before `since`. When `progress`
+/// stops the metrics refresh ([`refresh_and_load`]), nothing is detected: no episodes, and
+/// [`MetricsReport::remaining`] says how much is left.
 pub async fn find_episodes(
     storage: &Arc<dyn Storage>,
     root: &str,
     model: &Model,
     since: i64,
     until: i64,
-    progress: &(dyn Fn(&str) + Sync),
+    progress: &(dyn Fn(&str) -> bool + Sync),
 ) -> Result<(Vec<Episode>, MetricsReport), StorageError> {
     model.validate().map_err(permanent)?;
     let day = |t: i64| chrono::DateTime::from_timestamp_micros(t).map(|d| d.date_naive());
@@ -182,6 +193,9 @@ pub async fn find_episodes(
         return Err(permanent("time range out of bounds"));
     };
     let (metrics, report) = refresh_and_load(storage, root, first, last, progress).await?;
+    if report.remaining > 0 {
+        return Ok((Vec::new(), report));
+    }
     let episodes = tokio::task::spawn_blocking({
         let model = model.clone();
         move || detect(&metrics, &model, since, until)

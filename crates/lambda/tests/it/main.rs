@@ -8,5 +8,6 @@ mod compaction;
 mod corpus;
 mod faults;
 mod handler;
+mod insights;
 mod keys;
 mod support;
