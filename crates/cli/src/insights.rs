@@ -1,6 +1,6 @@
 //! `parquetrail insights`: CloudTrail Insights computed from the archive.
 //!
-//! Glue only: flags → the model's knobs, `parquetrail-ingest`'s [`insights`] for the metrics,
+//! Glue only: flags → the model's knobs, `parquetrail-ingest`'s [`insights`](mod@parquetrail_ingest::insights) for the metrics,
 //! the detection and the writes, and the records printed as CloudTrail JSON Lines.
 
 use std::io::{self, IsTerminal, Write};
