@@ -135,8 +135,7 @@ pub fn insights(args: &InsightsArgs) -> Result<ExitCode> {
         let written = if args.no_write {
             0
         } else {
-            let days = (since.date_naive(), (until - chrono::Duration::microseconds(1)).date_naive());
-            insights::write_insights(&storage, &root, &episodes, days)
+            insights::write_insights(&storage, &root, &episodes, since_us, until_us)
                 .await
                 .with_context(|| format!("writing Insights to {location}"))?
         };

@@ -205,21 +205,64 @@ pub async fn find_episodes(
     Ok((episodes, report))
 }
 
-/// Writes the records of `episodes` into the `insights` dataset: per partition (account, Region,
-/// date of the record's `eventTime`), one computed file replacing the previous one, for every
-/// partition in `days` (so an episode that disappeared is removed too). Returns the number of
-/// partitions whose file changed.
+/// The first minute (microseconds) of the episode a stored computed record belongs to: its
+/// `eventTime` for a `Start`, less `insightDuration` minutes for an `End`.
+fn episode_start(row: &parquetrail_core::record::Row<'_>) -> Option<i64> {
+    let details: serde_json::Value = serde_json::from_str(row.insightdetails.as_deref()?).ok()?;
+    let time = row.eventtime_ts?;
+    match details["state"].as_str()? {
+        "End" => {
+            let minutes = details["insightContext"]["statistics"]["insightDuration"].as_i64()?;
+            Some(time - minutes * 60_000_000)
+        }
+        _ => Some(time),
+    }
+}
+
+/// Writes the records of `episodes` (those starting in `[since, until)`, microseconds) into the
+/// `insights` dataset: per partition (account, Region, date of the record's `eventTime`), one
+/// computed file replacing the previous one, for every partition dated in the range (so an
+/// episode that disappeared is removed too). Stored computed records of episodes starting outside
+/// the range are kept as they are. Returns the number of partitions whose file changed.
 pub async fn write_insights(
     storage: &Arc<dyn Storage>,
     root: &str,
     episodes: &[Episode],
-    days: (NaiveDate, NaiveDate),
+    since: i64,
+    until: i64,
 ) -> Result<usize, StorageError> {
+    let day = |t: i64| chrono::DateTime::from_timestamp_micros(t).map_or(NaiveDate::MIN, |d| d.date_naive());
+    let days = (day(since), day(until.saturating_sub(1)));
+    let mut dirs: BTreeSet<String> = BTreeSet::new();
+    for dir in manifest::partitions(storage.as_ref(), root, "insights").await? {
+        if date_of(&dir).is_some_and(|d| d >= days.0 && d <= days.1) {
+            dirs.insert(dir);
+        }
+    }
     // Records as CloudTrail JSON, through the converter like any delivery: one output per
     // partition, since each (account, Region) is one input.
     let mut by_group: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
     for e in episodes {
         by_group.entry((e.key.account.clone(), e.key.region.clone())).or_default().extend(insight_records(e));
+    }
+    for dir in &dirs {
+        let current = manifest::read(storage.as_ref(), root, dir).await?;
+        for file in current.files.iter().filter(|f| f.rsplit('/').next().unwrap_or(f).starts_with(COMPUTED_PREFIX)) {
+            let key = join(root, file);
+            let body = bytes::Bytes::from(storage.read(&key).await?);
+            let rows = tokio::task::spawn_blocking(move || parquetrail_core::archive::read_rows(body, Some(&key)))
+                .await
+                .map_err(permanent)?
+                .map_err(permanent)?;
+            for row in rows {
+                if episode_start(&row).is_some_and(|start| start >= since && start < until) {
+                    continue;
+                }
+                let account = row.recipientaccountid.as_deref().unwrap_or_default().to_string();
+                let region = row.awsregion.as_deref().unwrap_or_default().to_string();
+                by_group.entry((account, region)).or_default().push(row.to_json());
+            }
+        }
     }
     let written: BTreeMap<String, Vec<u8>> = tokio::task::spawn_blocking(move || {
         let sink = MemorySink::default();
@@ -238,13 +281,7 @@ pub async fn write_insights(
     .await
     .map_err(permanent)?
     .map_err(permanent)?;
-    // Every insights partition of the range that has a computed file now, or needs one.
-    let mut dirs: BTreeSet<String> = written.keys().cloned().collect();
-    for dir in manifest::partitions(storage.as_ref(), root, "insights").await? {
-        if date_of(&dir).is_some_and(|d| d >= days.0 && d <= days.1) {
-            dirs.insert(dir);
-        }
-    }
+    dirs.extend(written.keys().cloned());
     let mut changed = 0;
     for dir in dirs {
         let new = written.get(&dir).map(|body| (format!("{dir}/{COMPUTED_PREFIX}{}.parquet", hex16(body)), body));

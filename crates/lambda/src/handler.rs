@@ -471,9 +471,8 @@ async fn insights(
         ..Default::default()
     };
     if report.remaining == 0 {
-        let day = |t: i64| chrono::DateTime::from_timestamp_micros(t).map_or(NaiveDate::MIN, |d| d.date_naive());
         summary.partitions_written =
-            run::write_insights(storage, root, &episodes, (day(since), day(until - 1))).await.map_err(failed)?;
+            run::write_insights(storage, root, &episodes, since, until).await.map_err(failed)?;
     } else {
         tracing::warn!(remaining = report.remaining, "insights: out of time building metrics; the next run carries on");
     }

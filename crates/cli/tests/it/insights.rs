@@ -144,6 +144,14 @@ fn every_injected_episode_is_found_and_reruns_late_data_and_compaction_change_no
     assert!(stderr(&again).contains("(0 rebuilt from 0 events)"), "{}", stderr(&again));
     assert_eq!(insights_files(cwd), before);
 
+    // A run over a narrower range rewrites only that range's Insights: records of episodes that
+    // started before it stay stored as they were.
+    let narrow = run(&["insights", "archive", "--since", "2024-03-12", "--until", "2024-03-14"], cwd);
+    assert!(records(&narrow).len() < found.len(), "{}", stdout(&narrow));
+    if let Some(rows) = insight_rows(test, &cwd.join("archive")) {
+        assert_eq!(Some(rows), stored, "a narrower run keeps the records outside its range");
+    }
+
     // A late delivery for day 10: that partition's metrics are rebuilt, the answer is unchanged.
     let account = injected[0]["account"].as_str().unwrap();
     let late = format!(
