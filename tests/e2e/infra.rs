@@ -468,6 +468,25 @@ fn function_may_update_manifests_and_compact_the_archive() {
 }
 
 #[test]
+fn insights_schedule_sends_a_command_the_function_takes_and_may_replace_metrics() {
+    let template = template();
+    let schedule = at(&template, &["Resources", "Insights", "Properties", "Target"]);
+    let input: serde_json::Value = serde_json::from_str(&text(at(schedule, &["Input"]))).expect("the input is JSON");
+    match parquetrail_lambda::handler::parse_command(&input) {
+        Some(Ok(parquetrail_lambda::handler::Command::Insights(_))) => {}
+        other => panic!("the Insights schedule's input {input} is not an insights command: {other:?}"),
+    }
+    let stack = Stack::new(&template, &[]);
+    let grants = role_grants(&template, &stack);
+    let prefix = &stack.parameters["ArchivePrefix"];
+    let metrics = format!("${{ArchiveBucket.Arn}}/{prefix}/{}/*", parquetrail_ingest::insights::METRICS);
+    let deletes = grants.iter().any(|(actions, resources, _)| {
+        actions.iter().any(|a| a == "s3:DeleteObject") && resources.iter().any(|r| r == &metrics)
+    });
+    assert!(deletes, "the function role cannot replace metrics files under {metrics}");
+}
+
+#[test]
 fn queue_outlasts_the_function_and_reports_partial_failures() {
     let template = template();
     let function = at(&template, &["Resources", "Function", "Properties"]);

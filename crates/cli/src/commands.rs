@@ -647,6 +647,9 @@ pub fn convert(args: &ConvertArgs) -> Result<ExitCode> {
 }
 
 pub fn generate(args: &GenerateArgs) -> Result<ExitCode> {
+    if let Some(days) = args.activity_days {
+        return generate_activity(args, days);
+    }
     let summary = generate_tree(args)?;
     outln!(
         "Wrote {} files ({} records, {} of JSON, {} gzip; {} Insight files) for accounts {} in {} under {}",
@@ -658,6 +661,47 @@ pub fn generate(args: &GenerateArgs) -> Result<ExitCode> {
         summary.accounts.join(", "),
         summary.regions.join(", "),
         args.dir.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `generate --activity-days`: background with injected episodes, and the list of them.
+fn generate_activity(args: &GenerateArgs, days: u32) -> Result<ExitCode> {
+    use parquetrail_synth::activity::{ActivityOptions, write_activity};
+    if days < 8 {
+        bail!("--activity-days must be at least 8 (7 days of baseline before the first episode)");
+    }
+    if args.accounts == 0 || args.regions.is_empty() {
+        bail!("need at least one account and one region");
+    }
+    if !(args.scale > 0.0 && args.scale <= 100.0) {
+        bail!("--scale must be in (0, 100]");
+    }
+    let options = ActivityOptions {
+        seed: args.seed,
+        start: args.start.and_time(chrono::NaiveTime::MIN).and_utc(),
+        days,
+        accounts: args.accounts,
+        regions: args.regions.clone(),
+        episodes: args.episodes,
+        scale: args.scale,
+        ..ActivityOptions::default()
+    };
+    let summary = write_activity(&args.dir, &options).with_context(|| format!("writing {}", args.dir.display()))?;
+    let list = args.episodes_file.clone().unwrap_or_else(|| args.dir.join("injected-episodes.ndjson"));
+    let mut text = String::new();
+    for e in &summary.episodes {
+        text.push_str(&serde_json::to_string(e)?);
+        text.push('\n');
+    }
+    std::fs::write(&list, text).with_context(|| format!("writing {}", list.display()))?;
+    outln!(
+        "Wrote {} files ({} records) over {days} days under {}, with {} injected episodes listed in {}",
+        summary.files,
+        summary.records,
+        args.dir.display(),
+        summary.episodes.len(),
+        list.display()
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -710,6 +754,10 @@ pub fn demo(args: &DemoArgs) -> Result<ExitCode> {
         no_insights: false,
         start: NaiveDate::from_ymd_opt(2024, 3, 1).expect("a valid date"),
         days: None,
+        activity_days: None,
+        episodes: 0,
+        episodes_file: None,
+        scale: 1.0,
     })?;
     outln!("    {} files, {} records, {} gzip\n", generated.files, generated.records, mb(generated.gzip_bytes));
     outln!("2/5 Converting it to Parquet in {}", archive.display());

@@ -19,6 +19,7 @@ mod backfill;
 mod batch_job;
 mod commands;
 mod compact;
+mod insights;
 mod local;
 mod lookup;
 mod serve;
@@ -75,6 +76,9 @@ enum Command {
     /// Look events up as CloudTrail's Event history does (same attributes and answers), over the
     /// whole archive: newest first, a page at a time.
     Lookup(lookup::LookupArgs),
+    /// Compute CloudTrail Insights (unusual API call and error rates) from the archive, in
+    /// CloudTrail's own format, without paying per event.
+    Insights(insights::InsightsArgs),
     /// Serve CloudTrail's LookupEvents API over the archive, for the AWS CLI, boto3 and the SDKs
     /// (`--endpoint-url`): Event history beyond 90 days, every account and Region.
     Serve(serve::ServeArgs),
@@ -232,6 +236,23 @@ pub struct GenerateArgs {
     /// round every 5 minutes, so the span follows from the size: about a week per GB).
     #[arg(long)]
     pub days: Option<u32>,
+    /// Write activity for testing Insights instead: DAYS days from --start of realistic background
+    /// (daily and weekly cycles, bursty services, many identities) with injected episodes
+    /// (call-rate bursts, error spikes, drops to zero), listed in --episodes-file. Uses --seed,
+    /// --accounts and --regions; ignores --mb.
+    #[arg(long, value_name = "DAYS")]
+    pub activity_days: Option<u32>,
+    /// With --activity-days: episodes injected per account and Region, one a day from day 8.
+    #[arg(long, default_value_t = 3)]
+    pub episodes: usize,
+    /// With --activity-days: where to list the injected episodes, one JSON object per line
+    /// (default: DIR/injected-episodes.ndjson, which `convert DIR` skips).
+    #[arg(long)]
+    pub episodes_file: Option<PathBuf>,
+    /// With --activity-days: multiplies every background rate (1: about 14,000 events a day per
+    /// account and Region).
+    #[arg(long, default_value_t = 1.0)]
+    pub scale: f64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -356,6 +377,7 @@ fn main() -> ExitCode {
             short_lived();
             lookup::lookup(&args)
         }
+        Command::Insights(args) => insights::insights(&args),
         Command::Serve(args) => serve::serve(&args),
         Command::Ddl(args) => commands::ddl(&args),
         Command::Columns => {

@@ -18,6 +18,7 @@
 //! - [`convert`]: one log or digest file through all of the above, with quarantine and reconciliation.
 //! - [`archive`]: reading an archive back (summaries, export to CloudTrail JSON).
 //! - [`lookup`]: CloudTrail's Event history (`LookupEvents`) over the archive: attributes, Username, order, paging.
+//! - [`insights`]: CloudTrail Insights computed from per-minute metrics, in CloudTrail's format.
 //! - [`compact`](mod@compact): one partition's small files rewritten as a few large ones, sorted and deduplicated.
 //!
 //! ```
@@ -41,6 +42,7 @@ pub mod digest;
 pub mod digest_table;
 pub mod encode;
 mod error;
+pub mod insights;
 mod json;
 pub mod log_file;
 pub mod lookup;

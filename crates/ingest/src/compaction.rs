@@ -231,7 +231,13 @@ impl Compactor {
             let key = join(&self.root, path);
             listed.iter().find(|o| o.key == key).map(|o| o.size)
         };
-        let inputs: BTreeSet<String> = manifest.files.clone();
+        // Computed Insights files are replaced whole by each Insights run (see `insights`).
+        let inputs: BTreeSet<String> = manifest
+            .files
+            .iter()
+            .filter(|p| !p.rsplit('/').next().unwrap_or(p).starts_with(crate::insights::COMPUTED_PREFIX))
+            .cloned()
+            .collect();
         let bytes_before: u64 = inputs.iter().filter_map(|p| size_of(p)).sum();
         let mut report = PartitionReport {
             partition: dir.to_string(),

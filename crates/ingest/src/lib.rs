@@ -16,6 +16,8 @@
 //! - [`listing`], [`ledger`], [`backfill`]: converting a trail's history for a date range —
 //!   delimiter listing of only the day prefixes in range, bounded concurrency, and a ledger in
 //!   the archive that makes reruns resume where a crash or Ctrl-C left off.
+//! - [`insights`]: the `metrics` dataset kept up to date, the Insights model run over it, and
+//!   the computed Insight records written to the `insights` dataset.
 //! - [`reader`]: lookups over an archive: partitions through the manifests, pruned by account,
 //!   region, date and row-group statistics, newest first, with request and byte counts.
 //! - [`verify`]: CloudTrail's digest chains walked over the trail bucket, every signed log file
@@ -24,6 +26,7 @@
 pub mod backfill;
 pub mod compaction;
 pub mod idle;
+pub mod insights;
 pub mod ledger;
 pub mod listing;
 pub mod local;

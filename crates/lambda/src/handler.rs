@@ -12,7 +12,8 @@
 //!
 //! An event with a top-level `"parquetrail"` field is a command to the function, not a
 //! notification (no AWS event has that field), and is recognised before any notification parsing:
-//! `{"parquetrail":"compact"}`, sent by a schedule, compacts the archive ([`CompactRequest`]).
+//! `{"parquetrail":"compact"}`, sent by a schedule, compacts the archive ([`CompactRequest`]);
+//! `{"parquetrail":"insights"}` computes Insights over the archive ([`InsightsRequest`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -85,6 +86,7 @@ pub async fn handle_with_deadline(
     match parse_command(&event) {
         None => {}
         Some(Ok(Command::Compact(request))) => return compact(app, &request, deadline).await,
+        Some(Ok(Command::Insights(request))) => return insights(app, &request, deadline).await,
         Some(Err(e)) => {
             tracing::error!(error = %e, "invalid parquetrail command");
             return Err(RetryableFailure(format!("invalid parquetrail command: {e}")));
@@ -375,6 +377,115 @@ impl From<RetryableFailure> for lambda_runtime::Diagnostic {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     Compact(CompactRequest),
+    Insights(InsightsRequest),
+}
+
+/// A scheduled Insights run: `{"parquetrail":"insights"}`, with `since` (default `"1d"`): report
+/// the Insights that started within that long before now. The model is the default one
+/// (`docs/INSIGHTS.md`). Unknown fields are refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InsightsRequest {
+    pub since: Duration,
+}
+
+impl Default for InsightsRequest {
+    fn default() -> Self {
+        InsightsRequest { since: Duration::from_secs(86_400) }
+    }
+}
+
+impl InsightsRequest {
+    fn parse(event: &Map<String, Value>) -> Result<InsightsRequest, String> {
+        let mut request = InsightsRequest::default();
+        for (name, value) in event {
+            match name.as_str() {
+                "parquetrail" => {}
+                "since" => {
+                    let text = value.as_str().ok_or_else(|| format!("{name}: expected a string, got {value}"))?;
+                    request.since = parse_duration(text).map_err(|e| format!("{name}: {e}"))?;
+                    if request.since.is_zero() {
+                        return Err(format!("{name}: must be longer than 0s"));
+                    }
+                }
+                other => return Err(format!("unknown field {other:?} (known: parquetrail, since)")),
+            }
+        }
+        Ok(request)
+    }
+}
+
+/// What an Insights run did: the invocation's response.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct InsightsSummary {
+    /// The archive analysed.
+    pub destination: String,
+    /// `events` partitions whose metrics were needed, rebuilt, and not reached before the
+    /// deadline (the next run carries on; nothing is detected until none is left).
+    pub partitions: usize,
+    pub rebuilt: usize,
+    pub remaining: usize,
+    /// Events counted into rebuilt metrics.
+    pub events: u64,
+    pub episodes: usize,
+    pub records: usize,
+    /// `insights` partitions whose computed file changed.
+    pub partitions_written: usize,
+    pub seconds: f64,
+}
+
+/// An Insights run over the function's destination: the metrics of the days needed are brought
+/// up to date partition by partition until the work or the time runs out (each partition's
+/// metrics are kept, so a run cut short resumes where it stopped), then the model runs and the
+/// records are written. An error to list or read makes the invocation fail (the schedule retries).
+async fn insights(
+    app: &App,
+    request: &InsightsRequest,
+    deadline: Option<SystemTime>,
+) -> Result<Value, RetryableFailure> {
+    use parquetrail_core::insights::detect::Model;
+    use parquetrail_ingest::insights as run;
+    let started = Instant::now();
+    let time_left = |deadline: SystemTime| deadline.duration_since(SystemTime::now()).unwrap_or_default();
+    let margin = deadline.map(|d| safety_margin(time_left(d)));
+    let go_on = |_: &str| match (deadline, margin) {
+        (Some(deadline), Some(margin)) => time_left(deadline) > margin,
+        _ => true,
+    };
+    let (storage, root) = app.pipeline.destination();
+    let until = Utc::now().timestamp_micros();
+    let since = until.saturating_sub(i64::try_from(request.since.as_micros()).unwrap_or(i64::MAX));
+    let failed = |e: parquetrail_ingest::StorageError| {
+        tracing::error!(destination = %app.config.destination, error = %e, "insights run failed");
+        RetryableFailure(format!("insights over {}: {e}", app.config.destination))
+    };
+    let (episodes, report) =
+        run::find_episodes(storage, root, &Model::default(), since, until, &go_on).await.map_err(failed)?;
+    let mut summary = InsightsSummary {
+        destination: app.config.destination.to_string(),
+        partitions: report.partitions,
+        rebuilt: report.rebuilt,
+        remaining: report.remaining,
+        events: report.events,
+        episodes: episodes.len(),
+        records: episodes.iter().map(|e| if e.end.is_some() { 2 } else { 1 }).sum(),
+        ..Default::default()
+    };
+    if report.remaining == 0 {
+        summary.partitions_written =
+            run::write_insights(storage, root, &episodes, since, until).await.map_err(failed)?;
+    } else {
+        tracing::warn!(remaining = report.remaining, "insights: out of time building metrics; the next run carries on");
+    }
+    summary.seconds = started.elapsed().as_secs_f64();
+    tracing::info!(
+        destination = %summary.destination,
+        partitions = summary.partitions,
+        rebuilt = summary.rebuilt,
+        remaining = summary.remaining,
+        episodes = summary.episodes,
+        "insights run"
+    );
+    Ok(serde_json::to_value(&summary).expect("summaries serialize"))
 }
 
 /// A scheduled compaction run: `{"parquetrail":"compact"}`, every other field optional. Unknown
@@ -455,7 +566,8 @@ pub fn parse_command(event: &Value) -> Option<Result<Command, String>> {
     let name = object.get("parquetrail")?;
     Some(match name.as_str() {
         Some("compact") => CompactRequest::parse(object).map(Command::Compact),
-        _ => Err(format!("\"parquetrail\": unknown command {name} (known: \"compact\")")),
+        Some("insights") => InsightsRequest::parse(object).map(Command::Insights),
+        _ => Err(format!("\"parquetrail\": unknown command {name} (known: \"compact\", \"insights\")")),
     })
 }
 
@@ -618,6 +730,13 @@ mod tests {
         for (event, want) in ok {
             assert_eq!(parse_command(&event), Some(Ok(Command::Compact(want))), "{event}");
         }
+        let insights = [
+            (json!({"parquetrail": "insights"}), InsightsRequest::default()),
+            (json!({"parquetrail": "insights", "since": "2h"}), InsightsRequest { since: 2 * hour }),
+        ];
+        for (event, want) in insights {
+            assert_eq!(parse_command(&event), Some(Ok(Command::Insights(want))), "{event}");
+        }
         let bad = [
             (json!({"parquetrail": "explode"}), "unknown command"),
             (json!({"parquetrail": 1}), "unknown command"),
@@ -629,6 +748,9 @@ mod tests {
             (json!({"parquetrail": "compact", "older_than": 3600}), "older_than: expected a string"),
             (json!({"parquetrail": "compact", "lookback_days": -1}), "lookback_days: expected a whole number"),
             (json!({"parquetrail": "compact", "dataset": "logs"}), "dataset: \"logs\" is not"),
+            (json!({"parquetrail": "insights", "since": 3600}), "since: expected a string"),
+            (json!({"parquetrail": "insights", "since": "0s"}), "since: must be longer than 0s"),
+            (json!({"parquetrail": "insights", "until": "now"}), "unknown field \"until\" (known: parquetrail, since)"),
         ];
         for (event, needle) in bad {
             let e = parse_command(&event).unwrap().unwrap_err();

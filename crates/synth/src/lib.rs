@@ -48,6 +48,7 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
+pub mod activity;
 mod agent;
 mod body;
 mod catalog;

@@ -73,3 +73,10 @@ pub fn aws_cli_service_error_status(cli: &Path) -> i32 {
         None => panic!("not an AWS CLI version: {version:?}"),
     }
 }
+
+/// A python that imports duckdb (an independent reader of the archive's Parquet):
+/// `$PARQUETRAIL_PYTHON`, else `python3`.
+pub fn python_with_duckdb(test: &str) -> Option<PathBuf> {
+    let python = std::env::var_os("PARQUETRAIL_PYTHON").map_or_else(|| PathBuf::from("python3"), PathBuf::from);
+    tool(test, python, &["-c", "import duckdb"], "python with duckdb")
+}

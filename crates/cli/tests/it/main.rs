@@ -5,6 +5,7 @@ mod compact;
 mod console;
 mod console_browser;
 mod hostile;
+mod insights;
 mod lookup;
 mod serve_clients;
 mod verify;

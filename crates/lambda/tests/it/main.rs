@@ -9,5 +9,6 @@ mod corpus;
 mod faults;
 mod handler;
 mod hostile;
+mod insights;
 mod keys;
 mod support;
