@@ -224,12 +224,7 @@ struct Run<'a> {
 
 pub fn compact(args: &CompactArgs) -> Result<ExitCode> {
     let layout = Layout::default();
-    let location = Location::parse(&args.archive).map_err(anyhow::Error::msg)?;
-    if let Location::Local(path) = &location
-        && !path.is_dir()
-    {
-        bail!("{}: no such archive directory", path.display());
-    }
+    let location = crate::archive_location(&args.archive)?;
     if args.concurrency == 0 {
         bail!("--concurrency must be at least 1");
     }

@@ -12,7 +12,6 @@ use clap::Args;
 use parquetrail_core::insights::detect::{Direction, Model};
 use parquetrail_core::insights::record::insight_records;
 use parquetrail_core::lookup::{Bound, parse_time};
-use parquetrail_ingest::Location;
 use parquetrail_ingest::insights;
 use parquetrail_ingest::s3::S3Settings;
 
@@ -104,12 +103,7 @@ pub fn insights(args: &InsightsArgs) -> Result<ExitCode> {
     }
     let model = args.model();
     model.validate().map_err(|e| anyhow::anyhow!("invalid model: {e}"))?;
-    let location = Location::parse(&args.archive).map_err(anyhow::Error::msg)?;
-    if let Location::Local(path) = &location
-        && !path.is_dir()
-    {
-        bail!("{}: no such archive directory", path.display());
-    }
+    let location = crate::archive_location(&args.archive)?;
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
     let (episodes, report, written) = runtime.block_on(async {

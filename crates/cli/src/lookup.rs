@@ -11,7 +11,6 @@ use anyhow::{Context, Result, bail};
 use chrono::{DateTime, SecondsFormat, Utc};
 use clap::{Args, ValueEnum};
 use parquetrail_core::lookup::{self, Bound, LookupEvent, LookupQuery, lookup_event, parse_attribute, parse_time};
-use parquetrail_ingest::Location;
 use parquetrail_ingest::reader::{ArchiveReader, ReadStats};
 use parquetrail_ingest::s3::S3Settings;
 
@@ -146,12 +145,7 @@ pub fn lookup(args: &LookupArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let cursor = args.next_token.as_deref().map(|t| lookup::parse_next_token(&query, t)).transpose()?;
-    let location = Location::parse(&args.archive).map_err(anyhow::Error::msg)?;
-    if let Location::Local(path) = &location
-        && !path.is_dir()
-    {
-        bail!("{}: no such archive directory", path.display());
-    }
+    let location = crate::archive_location(&args.archive)?;
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
     let page = runtime.block_on(async {

@@ -414,3 +414,16 @@ fn short_lived() {
     // A kernel without the setting has nothing to turn off: the lookup runs the same.
     let _ = rustix::thread::disable_transparent_huge_pages(true);
 }
+
+/// The archive a reading command was given: `s3://bucket/prefix`, or a local directory that must
+/// exist (a typo would otherwise read as an empty archive).
+fn archive_location(arg: &str) -> anyhow::Result<parquetrail_ingest::Location> {
+    use parquetrail_ingest::Location;
+    let location = Location::parse(arg).map_err(anyhow::Error::msg)?;
+    if let Location::Local(path) = &location
+        && !path.is_dir()
+    {
+        anyhow::bail!("{}: no such archive directory", path.display());
+    }
+    Ok(location)
+}

@@ -7,9 +7,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Args;
-use parquetrail_ingest::Location;
 use parquetrail_ingest::reader::ArchiveReader;
 use parquetrail_ingest::s3::S3Settings;
 use parquetrail_server::{ArchiveBackend, ConsoleToken, CredentialStore, ServerConfig, serve as start};
@@ -63,12 +62,7 @@ pub struct ServeArgs {
 }
 
 pub fn serve(args: &ServeArgs) -> Result<ExitCode> {
-    let location = Location::parse(&args.archive).map_err(anyhow::Error::msg)?;
-    if let Location::Local(path) = &location
-        && !path.is_dir()
-    {
-        bail!("{}: no such archive directory", path.display());
-    }
+    let location = crate::archive_location(&args.archive)?;
     let credentials = match &args.credentials {
         Some(path) => Some(CredentialStore::from_file(path)?),
         None => None,
