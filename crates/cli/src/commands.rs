@@ -41,6 +41,9 @@ pub struct RunSummary {
     pub quarantined: u64,
     /// Records dropped by event filters.
     pub filtered: u64,
+    /// Records with a key repeated in one object (converted with the last value; the earlier
+    /// ones are kept in `unmapped.overwritten`).
+    pub duplicate_keys: u64,
     /// Digest files converted, one `digests` row each (not counted in `records`).
     pub digests: u64,
     /// `records == rows + quarantined + filtered`, with `rows` as the archive holds them: the rows
@@ -101,6 +104,7 @@ impl RunSummary {
                 self.rows += report.rows;
                 self.quarantined += report.quarantined;
                 self.filtered += report.filtered;
+                self.duplicate_keys += report.duplicate_keys;
                 for o in &report.outputs {
                     self.digests += u64::from(o.dataset == convert::Dataset::Digests);
                     self.outputs += 1;
@@ -564,6 +568,12 @@ fn print_run(summary: &RunSummary, out: &dyn std::fmt::Display) -> Result<()> {
     );
     if s.digests > 0 {
         outln!("  digests   {} digest file(s), one row each in the digests dataset", s.digests);
+    }
+    if s.duplicate_keys > 0 {
+        outln!(
+            "  repeated  {} record(s) with a key given twice: converted with the last value, earlier ones kept in `unmapped`",
+            s.duplicate_keys
+        );
     }
     outln!("  input     {} stored, {} of JSON", mb(s.bytes_in), mb(s.json_bytes));
     outln!(

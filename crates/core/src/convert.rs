@@ -253,6 +253,10 @@ pub struct FileReport {
     pub quarantined: u64,
     /// Records dropped by the configured [`EventFilter`].
     pub filtered: u64,
+    /// Records with a key repeated in one object: converted with the last value, the earlier
+    /// ones kept in `unmapped` (see [`crate::record`]). Counted, since a producer writing them is
+    /// broken or crafting input.
+    pub duplicate_keys: u64,
     pub outputs: Vec<OutputReport>,
     /// The record quarantine object, when any record was quarantined.
     pub quarantine_path: Option<String>,
@@ -482,6 +486,7 @@ struct FileState<'s> {
     records: u64,
     quarantined: u64,
     filtered: u64,
+    duplicate_keys: u64,
     filter_all: bool,
 }
 
@@ -499,6 +504,7 @@ impl<'s> FileState<'s> {
             records: 0,
             quarantined: 0,
             filtered: 0,
+            duplicate_keys: 0,
             filter_all: options.filter.keeps_all(),
         }
     }
@@ -537,6 +543,9 @@ impl<'s> FileState<'s> {
                 self.check_room(&slot)?;
                 Ok((row, slot))
             });
+            if let Ok((row, _)) = &placed {
+                self.duplicate_keys += u64::from(row.duplicate_keys > 0);
+            }
             match placed {
                 Ok((row, _)) if !self.filter_all && !self.options.filter.keeps(&row) => self.filtered += 1,
                 Ok((row, slot)) => self.write_row(&row, slot).map_err(ReadFault::Sink)?,
@@ -693,6 +702,7 @@ impl<'s> FileState<'s> {
         report.records = self.records;
         report.quarantined = self.quarantined;
         report.filtered = self.filtered;
+        report.duplicate_keys = self.duplicate_keys;
         Ok(())
     }
 }

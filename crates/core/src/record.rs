@@ -12,6 +12,9 @@
 //!    (at any depth), a known field with an unexpected type, an explicit `null` where the column's
 //!    NULL means "absent". `unmapped` is a JSON object `{"fields":{<JSON Pointer>: <value>},
 //!    "absent":[<JSON Pointer>]}`; [`Row::to_json`] puts the record back together from both.
+//!    A key repeated in one object (invalid in CloudTrail's output, accepted by JSON parsers) gives
+//!    the column its last value, as serde_json, Python and DuckDB do; the earlier values are kept as
+//!    `"overwritten":[[<JSON Pointer>, <value>], …]` and counted in [`Row::duplicate_keys`].
 //!
 //! `requestParameters` and `responseElements` are always present in CloudTrail records and usually
 //! `null`, so for those two a NULL column means JSON `null`, and their rare absence (a body over
@@ -32,6 +35,8 @@ use crate::json::{self, Members, Node, Path};
 pub(crate) struct Remainder<'a> {
     fields: Vec<(String, Cow<'a, str>)>,
     absent: Vec<String>,
+    /// Values of a typed field that a later duplicate key replaced: `(pointer, JSON text)`.
+    overwritten: Vec<(String, String)>,
 }
 
 impl<'a> Remainder<'a> {
@@ -47,8 +52,21 @@ impl<'a> Remainder<'a> {
         self.absent.push(path.pointer());
     }
 
+    /// A typed field's key came again: the value read so far (`None`: it held nothing the
+    /// columns keep) is about to be replaced, so keep its text.
+    fn overwritten(&mut self, path: &Path<'_>, earlier: Option<Node<'_>>) {
+        let mut text = String::new();
+        earlier.unwrap_or(Node::Raw(Cow::Borrowed("null"))).write(&mut text);
+        self.overwritten.push((path.pointer(), text));
+    }
+
+    /// Keys repeated within one object of the record (for typed fields).
+    fn duplicate_keys(&self) -> u32 {
+        u32::try_from(self.overwritten.len()).unwrap_or(u32::MAX)
+    }
+
     fn into_json(self) -> Option<String> {
-        if self.fields.is_empty() && self.absent.is_empty() {
+        if self.fields.is_empty() && self.absent.is_empty() && self.overwritten.is_empty() {
             return None;
         }
         let mut members = Vec::new();
@@ -59,6 +77,14 @@ impl<'a> Remainder<'a> {
         if !self.absent.is_empty() {
             let absent = self.absent.into_iter().map(|p| Node::Str(Cow::Owned(p))).collect();
             members.push((Cow::Borrowed("absent"), Node::Array(absent)));
+        }
+        if !self.overwritten.is_empty() {
+            let pairs = self
+                .overwritten
+                .into_iter()
+                .map(|(k, v)| Node::Array(vec![Node::Str(Cow::Owned(k)), Node::Raw(Cow::Owned(v))]))
+                .collect();
+            members.push((Cow::Borrowed("overwritten"), Node::Array(pairs)));
         }
         let mut out = String::new();
         Node::Object(members).write(&mut out);
@@ -509,6 +535,9 @@ macro_rules! cloudtrail_object {
                 for (key, value) in members.0 {
                     match key.as_ref() {
                         $( $json => {
+                            if $field {
+                                rem.overwritten(&Path::Key(path, $json), kind::$kind::emit $(::<$inner>)? (&out.$field));
+                            }
                             $field = true;
                             out.$field = kind::$kind::parse $(::<$inner>)? (value, &Path::Key(path, $json), rem);
                         } )*
@@ -526,6 +555,9 @@ macro_rules! cloudtrail_object {
                 while let Some(json::Key(key)) = map.next_key()? {
                     match key.as_ref() {
                         $( $json => {
+                            if $field {
+                                rem.overwritten(&Path::Key(path, $json), kind::$kind::emit $(::<$inner>)? (&out.$field));
+                            }
                             $field = true;
                             out.$field = map.next_value_seed(kind::$kind::seed $(::<$inner>)? (&Path::Key(path, $json), rem))?;
                         } )*
@@ -723,6 +755,10 @@ cloudtrail_object! {
         source_index: i32,
         /// What the typed columns cannot hold, as JSON (see the module docs).
         unmapped: Option<Cow<'a, str>>,
+        /// How many keys of the record (in its typed objects) came more than once: the last
+        /// value is the column's, the earlier ones are kept in `unmapped.overwritten`. Not a column.
+        #[serde(skip)]
+        duplicate_keys: u32,
     }
 }
 
@@ -748,6 +784,7 @@ impl<'a> Row<'a> {
             Some(read) => read,
             None => Self::read_general(text)?,
         };
+        row.duplicate_keys = rem.duplicate_keys();
         row.unmapped = rem.into_json().map(Cow::Owned);
         row.source_key = Cow::Borrowed(source_key);
         row.source_index = i32::try_from(index).unwrap_or(i32::MAX);
@@ -900,12 +937,41 @@ mod tests {
             r#"{"eventTime":"2024-01-01T00:00:00Z","userIdentity":{"sessionContext":{"webIdFederationData":{"federatedProvider":"p","attributes":{"a":"b","n":1,"o":{"z":null}}}}},"resources":[],"requestParameters":{},"responseElements":[]}"#,
             // Escapes and unicode in strings and bodies.
             r#"{"eventTime":"2024-01-01T00:00:00Z","errorMessage":"quote \" backslash \\ newline \n é \u00e9 \ud83d\ude00","requestParameters":{"k":"\u0000 \/"}}"#,
-            // Duplicate keys: the last one wins, as in serde_json's own Value.
-            r#"{"eventTime":"2024-01-01T00:00:00Z","eventName":"A","eventName":"B"}"#,
         ];
         for input in cases {
             round_trip(input);
         }
+    }
+
+    /// A repeated key: the column gets the last value (as serde_json, Python and DuckDB read it),
+    /// the earlier ones are kept in `unmapped` and counted, at the top and nested, both ways.
+    #[test]
+    fn duplicate_keys_keep_the_last_value_and_lose_none() {
+        let input = r#"{"eventTime":"2024-01-01T00:00:00Z","eventName":"A","userIdentity":{"type":"Root","type":"IAMUser"},"eventName":"B","eventName":"C","readOnly":true,"readOnly":false}"#;
+        assert!(both_ways(input), "the one-pass reader takes duplicates");
+        let row = Row::parse(input.as_bytes(), "k", 0).unwrap();
+        assert_eq!(row.eventname.as_deref(), Some("C"));
+        assert_eq!(row.useridentity.as_ref().unwrap().r#type.as_deref(), Some("IAMUser"));
+        assert_eq!(row.readonly.as_deref(), Some("false"));
+        assert_eq!(row.duplicate_keys, 4);
+        let unmapped: Value = serde_json::from_str(row.unmapped.as_deref().unwrap()).unwrap();
+        assert_eq!(
+            unmapped["overwritten"],
+            serde_json::json!([
+                ["/userIdentity/type", "Root"],
+                ["/eventName", "A"],
+                ["/eventName", "B"],
+                ["/readOnly", true]
+            ])
+        );
+        // What the export writes is the record as any JSON reader sees it: last values.
+        let back: Value = serde_json::from_str(&row.to_json()).unwrap();
+        let reference: Value = serde_json::from_str(input).unwrap();
+        assert_eq!(back, reference);
+        // A record without repeats counts none.
+        let plain = Row::parse(br#"{"eventTime":"2024-01-01T00:00:00Z","eventName":"A"}"#, "k", 0).unwrap();
+        assert_eq!(plain.duplicate_keys, 0);
+        assert!(!plain.unmapped.as_deref().unwrap_or_default().contains("overwritten"), "{:?}", plain.unmapped);
     }
 
     /// The one-pass reader takes ordinary records and odd ones it can keep exactly (nulls,

@@ -210,7 +210,7 @@ docs! {
     "eventtime_ts", "eventTime", Added, "`eventTime` as a UTC timestamp (microseconds), for range filters and sorting.";
     "source_key", "—", Added, "Key of the CloudTrail object the record came from.";
     "source_index", "—", Added, "Position of the record in that object's `Records` array.";
-    "unmapped", "—", Added, "Lossless remainder as JSON: `{\"fields\":{<JSON Pointer>:<value>},\"absent\":[<JSON Pointer>]}` for unknown fields (at any depth), values of unexpected types and explicit nulls. NULL when the typed columns hold the whole record.";
+    "unmapped", "—", Added, "Lossless remainder as JSON: `{\"fields\":{<JSON Pointer>:<value>},\"absent\":[<JSON Pointer>]}` for unknown fields (at any depth), values of unexpected types and explicit nulls; `\"overwritten\":[[<JSON Pointer>,<value>]]` keeps the earlier values of a key repeated in one object (the column holds the last). NULL when the typed columns hold the whole record.";
 }
 
 /// `docs/COLUMNS.md`, rendered from [`schema`] and [`COLUMNS`], then the `digests` dataset's

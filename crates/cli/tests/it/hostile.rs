@@ -512,3 +512,58 @@ fn an_archive_inside_the_source_tree_is_not_read_back() {
     }
     assert_eq!(archived_ids(cwd, "trail/archive"), once(ids("in", 3)));
 }
+
+/// `backfill` walks only the trail's own layout (`AWSLogs/<account>/CloudTrail/<Region>/<date>/`),
+/// so an archive written inside the source tree is never listed as input: two runs read the same
+/// records, and the second finds everything done.
+#[test]
+fn a_backfill_into_its_own_source_tree_does_not_read_the_archive_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    write(&cwd.join("trail").join(DAY).join(NAME), &log_file("in", 3));
+    let other = NAME.replace("1000Z", "1005Z");
+    write(&cwd.join("trail").join(DAY).join(other), &gzip(br#"{"Records":[{"eventName":"NoTime"}]}"#));
+    let mut reports = Vec::new();
+    for _ in 0..2 {
+        let out = parquetrail(&["backfill", "--source", "trail", "--dest", "trail/archive", "--json"], cwd);
+        let report: Value = serde_json::from_str(&stdout(&out))
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+        reports.push(report);
+    }
+    assert_eq!(
+        (reports[0]["records"].as_u64(), reports[0]["rows"].as_u64(), reports[0]["quarantined_records"].as_u64()),
+        (Some(4), Some(3), Some(1)),
+        "{}",
+        reports[0]
+    );
+    assert_eq!(reports[1]["records"].as_u64(), Some(0), "the rerun converts nothing new: {}", reports[1]);
+    assert_eq!(archived_ids(cwd, "trail/archive"), once(ids("in", 3)));
+    let quarantines = walk(&cwd.join("trail/archive/quarantine"));
+    assert_eq!(quarantines.len(), 1, "{quarantines:?}");
+}
+
+/// A record giving a key twice (`eventName`, and `type` inside `userIdentity`) is converted with
+/// the value any JSON reader takes (the last), counted in the summary, and reconciles; the
+/// reference is the input read by serde_json's own `Value`.
+#[test]
+fn repeated_keys_are_counted_and_converted_as_json_readers_read_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    let repeated = r#"{"eventVersion":"1.08","eventTime":"2024-03-01T10:00:00Z","eventName":"DeleteTrail","userIdentity":{"type":"Root","type":"IAMUser"},"eventName":"CreateUser","eventSource":"iam.amazonaws.com","awsRegion":"us-east-1","recipientAccountId":"111122223333","eventID":"dup-0"}"#;
+    let plain = r#"{"eventVersion":"1.08","eventTime":"2024-03-01T10:00:01Z","eventName":"CreateUser","eventSource":"iam.amazonaws.com","awsRegion":"us-east-1","recipientAccountId":"111122223333","eventID":"dup-1"}"#;
+    write(&cwd.join("trail").join(DAY).join(NAME), &gzip(format!(r#"{{"Records":[{repeated},{plain}]}}"#).as_bytes()));
+    let (code, s) = convert_json(cwd, &["trail", "--out", "archive"]);
+    assert_eq!(code, Some(0), "{s}");
+    assert_eq!(
+        (s["records"].as_u64(), s["rows"].as_u64(), s["duplicate_keys"].as_u64()),
+        (Some(2), Some(2), Some(1)),
+        "{s}"
+    );
+    assert_eq!(s["reconciled"], true, "{s}");
+    let human = parquetrail(&["convert", "trail", "--out", "archive2"], cwd);
+    assert!(stdout(&human).contains("repeated  1 record(s) with a key given twice"), "{}", stdout(&human));
+    let out = parquetrail(&["export", "archive", "--dataset", "events", "--out", "-"], cwd);
+    let exported: Vec<Value> = stdout(&out).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let reference: Vec<Value> = [repeated, plain].iter().map(|r| serde_json::from_str(r).unwrap()).collect();
+    assert_eq!(exported, reference);
+}
