@@ -26,6 +26,7 @@ use flate2::bufread::GzDecoder;
 use sha2::{Digest as _, Sha256};
 
 const CHUNK: usize = 256 * 1024;
+/// Nesting levels whose brackets are matched by kind; deeper ones are only counted.
 const MAX_DEPTH: usize = 512;
 
 /// One record's bytes, exactly as written in the file.
@@ -653,6 +654,10 @@ impl<'r> RecordReader<'r> {
             return self.scan_scalar(limit);
         }
         let mut stack: Vec<u8> = Vec::with_capacity(16);
+        // Levels below MAX_DEPTH are counted, not stacked: memory stays bounded, and such a
+        // record still ends where its brackets balance, so it is quarantined (no JSON reader
+        // we use parses it) and the file goes on.
+        let mut deeper: u64 = 0;
         let mut skip = None;
         let mut i = self.start; // absolute index into buf; re-based after fills
         let mut in_string = false;
@@ -699,6 +704,8 @@ impl<'r> RecordReader<'r> {
             i += 1;
             match b {
                 b'"' => in_string = true,
+                b'{' | b'[' if stack.len() >= MAX_DEPTH => deeper += 1,
+                b'}' | b']' if deeper > 0 => deeper -= 1,
                 b'{' => stack.push(b'}'),
                 b'[' => stack.push(b']'),
                 b'}' | b']' => {
@@ -718,9 +725,6 @@ impl<'r> RecordReader<'r> {
                     }
                 }
                 _ => {}
-            }
-            if stack.len() > MAX_DEPTH {
-                return Err(self.json_error("JSON nested deeper than 512 levels"));
             }
         }
     }

@@ -3,6 +3,11 @@
 //! record quarantined or a record filtered, the rows are those the committed Parquet footers hold,
 //! a file that fails writes no output, and every path the converter writes stays inside the
 //! archive's layout. The case count bounds the time (about a second per hundred cases).
+//!
+//! A second property bounds memory: inputs built to make the converter hold a lot (one huge
+//! record, thousands of partitions, millions of tiny bad records, deep nesting), of sizes drawn up
+//! to far past the limits, all convert within one budget, measured by this binary's counting
+//! allocator.
 
 use std::io::Write;
 
@@ -145,6 +150,7 @@ proptest! {
         records in proptest::collection::vec(record(), 0..24),
         wrapping in wrapping(),
     ) {
+        let _one_at_a_time = super::exclusive();
         let body = format!(r#"{{"Records":[{}]}}"#, records.iter().map(|r| r.json.as_str()).collect::<Vec<_>>().join(","));
         let whole = matches!(wrapping, Wrapping::Plain | Wrapping::Gzip | Wrapping::GzipNulPadded(_));
         let input = match &wrapping {
@@ -186,6 +192,110 @@ proptest! {
             let unplaceable = records.iter().filter(|r| r.unplaceable).count() as u64;
             prop_assert!(report.rows >= placeable, "{report:?}");
             prop_assert!(report.quarantined >= unplaceable, "{report:?}");
+        }
+    }
+}
+
+/// An input built to cost memory, of a drawn size. Each would hold memory in proportion to its
+/// size without the converter's [`Limits`](parquetrail_core::convert::Limits).
+#[derive(Debug, Clone)]
+enum Costly {
+    /// One record carrying a string of this many MiB (plus ordinary records around it).
+    HugeRecord(usize),
+    /// Records of this many distinct accounts, each a partition of its own.
+    ManyPartitions(usize),
+    /// `{"Records":[1,1,1,…]}` with this many hundred thousand entries: each a quarantined record.
+    QuarantineBomb(usize),
+    /// A record nested this many thousand levels deep.
+    DeepNesting(usize),
+}
+
+fn costly() -> impl Strategy<Value = Costly> {
+    prop_oneof![
+        (1usize..=24).prop_map(Costly::HugeRecord),
+        (8usize..=3000).prop_map(Costly::ManyPartitions),
+        (1usize..=20).prop_map(Costly::QuarantineBomb),
+        (1usize..=200).prop_map(Costly::DeepNesting),
+    ]
+}
+
+fn ordinary(account: &str, second: usize) -> String {
+    format!(
+        r#"{{"eventVersion":"1.08","eventTime":"2024-03-01T10:{:02}:{:02}Z","eventName":"PutObject","awsRegion":"us-east-1","recipientAccountId":"{account}","eventID":"e-{second}"}}"#,
+        second / 60 % 60,
+        second % 60
+    )
+}
+
+fn costly_body(costly: &Costly) -> String {
+    match costly {
+        Costly::HugeRecord(mib) => format!(
+            r#"{{"Records":[{},{{"eventTime":"2024-03-01T10:00:00Z","requestParameters":{{"s":"{}"}}}},{}]}}"#,
+            ordinary("111122223333", 1),
+            "a".repeat(mib << 20),
+            ordinary("111122223333", 2)
+        ),
+        Costly::ManyPartitions(n) => {
+            let records: Vec<String> = (0..*n).map(|i| ordinary(&format!("{:012}", 100_000_000_000 + i), i)).collect();
+            format!(r#"{{"Records":[{}]}}"#, records.join(","))
+        }
+        Costly::QuarantineBomb(n) => format!(r#"{{"Records":[{}1]}}"#, "1,".repeat(n * 100_000)),
+        Costly::DeepNesting(k) => format!(
+            r#"{{"Records":[{{"eventTime":"2024-03-01T10:00:00Z","x":{}{}}},{}]}}"#,
+            "[".repeat(k * 1000),
+            "]".repeat(k * 1000),
+            ordinary("111122223333", 3)
+        ),
+    }
+}
+
+/// What converting any of the inputs above may hold at once, with the limits below: a few
+/// partitions' Parquet writers, a record buffer, the quarantine, inflate buffers. Measured: at
+/// most 3.6 MiB over the inputs drawn (which inflate to 24 MiB and 3,000 partitions). With the
+/// limits lifted, a 1 MiB record already costs 8.4 MiB and a 16 MiB one 128 MiB, so this fails.
+const MEMORY_BUDGET: usize = 8 << 20;
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn memory_does_not_depend_on_what_an_input_contains(costly in costly()) {
+        let _one_at_a_time = super::exclusive();
+        let input = gzip(costly_body(&costly).as_bytes());
+        let options = Options {
+            limits: convert::Limits {
+                max_record_bytes: 1 << 20,
+                max_partitions: 8,
+                max_quarantine_bytes: 1 << 20,
+                ..convert::Limits::default()
+            },
+            ..Options::default()
+        };
+        let sink = MemorySink::default();
+        let (report, peak) = super::peak_while(|| convert::convert(KEY, input.as_slice(), &sink, &options));
+        let report = report.unwrap_or_else(|e| panic!("an error instead of a report: {e}"));
+        prop_assert!(report.reconciles(), "{report:?}");
+        prop_assert!(
+            peak <= MEMORY_BUDGET,
+            "{costly:?} held {:.1} MiB at once (budget {} MiB): {report:?}",
+            peak as f64 / f64::from(1 << 20),
+            MEMORY_BUDGET >> 20
+        );
+        match costly {
+            Costly::HugeRecord(_) => prop_assert_eq!((report.rows, report.quarantined), (2, 1), "{:?}", report),
+            Costly::ManyPartitions(n) => {
+                prop_assert_eq!(report.outputs.len(), 8);
+                prop_assert_eq!((report.rows, report.quarantined), (8, n as u64 - 8));
+            }
+            Costly::QuarantineBomb(n) => {
+                prop_assert_eq!(report.quarantined, n as u64 * 100_000 + 1);
+                prop_assert!(report.quarantined_by_reference > 0, "{report:?}");
+            }
+            // The deep record is kept whole (its unknown field as text) or quarantined: never
+            // does it fail the file.
+            Costly::DeepNesting(_) => {
+                prop_assert!(report.failure.is_none() && report.records == 2 && report.rows >= 1, "{report:?}");
+            }
         }
     }
 }
