@@ -188,6 +188,25 @@ impl LocalStorage {
     }
 }
 
+/// Reads up to this size (a footer, a page range, a manifest, a lookup index part) run on the
+/// calling task: a `pread` of a few hundred KB from the page cache takes microseconds, while
+/// handing it to tokio's blocking pool cost a thread hand-off each, and a lookup making dozens of
+/// them at once spawned dozens of threads (most of a point lookup's time was that). Larger reads
+/// still go to the blocking pool.
+const INLINE_BYTES: u64 = 256 << 10;
+
+/// Runs file I/O on this task when `inline` (small, see [`INLINE_BYTES`]), else on tokio's
+/// blocking pool.
+async fn file_io<T: Send + 'static>(
+    inline: bool,
+    work: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> Result<io::Result<T>, StorageError> {
+    if inline {
+        return Ok(work());
+    }
+    tokio::task::spawn_blocking(work).await.map_err(|e| StorageError::new(ErrorKind::Retryable, e.to_string()))
+}
+
 fn io_error(what: &str, e: io::Error) -> StorageError {
     let kind = match e.kind() {
         io::ErrorKind::NotFound => ErrorKind::NotFound,
@@ -234,10 +253,17 @@ impl Storage for LocalStorage {
         Ok(Opened { reader: Box::new(file), size, etag: None, version_id: None, metadata: Default::default() })
     }
 
+    async fn read(&self, key: &str) -> Result<Vec<u8>, StorageError> {
+        let path = self.path(key)?;
+        let what = path.display().to_string();
+        let small = fs::metadata(&path).is_ok_and(|m| m.len() <= INLINE_BYTES);
+        file_io(small, move || fs::read(&path)).await?.map_err(|e| io_error(&what, e))
+    }
+
     async fn read_tail(&self, key: &str, n: u64) -> Result<(Vec<u8>, u64), StorageError> {
         let path = self.path(key)?;
         let what = path.display().to_string();
-        tokio::task::spawn_blocking(move || {
+        file_io(n <= INLINE_BYTES, move || {
             let mut file = fs::File::open(&path)?;
             let size = file.metadata()?.len();
             let start = size.saturating_sub(n);
@@ -246,24 +272,22 @@ impl Storage for LocalStorage {
             io::Read::read_to_end(&mut file, &mut body)?;
             Ok((body, size))
         })
-        .await
-        .map_err(|e| StorageError::new(ErrorKind::Retryable, e.to_string()))?
+        .await?
         .map_err(|e| io_error(&what, e))
     }
 
     async fn read_range(&self, key: &str, range: std::ops::Range<u64>) -> Result<Vec<u8>, StorageError> {
         let path = self.path(key)?;
         let what = path.display().to_string();
-        tokio::task::spawn_blocking(move || {
+        let len = range.end.saturating_sub(range.start);
+        file_io(len <= INLINE_BYTES, move || {
             let mut file = fs::File::open(&path)?;
             io::Seek::seek(&mut file, io::SeekFrom::Start(range.start))?;
-            let len = range.end.saturating_sub(range.start);
             let mut body = Vec::with_capacity(len as usize);
             io::Read::read_to_end(&mut io::Read::take(file, len), &mut body)?;
             Ok(body)
         })
-        .await
-        .map_err(|e| StorageError::new(ErrorKind::Retryable, e.to_string()))?
+        .await?
         .map_err(|e| io_error(&what, e))
     }
 
@@ -285,7 +309,7 @@ impl Storage for LocalStorage {
         let dir = self.path(prefix)?;
         let prefix = prefix.to_string();
         let what = dir.display().to_string();
-        tokio::task::spawn_blocking(move || {
+        file_io(true, move || {
             let entries = match fs::read_dir(&dir) {
                 Ok(e) => e,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -302,8 +326,7 @@ impl Storage for LocalStorage {
             out.sort();
             Ok(out)
         })
-        .await
-        .map_err(|e| StorageError::new(ErrorKind::Retryable, e.to_string()))?
+        .await?
         .map_err(|e| io_error(&what, e))
     }
 
@@ -338,7 +361,12 @@ impl Storage for LocalStorage {
 
     async fn read_tagged(&self, key: &str) -> Result<Option<(Vec<u8>, String)>, StorageError> {
         let path = self.path(key)?;
-        match tokio::fs::read(&path).await {
+        let small = fs::metadata(&path).map_or(true, |m| m.len() <= INLINE_BYTES);
+        let read = {
+            let path = path.clone();
+            file_io(small, move || fs::read(&path)).await?
+        };
+        match read {
             Ok(body) => {
                 let tag = content_tag(&body);
                 Ok(Some((body, tag)))
