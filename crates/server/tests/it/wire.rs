@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use parquetrail_server::{Error, LookupBackend, LookupPage, LookupQuery, ServerConfig, serve};
 use serde_json::json;
 
@@ -148,10 +150,8 @@ enum Troubled {
 impl LookupBackend for Troubled {
     async fn lookup(&self, _query: LookupQuery) -> parquetrail_server::Result<LookupPage> {
         match self {
-            Troubled::Slow => {
-                tokio::time::sleep(Duration::from_secs(5)).await;
-                Ok(LookupPage::default())
-            }
+            // Never answers: the server's timeout must.
+            Troubled::Slow => std::future::pending().await,
             Troubled::Broken => Err(Error::Backend("disk on fire".into())),
             Troubled::StaleCursor => Err(Error::InvalidCursor("the archive was compacted".into())),
         }
@@ -176,26 +176,42 @@ async fn timeouts_and_backend_failures_have_the_error_shape() {
     }
 }
 
-/// Answers after a pause, so a request is in flight when the server is asked to stop.
-#[derive(Debug)]
-struct Unhurried;
+/// Says when a request has reached it, then answers only when told to: a request is in flight,
+/// for sure, when the server is asked to stop.
+#[derive(Debug, Clone, Default)]
+struct Unhurried {
+    reached: Arc<tokio::sync::Notify>,
+    answer: Arc<tokio::sync::Notify>,
+}
 
 #[async_trait::async_trait]
 impl LookupBackend for Unhurried {
     async fn lookup(&self, query: LookupQuery) -> parquetrail_server::Result<LookupPage> {
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        self.reached.notify_one();
+        self.answer.notified().await;
         MemoryBackend::new().lookup(query).await
     }
 }
 
 #[tokio::test]
 async fn shutdown_lets_requests_in_flight_finish_and_then_refuses_connections() {
-    let server = serve(config(), Unhurried).await.unwrap();
+    let backend = Unhurried::default();
+    let server = serve(config(), backend.clone()).await.unwrap();
     let addr = server.local_addr();
     let in_flight = tokio::spawn(async move { post_to(addr, LOOKUP_HEADERS, b"{}").await });
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    server.shutdown().await.unwrap();
+    backend.reached.notified().await;
+    let stopping = tokio::spawn(async move { server.shutdown().await });
+    // The listener closes first; only then is the request in flight let go.
+    let closed = async {
+        while tokio::net::TcpStream::connect(addr).await.is_ok() {
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), closed).await.expect("shutdown closes the listener");
+    assert!(!stopping.is_finished(), "shutdown waits for the request in flight");
+    backend.answer.notify_one();
     let response = in_flight.await.unwrap();
+    stopping.await.unwrap().unwrap();
     assert_eq!(response.status, 200, "the request in flight is answered: {response:?}");
     assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "the listener is closed after shutdown");
 }
