@@ -23,7 +23,7 @@ use parquetrail_ingest::{Location, Storage};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use crate::{TrailArgs, WriterArgs};
+use crate::{ShapingArgs, TrailArgs, WriterArgs};
 
 /// Stored (gzip) bytes of CloudTrail log files one core converts per second.
 ///
@@ -124,6 +124,8 @@ pub struct BackfillArgs {
     pub submit: bool,
     #[command(flatten)]
     pub writer: WriterArgs,
+    #[command(flatten)]
+    pub shaping: ShapingArgs,
 }
 
 /// A location's trail root: `…/AWSLogs` given by mistake means its parent.
@@ -187,6 +189,12 @@ pub fn backfill(args: &BackfillArgs) -> Result<ExitCode> {
         None => cpus,
     };
     let writer = args.writer.settings()?;
+    let shaping = args.shaping.shaping()?;
+    if args.via_batch_operations && !shaping.is_empty() {
+        bail!(
+            "with --via-batch-operations the Lambda converts: set PARQUETRAIL_SHAPING on the function (docs/SHAPING.md) instead of shaping flags"
+        );
+    }
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
     runtime.block_on(async {
@@ -197,7 +205,7 @@ pub fn backfill(args: &BackfillArgs) -> Result<ExitCode> {
             dest: dest.storage(&settings).await,
             dest_prefix: dest.prefix().to_string(),
             selection,
-            options: Options { writer, ..Options::default() },
+            options: Options { writer, shaping, ..Options::default() },
             concurrency,
             checkpoint: Checkpoint {
                 objects: args.checkpoint_objects,
@@ -209,6 +217,10 @@ pub fn backfill(args: &BackfillArgs) -> Result<ExitCode> {
         } else if args.dry_run {
             dry_run(args, &job, &source, &dest, cpus).await
         } else {
+            for (path, body) in job.options.shaping.markers() {
+                let key = parquetrail_ingest::location::join(&job.dest_prefix, &path);
+                job.dest.put(&key, body).await.with_context(|| format!("recording the shaping rules in {dest}"))?;
+            }
             run(args, &job, &source, &dest).await
         }
     })

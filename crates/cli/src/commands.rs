@@ -44,6 +44,9 @@ pub struct RunSummary {
     /// Records with a key repeated in one object (converted with the last value; the earlier
     /// ones are kept in `unmapped.overwritten`).
     pub duplicate_keys: u64,
+    /// Shaping rules' work: `<set>/<rule>` → records dropped (also in `filtered`) or values
+    /// redacted. Empty without `--drop-noise`, `--redact-secrets` or `--shaping-rules`.
+    pub shaped: BTreeMap<String, u64>,
     /// Digest files converted, one `digests` row each (not counted in `records`).
     pub digests: u64,
     /// `records == rows + quarantined + filtered`, with `rows` as the archive holds them: the rows
@@ -105,6 +108,9 @@ impl RunSummary {
                 self.quarantined += report.quarantined;
                 self.filtered += report.filtered;
                 self.duplicate_keys += report.duplicate_keys;
+                for (rule, n) in &report.shaped {
+                    *self.shaped.entry(rule.clone()).or_default() += n;
+                }
                 for o in &report.outputs {
                     self.digests += u64::from(o.dataset == convert::Dataset::Digests);
                     self.outputs += 1;
@@ -381,6 +387,10 @@ async fn run_convert_s3(args: &ConvertArgs, options: Options, jobs: usize) -> Re
     let mut ledger = Ledger::open(dest_storage.clone(), dest.prefix(), Checkpoint::default())
         .await
         .with_context(|| format!("reading the ledger of {dest}"))?;
+    for (path, body) in options.shaping.markers() {
+        let key = parquetrail_ingest::location::join(dest.prefix(), &path);
+        dest_storage.put(&key, body).await.with_context(|| format!("recording the shaping rules in {dest}"))?;
+    }
     let pipeline = Arc::new(Pipeline::new(dest_storage, dest.prefix(), options));
     let mut items = Vec::new();
     let mut unreadable = Vec::new();
@@ -569,6 +579,9 @@ fn print_run(summary: &RunSummary, out: &dyn std::fmt::Display) -> Result<()> {
     if s.digests > 0 {
         outln!("  digests   {} digest file(s), one row each in the digests dataset", s.digests);
     }
+    for (rule, n) in &s.shaped {
+        outln!("  shaped    {rule}: {n}");
+    }
     if s.duplicate_keys > 0 {
         outln!(
             "  repeated  {} record(s) with a key given twice: converted with the last value, earlier ones kept in `unmapped`",
@@ -628,7 +641,10 @@ fn exit_for(summary: &RunSummary) -> ExitCode {
 }
 
 pub fn convert(args: &ConvertArgs) -> Result<ExitCode> {
-    let options = Options { writer: args.writer.settings()?, ..Options::default() };
+    let options = Options { writer: args.writer.settings()?, shaping: args.shaping.shaping()?, ..Options::default() };
+    if !options.shaping.is_empty() {
+        eprintln!("Shaping what is archived with {}", options.shaping.provenance().join(", "));
+    }
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let uses_s3 = args.sources.iter().chain([&args.out]).any(|s| s.starts_with("s3://"));
     let summary = if uses_s3 {
@@ -644,6 +660,7 @@ pub fn convert(args: &ConvertArgs) -> Result<ExitCode> {
             bail!("no files found in {}", args.sources.join(", "));
         }
         let sink = DirSink::new(&args.out).with_context(|| format!("creating {}", args.out))?;
+        options.shaping.record(&sink).with_context(|| format!("recording the shaping rules in {}", args.out))?;
         let mut summary = run_convert(&files, &sink, &options, args.jobs.unwrap_or(cpus))?;
         summary.add_unreadable(&unreadable);
         summary
@@ -996,6 +1013,9 @@ pub fn export(args: &ExportArgs) -> Result<ExitCode> {
     }
     let (_, written) = exporter.finish()?;
     eprintln!("Exported {written} record(s) from {files_read} Parquet file(s) to {}", args.out.display());
+    if let Some(note) = local::recorded_shaping(&args.archive)? {
+        eprintln!("Note: {note}");
+    }
     Ok(ExitCode::SUCCESS)
 }
 

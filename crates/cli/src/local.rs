@@ -116,6 +116,28 @@ pub struct ArchiveFile {
 /// The Parquet files of a dataset that readers see: in a partition with a manifest, the files it
 /// lists (compaction leaves replaced files behind for a grace period); in one without (an archive
 /// written before manifests), every file.
+/// What the archive at `root` records of the rule sets that shaped it, as a sentence; `None`
+/// when it was never shaped (the lossless default).
+pub fn recorded_shaping(root: &Path) -> anyhow::Result<Option<String>> {
+    use parquetrail_core::shaping::{MARKER_DIR, Shaping};
+    let dir = root.join(MARKER_DIR);
+    let entries = match fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(anyhow::anyhow!("{}: {e}", dir.display())),
+    };
+    let mut sets = Vec::new();
+    for entry in entries {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "json") {
+            let text = fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            sets.push(Shaping::parse_set(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?);
+        }
+    }
+    sets.sort_by(|a, b| (&a.name, a.version).cmp(&(&b.name, b.version)));
+    Ok(Shaping::describe_recorded(&sets))
+}
+
 pub fn list_archive(root: &Path, dataset: &str) -> io::Result<Vec<ArchiveFile>> {
     let base = root.join(dataset);
     let mut files = Vec::new();

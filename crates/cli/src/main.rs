@@ -123,6 +123,51 @@ impl WriterArgs {
     }
 }
 
+/// What to archive beyond what the trail recorded (opt-in; the archive is lossless without them).
+#[derive(Debug, Args, Default)]
+pub struct ShapingArgs {
+    /// Drop known noise: KMS crypto calls and RDS Describe polling made by AWS services (the
+    /// built-in rule set `noise`, versioned; `docs/SHAPING.md` lists its rules). Dropped records
+    /// count as filtered, per rule.
+    #[arg(long)]
+    pub drop_noise: bool,
+    /// Redact secrets that leak into records: session tokens in STS responses, S3's x-amz-id-2
+    /// (the built-in set `secrets`). Values become "REDACTED"; redactions are counted per rule.
+    #[arg(long)]
+    pub redact_secrets: bool,
+    /// A rule set of your own, as JSON (same form as the built-in ones; `docs/SHAPING.md`).
+    /// Repeatable.
+    #[arg(long, value_name = "FILE")]
+    pub shaping_rules: Vec<PathBuf>,
+}
+
+impl ShapingArgs {
+    /// The rule sets these flags ask for, checked.
+    pub fn shaping(&self) -> anyhow::Result<parquetrail_core::shaping::Shaping> {
+        use parquetrail_core::shaping::Shaping;
+        let mut sets = Vec::new();
+        for (on, name) in [(self.drop_noise, "noise"), (self.redact_secrets, "secrets")] {
+            if on {
+                sets.push(Shaping::builtin(name).map_err(anyhow::Error::msg)?);
+            }
+        }
+        for path in &self.shaping_rules {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("--shaping-rules {}: {e}", path.display()))?;
+            sets.push(
+                Shaping::parse_set(&text).map_err(|e| anyhow::anyhow!("--shaping-rules {}: {e}", path.display()))?,
+            );
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for set in &sets {
+            if !names.insert(set.name.clone()) {
+                anyhow::bail!("two rule sets are named {:?}: give yours a name of its own", set.name);
+            }
+        }
+        Ok(Shaping { sets })
+    }
+}
+
 /// Which part of a trail to walk (`backfill`, `verify`): delivery dates and what is under `AWSLogs/`.
 #[derive(Debug, Args)]
 pub struct TrailArgs {
@@ -202,6 +247,8 @@ pub struct ConvertArgs {
     pub json: bool,
     #[command(flatten)]
     pub writer: WriterArgs,
+    #[command(flatten)]
+    pub shaping: ShapingArgs,
 }
 
 #[derive(Debug, Args)]

@@ -67,6 +67,8 @@ pub struct Options {
     pub filter: EventFilter,
     /// What one input may cost: the bounds that keep memory and work independent of content.
     pub limits: Limits,
+    /// Opt-in rules dropping noise and redacting secrets (none by default: lossless).
+    pub shaping: crate::shaping::Shaping,
 }
 
 /// Bounds on what one input file may make the converter hold or do. Anyone who can write to the
@@ -257,6 +259,10 @@ pub struct FileReport {
     /// ones kept in `unmapped` (see [`crate::record`]). Counted, since a producer writing them is
     /// broken or crafting input.
     pub duplicate_keys: u64,
+    /// What the run's [`Shaping`](crate::shaping::Shaping) did: `<set>/<rule>` → records dropped
+    /// (counted in `filtered` too) or values redacted. Empty without shaping.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub shaped: crate::shaping::RuleCounts,
     pub outputs: Vec<OutputReport>,
     /// The record quarantine object, when any record was quarantined.
     pub quarantine_path: Option<String>,
@@ -488,6 +494,8 @@ struct FileState<'s> {
     filtered: u64,
     duplicate_keys: u64,
     filter_all: bool,
+    shaping_none: bool,
+    shaped: crate::shaping::RuleCounts,
 }
 
 impl<'s> FileState<'s> {
@@ -506,6 +514,8 @@ impl<'s> FileState<'s> {
             filtered: 0,
             duplicate_keys: 0,
             filter_all: options.filter.keeps_all(),
+            shaping_none: options.shaping.is_empty(),
+            shaped: Default::default(),
         }
     }
 
@@ -548,7 +558,20 @@ impl<'s> FileState<'s> {
             }
             match placed {
                 Ok((row, _)) if !self.filter_all && !self.options.filter.keeps(&row) => self.filtered += 1,
-                Ok((row, slot)) => self.write_row(&row, slot).map_err(ReadFault::Sink)?,
+                Ok((mut row, slot)) => {
+                    if !self.shaping_none {
+                        let outcome = self.options.shaping.apply(&mut row);
+                        for (rule, n) in outcome.redacted {
+                            *self.shaped.entry(rule).or_default() += u64::from(n);
+                        }
+                        if let Some(rule) = outcome.dropped {
+                            *self.shaped.entry(rule).or_default() += 1;
+                            self.filtered += 1;
+                            continue;
+                        }
+                    }
+                    self.write_row(&row, slot).map_err(ReadFault::Sink)?
+                }
                 Err(reason) => self
                     .quarantine_record(Some(raw.text), None, raw.index, raw.offset, reason)
                     .map_err(ReadFault::Sink)?,
@@ -703,6 +726,7 @@ impl<'s> FileState<'s> {
         report.quarantined = self.quarantined;
         report.filtered = self.filtered;
         report.duplicate_keys = self.duplicate_keys;
+        report.shaped = self.shaped;
         Ok(())
     }
 }

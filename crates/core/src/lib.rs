@@ -50,6 +50,7 @@ pub mod object_key;
 pub mod partition;
 pub mod record;
 pub mod schema;
+pub mod shaping;
 pub mod sink;
 
 pub use error::{Error, Result};

@@ -36,6 +36,11 @@ pub const VARIABLES: &[(&str, &str)] = &[
         "PARQUETRAIL_EXCLUDE_EVENT_SOURCES",
         "drop events from these sources, e.g. kms.amazonaws.com,rdsdata.amazonaws.com",
     ),
+    (
+        "PARQUETRAIL_SHAPING",
+        "opt-in: built-in rule sets shaping what is archived, noise and/or secrets (default: none, lossless; docs/SHAPING.md)",
+    ),
+    ("PARQUETRAIL_SHAPING_RULES", "opt-in: a rule set of your own, as JSON (docs/SHAPING.md)"),
     ("PARQUETRAIL_CONCURRENCY", "objects converted at once per invocation (default: 4)"),
     (
         "PARQUETRAIL_S3_PATH_STYLE",
@@ -178,6 +183,26 @@ impl Config {
             }
         }
 
+        let mut shaping = parquetrail_core::shaping::Shaping::default();
+        if let Some(v) = get("PARQUETRAIL_SHAPING") {
+            for name in list(v) {
+                let set =
+                    parquetrail_core::shaping::Shaping::builtin(name).map_err(|m| err("PARQUETRAIL_SHAPING", m))?;
+                shaping.sets.push(set);
+            }
+        }
+        if let Some(v) = get("PARQUETRAIL_SHAPING_RULES") {
+            let set =
+                parquetrail_core::shaping::Shaping::parse_set(v).map_err(|m| err("PARQUETRAIL_SHAPING_RULES", m))?;
+            if shaping.sets.iter().any(|s| s.name == set.name) {
+                return Err(err(
+                    "PARQUETRAIL_SHAPING_RULES",
+                    format!("a built-in set is already named {:?}", set.name),
+                ));
+            }
+            shaping.sets.push(set);
+        }
+
         let concurrency = match get("PARQUETRAIL_CONCURRENCY") {
             None => 4,
             Some(v) => v
@@ -246,7 +271,7 @@ impl Config {
         };
         Ok(Config {
             destination,
-            options: Options { writer, layout, filter, ..Options::default() },
+            options: Options { writer, layout, filter, shaping, ..Options::default() },
             concurrency,
             s3,
             compaction,
@@ -307,10 +332,22 @@ mod tests {
     }
 
     #[test]
+    fn shaping_sets_come_from_the_built_ins_and_the_users_json() {
+        let c = Config::from_vars(vars(&[
+            ("PARQUETRAIL_DESTINATION", "s3://archive-bucket"),
+            ("PARQUETRAIL_SHAPING", "secrets, noise"),
+            ("PARQUETRAIL_SHAPING_RULES", r#"{"name":"ours","version":3,"rules":[{"id":"health","action":"drop","match":{"eventSource":["health.amazonaws.com"]}}]}"#),
+        ]))
+        .unwrap();
+        assert_eq!(c.options.shaping.provenance(), ["secrets@1", "noise@1", "ours@3"]);
+    }
+
+    #[test]
     fn defaults_with_only_the_destination() {
         let c = Config::from_vars(vars(&[("PARQUETRAIL_DESTINATION", "s3://archive-bucket")])).unwrap();
         assert_eq!(c.options.layout, Layout::default());
         assert!(c.options.filter.keeps_all());
+        assert!(c.options.shaping.is_empty(), "lossless unless asked");
         assert_eq!(c.options.writer, WriterSettings::default());
         assert_eq!(c.concurrency, 4);
         assert_eq!(c.compaction, CompactionConfig::default());
@@ -323,6 +360,16 @@ mod tests {
         let cases = [
             (vec![], "PARQUETRAIL_DESTINATION"),
             (vec![("PARQUETRAIL_DESTINATION", "/local/path")], "PARQUETRAIL_DESTINATION"),
+            (vec![base, ("PARQUETRAIL_SHAPING", "noise,quiet")], "PARQUETRAIL_SHAPING"),
+            (vec![base, ("PARQUETRAIL_SHAPING_RULES", "{\"name\":\"x\"}")], "PARQUETRAIL_SHAPING_RULES"),
+            (
+                vec![
+                    base,
+                    ("PARQUETRAIL_SHAPING", "noise"),
+                    ("PARQUETRAIL_SHAPING_RULES", r#"{"name":"noise","version":9,"rules":[]}"#),
+                ],
+                "PARQUETRAIL_SHAPING_RULES",
+            ),
             (vec![("PARQUETRAIL_DESTINATION", "s3://")], "PARQUETRAIL_DESTINATION"),
             (vec![base, ("PARQUETRAIL_COMPRESSION", "gzip")], "PARQUETRAIL_COMPRESSION"),
             (vec![base, ("PARQUETRAIL_ROW_GROUP_ROWS", "0")], "PARQUETRAIL_ROW_GROUP_ROWS"),

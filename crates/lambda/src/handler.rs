@@ -30,7 +30,7 @@ use parquetrail_ingest::notifications::{
     BatchInvocation, BatchResponse, BatchResult, ObjectRef, ResultCode, Trigger, parse_trigger,
 };
 use parquetrail_ingest::s3::S3Storage;
-use parquetrail_ingest::{IngestError, Location, Outcome, Pipeline, Storage};
+use parquetrail_ingest::{IngestError, Location, Outcome, Pipeline, Storage, StorageError};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 use tokio::sync::Semaphore;
@@ -46,12 +46,14 @@ pub struct App {
     pub client: aws_sdk_s3::Client,
     pub pipeline: Pipeline,
     pub function_name: String,
+    /// Set once this instance has recorded the shaping rule sets in the archive (`_shaping/`).
+    shaping_recorded: tokio::sync::OnceCell<()>,
 }
 
 impl App {
     pub fn new(config: Config, client: aws_sdk_s3::Client, function_name: impl Into<String>) -> Self {
         let pipeline = pipeline_for(&client, &config.destination, config.options.clone());
-        App { config, client, pipeline, function_name: function_name.into() }
+        App { config, client, pipeline, function_name: function_name.into(), shaping_recorded: Default::default() }
     }
 
     fn source(&self, bucket: &str) -> S3Storage {
@@ -261,9 +263,32 @@ async fn process_one(app: &App, pipeline: &Pipeline, object: &ObjectRef) -> Outc
                 retryable: true,
                 message: format!("outputs written, but the ledger line could not be: {e}"),
             });
+        } else if let Err(e) = record_shaping(app, dest.as_ref(), prefix).await {
+            tracing::error!(error = %e, "outputs written but the shaping rules were not recorded");
+            outcome.result = Err(IngestError {
+                retryable: true,
+                message: format!("outputs written, but the archive's record of its shaping rules could not be: {e}"),
+            });
         }
     }
     outcome
+}
+
+/// Records the rule sets that shape this function's conversions in the archive (`_shaping/`,
+/// what `export` reports), once per instance; nothing without shaping.
+async fn record_shaping(app: &App, dest: &dyn Storage, prefix: &str) -> Result<(), StorageError> {
+    if app.config.options.shaping.is_empty() {
+        return Ok(());
+    }
+    app.shaping_recorded
+        .get_or_try_init(|| async {
+            for (path, body) in app.config.options.shaping.markers() {
+                dest.put(&parquetrail_ingest::location::join(prefix, &path), body).await?;
+            }
+            Ok(())
+        })
+        .await
+        .map(|_| ())
 }
 
 /// Converts objects with bounded concurrency, keeping their order in the result.

@@ -8,6 +8,7 @@ mod hostile;
 mod insights;
 mod lookup;
 mod serve_clients;
+mod shaping;
 mod verify;
 
 use std::collections::BTreeMap;

@@ -238,3 +238,22 @@ async fn event_filters_apply_and_reconcile() {
         (Some(21), Some(0), Some(20), Some(1))
     );
 }
+
+/// With `PARQUETRAIL_SHAPING=noise` and a rule set of the user's own, the rules' drops count as
+/// filtered (the object still reconciles) and the archive records which sets shaped it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shaping_drops_count_as_filtered_and_the_archive_records_the_rules() {
+    let Some(w) = world("shaping_drops_count_as_filtered_and_the_archive_records_the_rules").await else { return };
+    let ours = r#"{"name":"ours","version":2,"rules":[{"id":"no-iam","action":"drop","match":{"eventSource":["iam.amazonaws.com"]}}]}"#;
+    let app = w.app(&[("PARQUETRAIL_SHAPING", "noise"), ("PARQUETRAIL_SHAPING_RULES", ours)]).await;
+    let response = handle(&app, s3_event(TRAIL, &[keys::GOOD])).await.unwrap();
+    let o = &response["objects"][0];
+    assert_eq!(
+        (o["records"].as_u64(), o["rows"].as_u64(), o["filtered"].as_u64(), o["quarantined"].as_u64()),
+        (Some(21), Some(0), Some(20), Some(1)),
+        "{o}"
+    );
+    let recorded: Vec<String> =
+        w.objects(ARCHIVE).await.into_keys().filter(|k| k.starts_with("cloudtrail/_shaping/")).collect();
+    assert_eq!(recorded, ["cloudtrail/_shaping/noise@1.json", "cloudtrail/_shaping/ours@2.json"]);
+}
