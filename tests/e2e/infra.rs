@@ -373,6 +373,7 @@ fn function_starts_with_the_templates_configuration() {
             ("EventCategories", "management,data"),
             ("ReadWrite", "writeonly"),
             ("ExcludeEventSources", "kms.amazonaws.com,rdsdata.amazonaws.com"),
+            ("Shaping", "noise,secrets"),
             ("FilesPerInvocation", "64"),
             ("ArchivePrefix", "lake/cloudtrail"),
         ],
@@ -388,6 +389,47 @@ fn function_starts_with_the_templates_configuration() {
         let root = format!("s3://archive-bucket/{}", stack.parameters["ArchivePrefix"]);
         assert_eq!(config.destination.to_string(), root, "PARQUETRAIL_DESTINATION with {overrides:?}");
         assert!(config.json_logs, "JSON logs");
+        let shaping = stack.parameters["Shaping"].split(',').filter(|s| !s.is_empty()).map(|s| format!("{s}@1"));
+        assert_eq!(config.options.shaping.provenance(), shaping.collect::<Vec<_>>(), "PARQUETRAIL_SHAPING");
+    }
+}
+
+/// The keys the trail `infra/trail.yaml` creates will write (its `LogFilesPrefix` output, then
+/// CloudTrail's own layout below it) parse with the pipeline's `ObjectKey` as the account, Region,
+/// delivery day and kind they are filed under, for an account and an organization trail, with
+/// and without a key prefix. (The Python tests check the same keys against the bucket policy.)
+#[test]
+fn keys_the_created_trail_writes_parse_as_the_pipeline_expects() {
+    use parquetrail_core::object_key::{KeyKind, ObjectKey};
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/trail.yaml");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let trail: Value = serde_norway::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let account = "111122223333";
+    for (prefix, org) in [("", ""), ("a/b", ""), ("", "o-abc123defg"), ("logs/cloudtrail", "o-abc123defg")] {
+        let stack = Stack::new(&trail, &[("KeyPrefix", prefix), ("OrganizationId", org)]);
+        let root = stack
+            .resolve(at(&trail, &["Outputs", "LogFilesPrefix", "Value"]))
+            .expect("LogFilesPrefix")
+            .replace("${AWS::AccountId}", account);
+        // An organization trail files each member account under the organization ID.
+        let root = if org.is_empty() { root } else { format!("{root}{account}/") };
+        for (dir, infix, kind) in [
+            ("CloudTrail", "CloudTrail", KeyKind::Log),
+            ("CloudTrail-Digest", "CloudTrail-Digest", KeyKind::Digest),
+            ("CloudTrail-Insight", "CloudTrail-Insight", KeyKind::Insight),
+        ] {
+            let key = format!(
+                "{root}{dir}/eu-west-3/2024/03/01/{account}_{infix}_eu-west-3_20240301T1005Z_AbCdEf0123456789.json.gz"
+            );
+            let parsed = ObjectKey::parse(&key);
+            assert_eq!(
+                (parsed.kind, parsed.account, parsed.region, parsed.org_id),
+                (kind, Some(account), Some("eu-west-3"), (!org.is_empty()).then_some(org)),
+                "{key}"
+            );
+            assert_eq!(parsed.delivery_date, chrono::NaiveDate::from_ymd_opt(2024, 3, 1), "{key}");
+            assert_eq!(parsed.prefix.unwrap_or_default(), prefix, "{key}");
+        }
     }
 }
 
