@@ -1004,9 +1004,13 @@ pub fn export(args: &ExportArgs) -> Result<ExitCode> {
             }
             files_read += 1;
             let reader = File::open(&f.path).with_context(|| format!("opening {}", f.path.display()))?;
-            for row in parquetrail_core::archive::read_rows(reader, Some(&f.path.display().to_string()))? {
-                if filter.matches(&row) {
-                    exporter.write(&row)?;
+            // A batch at a time: memory does not grow with the file (a compacted one may hold
+            // millions of rows).
+            for batch in parquetrail_core::archive::row_batches(reader, Some(&f.path.display().to_string()), 1024)? {
+                for row in batch? {
+                    if filter.matches(&row) {
+                        exporter.write(&row)?;
+                    }
                 }
             }
         }

@@ -21,20 +21,32 @@ fn archive_error(path: &str, e: impl std::fmt::Display) -> Error {
 }
 
 /// Reads every row of one Parquet file of the archive. `path` only names the file in errors.
+/// Holds the whole file's rows: for files of unknown size use [`row_batches`].
 pub fn read_rows<R: ChunkReader + 'static>(reader: R, path: Option<&str>) -> Result<Vec<Row<'static>>> {
-    let name = path.unwrap_or("parquet file");
-    let reader = ParquetRecordBatchReaderBuilder::try_new(reader)
-        .map_err(|e| archive_error(name, e))?
-        .with_batch_size(8192)
-        .build()
-        .map_err(|e| archive_error(name, e))?;
     let mut rows = Vec::new();
-    for batch in reader {
-        let batch = batch.map_err(|e| archive_error(name, e))?;
-        let mut part: Vec<Row<'static>> = serde_arrow::from_record_batch(&batch).map_err(|e| archive_error(name, e))?;
-        rows.append(&mut part);
+    for batch in row_batches(reader, path, 8192)? {
+        rows.append(&mut batch?);
     }
     Ok(rows)
+}
+
+/// The rows of one Parquet file of the archive, `batch_rows` at a time, read as they are asked
+/// for: memory holds one row group's pages and one batch, whatever the file's size.
+pub fn row_batches<R: ChunkReader + 'static>(
+    reader: R,
+    path: Option<&str>,
+    batch_rows: usize,
+) -> Result<impl Iterator<Item = Result<Vec<Row<'static>>>>> {
+    let name = path.unwrap_or("parquet file").to_string();
+    let reader = ParquetRecordBatchReaderBuilder::try_new(reader)
+        .map_err(|e| archive_error(&name, e))?
+        .with_batch_size(batch_rows.max(1))
+        .build()
+        .map_err(|e| archive_error(&name, e))?;
+    Ok(reader.map(move |batch| {
+        let batch = batch.map_err(|e| archive_error(&name, e))?;
+        serde_arrow::from_record_batch(&batch).map_err(|e| archive_error(&name, e))
+    }))
 }
 
 /// Which rows to export or summarise (partition-level filters are applied by the caller from the

@@ -1,6 +1,7 @@
 //! Golden tests of normalized rows: hand-written records covering each identity shape, data and
 //! management events, Insights, and future fields, snapshotted as the row the archive stores.
 
+mod export;
 mod hostile;
 
 use std::sync::{Mutex, MutexGuard};
