@@ -1,4 +1,4 @@
-// parquetrail console: Event history, event detail, compare and dashboards over /console/api/.
+// parquetrail console: Event history, event detail, compare, dashboards and Insights over /console/api/.
 // Every value from a record is put in the page as text (textContent, createTextNode, attribute
 // values set through the DOM), never parsed as markup. No inline script: the page's CSP allows
 // scripts from this server only.
@@ -168,6 +168,25 @@
     };
   }
 
+  // The form of a view over a range, accounts and Regions (dashboards, Insights): applying it
+  // opens `path` with the query in the URL.
+  function scopeForm(s, m, path) {
+    const range = rangeControls(s);
+    const accounts = picker("accounts", "Accounts", m.accounts, s.accounts);
+    const regions = picker("regions", "Regions", m.regions, s.regions);
+    const form = el("form", { class: "toolbar", id: "filters" }, range.node, accounts.node, regions.node,
+      el("button", { type: "submit", class: "primary", id: "apply", text: "Apply" }));
+    form.addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      const next = Object.assign({}, s);
+      range.read(next);
+      next.accounts = accounts.read();
+      next.regions = regions.read();
+      navigate(path + "?" + queryString(next, false).toString());
+    });
+    return form;
+  }
+
   function querySql(query) {
     return el("details", { id: "query" }, el("summary", { text: "The query behind this view" }),
       el("pre", { text: JSON.stringify(Object.assign({}, query, { athena_sql: undefined }), null, 2) }),
@@ -241,7 +260,7 @@
     let query = null;
     function render() {
       const cols = COLUMNS.filter((c) => s.cols.includes(c[0]));
-      const head = el("tr", {}, el("th", { scope: "col", text: "Compare" }), ...cols.map((c) => el("th", { scope: "col", text: c[1] })));
+      const head = el("tr", {}, el("th", { scope: "col", class: "pick-col", text: "Compare" }), ...cols.map((c) => el("th", { scope: "col", text: c[1] })));
       const trs = rows.map((e) => {
         const box = el("input", { type: "checkbox", class: "pick", "aria-label": "Select for compare", checked: selected.has(e.EventId) });
         box.addEventListener("change", () => {
@@ -396,23 +415,37 @@
     const y = (n) => height - pad - (n * (height - 2 * pad)) / max;
     const chart = svg("svg", { viewBox: "0 0 " + width + " " + height, class: "chart", id: "events-over-time", role: "img",
       "aria-label": "Events over time, " + points.length + " buckets of " + bucketSeconds + " s" });
+    axes(chart, width, height, pad, max);
+    plot(chart, points, x, y, linkOf, 3);
+    labelEnds(chart, points, width, height, pad);
+    return chart;
+  }
+
+  // The axes of a chart, its top labelled with `max`.
+  function axes(chart, width, height, pad, max) {
     chart.appendChild(svg("line", { class: "axis", x1: pad, y1: height - pad, x2: width - pad, y2: height - pad }));
     chart.appendChild(svg("line", { class: "axis", x1: pad, y1: pad, x2: pad, y2: height - pad }));
     chart.appendChild(svg("text", { x: 2, y: pad, text: String(max) }));
     chart.appendChild(svg("text", { x: 2, y: height - pad, text: "0" }));
+  }
+
+  // A line through the points, each a dot (with its start and count) linking to its events.
+  function plot(chart, points, x, y, linkOf, r) {
     chart.appendChild(svg("polyline", { class: "line", points: points.map((p, i) => x(i) + "," + y(p.count)).join(" ") }));
     points.forEach((p, i) => {
       const a = svg("a", { href: linkOf(p) });
-      const dot = svg("circle", { class: "point", cx: x(i), cy: y(p.count), r: 3, "data-count": p.count });
+      const dot = svg("circle", { class: "point", cx: x(i), cy: y(p.count), r: r, "data-count": p.count, "data-start": p.start });
       dot.appendChild(svg("title", { text: p.start + ": " + p.count }));
       a.appendChild(dot);
       chart.appendChild(a);
     });
+  }
+
+  function labelEnds(chart, points, width, height, pad) {
     if (points.length) {
       chart.appendChild(svg("text", { x: pad, y: height - 8, text: points[0].start }));
       chart.appendChild(svg("text", { x: width - pad, y: height - 8, "text-anchor": "end", text: points[points.length - 1].start }));
     }
-    return chart;
   }
 
   function barWidget(w, base) {
@@ -437,19 +470,7 @@
     if (location.search === "") s.attrs = [];
     let m;
     try { m = await meta(); } catch (e) { show(errorBox(e.message)); return; }
-    const range = rangeControls(s);
-    const accounts = picker("accounts", "Accounts", m.accounts, s.accounts);
-    const regions = picker("regions", "Regions", m.regions, s.regions);
-    const form = el("form", { class: "toolbar", id: "filters" }, range.node, accounts.node, regions.node,
-      el("button", { type: "submit", class: "primary", id: "apply", text: "Apply" }));
-    form.addEventListener("submit", (ev) => {
-      ev.preventDefault();
-      const next = Object.assign({}, s);
-      range.read(next);
-      next.accounts = accounts.read();
-      next.regions = regions.read();
-      navigate("/dashboard?" + queryString(next, false).toString());
-    });
+    const form = scopeForm(s, m, "/dashboard");
     const status = el("p", { class: "muted", id: "status", role: "status", text: "Reading the range…" });
     show(el("h1", { text: "Dashboards" }), form, status);
     const params = apiParams(s);
@@ -475,10 +496,126 @@
       querySql(d.query));
   }
 
-  function insights() {
-    show(el("h1", { text: "Insights" }),
-      el("p", { text: "Insights are not in the console yet. Insights events can be looked up in Event history, and with " },
-        el("code", { text: "parquetrail lookup --insights" }), "."));
+  // --- Insights -----------------------------------------------------------------------------
+  // The API's rate per period (a point each) against the Insight's baseline average (a dashed
+  // line), the episode shaded. Every label is text.
+  function insightChart(id, points, periodSeconds, baseline, episode, linkOf) {
+    const width = 900, height = 200, pad = 40;
+    const max = Math.max(1, baseline || 0, ...points.map((p) => p.count));
+    const times = points.map((p) => new Date(p.start).getTime());
+    const t0 = times.length ? times[0] : 0;
+    const t1 = times.length ? times[times.length - 1] + periodSeconds * 1000 : 1;
+    const x = (t) => pad + ((t - t0) * (width - 2 * pad)) / Math.max(1, t1 - t0);
+    const y = (n) => height - pad - (n * (height - 2 * pad)) / max;
+    const chart = svg("svg", { viewBox: "0 0 " + width + " " + height, class: "chart insight-chart", id: id, role: "img",
+      "aria-label": "Events per " + periodSeconds + " s, " + points.length + " points, against a baseline of " + baseline });
+    if (episode.start) {
+      const a = x(new Date(episode.start).getTime());
+      const b = episode.end ? x(new Date(episode.end).getTime()) : a + 2;
+      chart.appendChild(svg("rect", { class: "episode", x: a, y: pad, width: Math.max(2, b - a), height: height - 2 * pad }));
+    }
+    axes(chart, width, height, pad, max);
+    if (baseline !== null && baseline !== undefined) {
+      chart.appendChild(svg("line", { class: "baseline", x1: pad, x2: width - pad, y1: y(baseline), y2: y(baseline), "data-average": baseline }));
+      chart.appendChild(svg("text", { x: width - pad, y: y(baseline) - 4, "text-anchor": "end", text: "baseline " + baseline }));
+    }
+    const mid = (i) => x(times[i] + (periodSeconds * 1000) / 2);
+    plot(chart, points, mid, y, linkOf, 2);
+    labelEnds(chart, points, width, height, pad);
+    return chart;
+  }
+
+  function attributionTable(a) {
+    const rows = [];
+    const n = Math.max((a.insight || []).length, (a.baseline || []).length);
+    for (let i = 0; i < n; i++) {
+      const cell = (side) => {
+        const v = (a[side] || [])[i];
+        return v ? [el("td", { text: String(v.value) }), el("td", { class: "num", text: String(v.average) })] : [el("td", {}), el("td", {})];
+      };
+      rows.push(el("tr", {}, ...cell("insight"), ...cell("baseline")));
+    }
+    const titles = { userIdentityArn: "Top identities", userAgent: "Top user agents", errorCode: "Top error codes" };
+    return el("section", { class: "attribution", "data-attribute": a.attribute },
+      el("h3", { text: titles[a.attribute] || String(a.attribute) }),
+      el("table", {},
+        el("thead", {}, el("tr", {}, el("th", { text: "During the Insight" }), el("th", { class: "num", text: "avg/min" }),
+          el("th", { text: "Baseline" }), el("th", { class: "num", text: "avg/min" }))),
+        el("tbody", {}, ...rows)));
+  }
+
+  function insightCard(insight, index, base) {
+    const st = insight.statistics || {};
+    const avg = (side) => (st[side] && st[side].average !== undefined ? st[side].average : null);
+    const title = [insight.event_source, insight.event_name].filter(Boolean).join(" · ");
+    const facts = [
+      ["Insight type", insight.insight_type], ["Error code", insight.error_code], ["Account", insight.account],
+      ["Region", insight.region], ["Start", insight.start && insight.start.time],
+      ["End", insight.end ? insight.end.time : "(not ended)"],
+      ["Duration (min)", st.insightDuration], ["Average per minute", avg("insight")],
+      ["Baseline average", avg("baseline")], ["Baseline (min)", st.baselineDuration],
+    ].filter(([, v]) => v !== null && v !== undefined);
+    const links = el("span", { class: "actions" },
+      insight.start && insight.start.event_id ? el("a", { class: "start-event", href: "/event?id=" + encodeURIComponent(insight.start.event_id), text: "Start event" }) : null,
+      insight.end && insight.end.event_id ? el("a", { class: "end-event", href: "/event?id=" + encodeURIComponent(insight.end.event_id), text: "End event" }) : null);
+    const chartBox = el("div", { class: "chart-box" }, el("p", { class: "muted", text: "Reading the rate…" }));
+    const card = el("section", { class: "card insight", id: "insight-" + index, "data-shared-event-id": insight.shared_event_id,
+      "data-insight-type": insight.insight_type || "", "data-event-source": insight.event_source || "",
+      "data-event-name": insight.event_name || "", "data-start": (insight.start && insight.start.time) || "",
+      "data-error-code": insight.error_code,
+      "data-computed": String(insight.computed) },
+      el("h2", {}, el("span", { class: "insight-title", text: title }), " ",
+        el("span", { class: "badge " + (insight.computed ? "computed" : "delivered"),
+          text: insight.computed ? "computed by parquetrail" : "delivered by CloudTrail" })),
+      el("table", { class: "facts" },
+        el("thead", {}, el("tr", {}, ...facts.map(([k]) => el("th", { scope: "col", text: k })))),
+        el("tbody", {}, el("tr", {}, ...facts.map(([, v]) => el("td", { text: String(v) }))))),
+      links, chartBox,
+      el("div", { class: "attributions" }, ...(Array.isArray(insight.attributions) ? insight.attributions : []).map(attributionTable)));
+    return { card: card, load: async () => {
+      const q = new URLSearchParams(insight.series || {});
+      if (!q.get("start")) { chartBox.replaceChildren(el("p", { class: "muted", text: "No time to chart." })); return; }
+      let series;
+      try { series = await api("/console/api/insights/series", q); } catch (e) { chartBox.replaceChildren(errorBox(e.message)); return; }
+      const width = series.period_seconds * 1000;
+      const attrs = ["EventSource=" + insight.event_source, "EventName=" + insight.event_name];
+      if (insight.insight_type === "ApiCallRateInsight") attrs.push("ReadOnly=false");
+      if (insight.error_code) attrs.push("ErrorCode=" + insight.error_code);
+      const scope = Object.assign({}, base, { accounts: [insight.account], regions: [insight.region], range: "custom" });
+      const linkOf = (p) => eventsLink(attrs, Object.assign({}, scope,
+        { start: p.start, end: new Date(new Date(p.start).getTime() + width - 1).toISOString() }));
+      chartBox.replaceChildren(
+        el("p", { class: "muted" }, "Events per " + (series.period_seconds === 60 ? "minute" : series.period_seconds + " s") +
+          " (" + series.events + " read" + (series.truncated ? ", stopped early" : "") + "), the Insight shaded, the baseline dashed. ",
+          el("a", { href: eventsLink(attrs, Object.assign({}, scope, { start: q.get("start"), end: q.get("end") })), text: "Event history" })),
+        insightChart("chart-" + index, series.points, series.period_seconds, avg("baseline"),
+          { start: insight.start && insight.start.time, end: insight.end && insight.end.time }, linkOf));
+    } };
+  }
+
+  async function insights() {
+    const s = readQuery(location.search);
+    if (location.search === "") { s.attrs = []; s.range = "90d"; }
+    let m;
+    try { m = await meta(); } catch (e) { show(errorBox(e.message)); return; }
+    const form = scopeForm(s, m, "/insights");
+    const status = el("p", { class: "muted", id: "status", role: "status", text: "Reading the Insights…" });
+    show(el("h1", { text: "Insights" }), form, status);
+    const params = apiParams(s);
+    params.delete("limit");
+    let answer;
+    try { answer = await api("/console/api/insights", params); } catch (e) { status.replaceWith(errorBox(e.message)); return; }
+    const list = answer.insights;
+    const computed = list.filter((i) => i.computed).length;
+    status.textContent = list.length + " Insight(s) from " + answer.query.start + " to " + answer.query.end + ": " +
+      computed + " computed by parquetrail insights, " + (list.length - computed) + " delivered by CloudTrail" +
+      (answer.truncated ? " (stopped early: the range holds more Insights than a page reads)" : "");
+    const base = Object.assign({}, s, { attrs: [] });
+    const cards = list.map((insight, i) => insightCard(insight, i, base));
+    show(el("h1", { text: "Insights" }), form, status,
+      el("div", { id: "insights" }, ...cards.map((c) => c.card)), querySql(answer.query));
+    // One chart at a time: each reads its window's events.
+    for (const c of cards) await c.load();
   }
 
   // --- Routing ------------------------------------------------------------------------------

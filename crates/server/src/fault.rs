@@ -99,8 +99,16 @@ impl Fault {
         )
     }
 
+    /// A path the server does not serve: says what it does serve, for a person who mistyped a URL
+    /// as much as for an SDK pointed at the wrong endpoint.
     pub(crate) fn not_found() -> Fault {
-        Fault::new(StatusCode::NOT_FOUND, "UnknownOperationException", "only POST / is served (AWS JSON 1.1)")
+        Fault::new(
+            StatusCode::NOT_FOUND,
+            "UnknownOperationException",
+            "not found: this server answers the LookupEvents API (AWS JSON 1.1) at POST /, and the web console \
+             (unless --no-console) at GET / with its views /events, /event, /compare, /dashboard and /insights, \
+             and its data under /console/api/",
+        )
     }
 }
 

@@ -393,6 +393,13 @@ fn console_api_answers_equal_the_reference_and_refuses_bad_parameters() {
     for asset in ["/console/assets/app.js", "/console/assets/app.css", "/events", "/dashboard", "/event"] {
         assert_eq!(get(base, asset).status, 200, "{asset}");
     }
+    // An unknown path: a 404 that says what this server serves.
+    let missing = get(base, "/console/nope");
+    assert_eq!(missing.status, 404);
+    let message = missing.json()["message"].as_str().unwrap().to_string();
+    for served in ["POST /", "GET /", "/insights", "/console/api/"] {
+        assert!(message.contains(served), "{message}");
+    }
     let api = http(
         "POST",
         base,
@@ -449,4 +456,232 @@ fn a_console_token_is_required_when_configured() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("at least 16 characters"));
     let help = parquetrail(&["serve", "--help"], dir.path());
     assert!(String::from_utf8_lossy(&help.stdout).contains("TLS"));
+}
+
+/// The Insights fixture: 10 days of generated activity with two injected episodes (a call-rate
+/// burst and an error spike, the generator's list being the expected answer), analysed by
+/// `parquetrail insights`, plus one Insight delivered by CloudTrail whose attributions carry
+/// hostile text. Built once per test process (the HTTP and the browser test share it), under the
+/// target's temporary folder.
+pub(crate) struct InsightsArchive {
+    pub(crate) dir: std::path::PathBuf,
+    /// `trail/injected-episodes.ndjson`.
+    pub(crate) injected: Vec<Value>,
+    /// Every API record of the input.
+    pub(crate) events: Vec<Expected>,
+    /// The delivered Insight's `Start` and `End` records.
+    pub(crate) delivered: Vec<Value>,
+}
+
+pub(crate) const DELIVERED_ACCOUNT: &str = "256104666640";
+pub(crate) const DELIVERED_SHARED_ID: &str = "0d1e1e2e-0000-4000-8000-00000000d311";
+
+/// A CloudTrail-delivered Insight (the shape of those in the shared corpus): an API the activity
+/// calls, on the 9th, 5 minutes long.
+fn delivered_insight() -> Vec<Value> {
+    let attributions = json!([
+        {"attribute": "userIdentityArn",
+         "insight": [{"value": SCRIPT, "average": 12.4}, {"value": "arn:aws:iam::256104666640:user/dev-0", "average": 1.0}],
+         "baseline": [{"value": "arn:aws:iam::256104666640:user/dev-0", "average": 0.5}]},
+        {"attribute": "userAgent",
+         "insight": [{"value": IMG, "average": 13.4}],
+         "baseline": [{"value": "console.amazonaws.com", "average": 0.5}]},
+        {"attribute": "errorCode",
+         "insight": [{"value": "null", "average": 13.4}],
+         "baseline": [{"value": "null", "average": 0.5}]}
+    ]);
+    let record = |state: &str, time: &str, id: &str, average: f64, duration: Option<i64>| {
+        let mut statistics =
+            json!({"baseline": {"average": 0.5}, "insight": {"average": average}, "baselineDuration": 10080});
+        if let Some(d) = duration {
+            statistics["insightDuration"] = json!(d);
+        }
+        json!({
+            "eventVersion": "1.07", "eventTime": time, "awsRegion": "us-east-1", "eventID": id,
+            "eventType": "AwsCloudTrailInsight", "recipientAccountId": DELIVERED_ACCOUNT,
+            "sharedEventID": DELIVERED_SHARED_ID,
+            "insightDetails": {"state": state, "eventSource": "ec2.amazonaws.com", "eventName": "RunInstances",
+                "insightType": "ApiCallRateInsight",
+                "insightContext": {"statistics": statistics, "attributions": attributions}},
+            "eventCategory": "Insight"
+        })
+    };
+    vec![
+        record("Start", "2024-03-09T03:00:00Z", "0d1e1e2e-0000-4000-8000-0000000057a7", 14.0, None),
+        record("End", "2024-03-09T03:05:00Z", "0d1e1e2e-0000-4000-8000-000000000e0d", 13.4, Some(5)),
+    ]
+}
+
+pub(crate) fn insights_archive() -> &'static InsightsArchive {
+    static FIXTURE: std::sync::OnceLock<InsightsArchive> = std::sync::OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("console-insights");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let run = |args: &[&str]| {
+            let out = parquetrail(args, &dir);
+            assert!(out.status.success(), "parquetrail {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        };
+        // 10 days: the 7-day baseline, then an episode a day from day 8 (measured: about 20 s to
+        // generate, 20 s to convert and 15 s to analyse in a debug build).
+        run(&[
+            "generate",
+            "trail",
+            "--activity-days",
+            "10",
+            "--episodes",
+            "2",
+            "--accounts",
+            "1",
+            "--regions",
+            "us-east-1",
+            "--start",
+            "2024-03-01",
+            "--seed",
+            "5",
+        ]);
+        let delivered = delivered_insight();
+        let key = format!(
+            "trail/AWSLogs/{DELIVERED_ACCOUNT}/CloudTrail-Insight/us-east-1/2024/03/09/\
+             {DELIVERED_ACCOUNT}_CloudTrail-Insight_us-east-1_20240309T0310Z_delivered000000.json.gz"
+        );
+        write(&dir.join(key), &gzip(json!({ "Records": delivered }).to_string().as_bytes()));
+        run(&["convert", "trail", "--out", "archive"]);
+        run(&["insights", "archive", "--since", "2024-03-08", "--until", "2024-03-11"]);
+        let injected = std::fs::read_to_string(dir.join("trail/injected-episodes.ndjson"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let events = read_trail(&dir.join("trail"), "CloudTrail");
+        InsightsArchive { dir, injected, events, delivered }
+    })
+}
+
+impl InsightsArchive {
+    /// The reference rate of an injected episode's API from the input JSON: events per minute of
+    /// each minute from `from` (inclusive), `minutes` of them. A call-rate Insight counts write
+    /// management events, an error-rate one the events that returned its error code.
+    pub(crate) fn per_minute(&self, insight: &Value, from: DateTime<Utc>, minutes: usize) -> Vec<u64> {
+        let field = |k: &str| insight[k].as_str().map(str::to_string);
+        let (account, region) = (field("account").unwrap(), field("region").unwrap());
+        let (source, name) = (field("eventSource").unwrap(), field("eventName").unwrap());
+        let error = field("errorCode");
+        let call_rate = field("insightType").as_deref() == Some("ApiCallRateInsight");
+        let mut counts = vec![0; minutes];
+        for e in &self.events {
+            let r = &e.record;
+            let management = r.get("eventCategory").is_none_or(|c| c == "Management");
+            let wanted = management
+                && e.str("/recipientAccountId") == Some(account.as_str())
+                && e.str("/awsRegion") == Some(region.as_str())
+                && e.str("/eventSource") == Some(source.as_str())
+                && e.str("/eventName") == Some(name.as_str())
+                && if call_rate { r["readOnly"] == false } else { e.str("/errorCode") == error.as_deref() };
+            let minute = (e.time - from).num_seconds().div_euclid(60);
+            if wanted && (0..minutes as i64).contains(&minute) {
+                counts[minute as usize] += 1;
+            }
+        }
+        counts
+    }
+}
+
+/// The listed Insight (from `/console/api/insights`) that reports the injected episode `e`: same
+/// type, source, name and error code, starting within 5 minutes.
+pub(crate) fn listed_for<'a>(listed: &'a [Value], e: &Value) -> Option<&'a Value> {
+    listed.iter().find(|i| {
+        i["computed"] == true
+            && i["insight_type"] == e["insightType"]
+            && i["event_source"] == e["eventSource"]
+            && i["event_name"] == e["eventName"]
+            && i["error_code"] == e["errorCode"]
+            && (at(i["start"]["time"].as_str().unwrap()) - at(e["start"].as_str().unwrap())).num_seconds().abs() <= 300
+    })
+}
+
+#[test]
+fn console_insights_api_lists_both_kinds_with_their_rate() {
+    let fixture = insights_archive();
+    let served = Served::start(&fixture.dir, "archive", &[], Vec::new());
+    let base = served.url.as_str();
+    let range = [("start", "2024-03-08T00:00:00Z"), ("end", "2024-03-12T00:00:00Z")];
+    let reply = get(base, &format!("/console/api/insights{}", query(&range)));
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let answer = reply.json();
+    let listed = answer["insights"].as_array().unwrap().clone();
+    assert_eq!(answer["query"]["dataset"], "insights");
+
+    // Every injected episode is listed, as computed, and its rate is the input's per minute.
+    assert_eq!(fixture.injected.len(), 2);
+    for e in &fixture.injected {
+        let insight = listed_for(&listed, e).unwrap_or_else(|| panic!("not listed: {e}\n{listed:#?}"));
+        assert!(insight["source_key"].as_str().unwrap().starts_with("parquetrail-insights/"), "{insight}");
+        assert!(insight["end"]["event_id"].is_string(), "{insight}");
+        let series = insight["series"].as_object().unwrap();
+        let pairs: Vec<(&str, &str)> = series.iter().map(|(k, v)| (k.as_str(), v.as_str().unwrap())).collect();
+        let reply = get(base, &format!("/console/api/insights/series{}", query(&pairs)));
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        let s = reply.json();
+        assert_eq!(s["period_seconds"], 60);
+        let points = s["points"].as_array().unwrap();
+        let from = at(series["start"].as_str().unwrap());
+        let minutes = (at(series["end"].as_str().unwrap()) - from).num_minutes() as usize;
+        assert_eq!(points.len(), minutes, "a point a minute over the window");
+        assert_eq!(at(points[0]["start"].as_str().unwrap()), from);
+        let counts: Vec<u64> = points.iter().map(|p| p["count"].as_f64().unwrap() as u64).collect();
+        assert_eq!(counts, fixture.per_minute(e, from, minutes), "{e}");
+        // The episode's minutes hold the injected calls.
+        let offset = (at(e["start"].as_str().unwrap()) - from).num_minutes() as usize;
+        let injected = e["minutes"].as_u64().unwrap() as usize;
+        assert!(counts[offset..offset + injected].iter().all(|n| *n >= e["perMinute"].as_u64().unwrap()), "{counts:?}");
+        // Its Start record opens in event detail.
+        let start_id = insight["start"]["event_id"].as_str().unwrap();
+        let detail = get(base, &format!("/console/api/event{}", query(&[("id", start_id)]))).json();
+        assert_eq!(detail["events"][0]["record"]["insightDetails"]["state"], "Start");
+        assert_eq!(detail["events"][0]["record"]["eventID"], start_id);
+    }
+
+    // The delivered one: told apart, its statistics and attributions the End record's.
+    let delivered = listed.iter().find(|i| i["shared_event_id"] == DELIVERED_SHARED_ID).expect("the delivered Insight");
+    assert_eq!(delivered["computed"], false);
+    let (start, end) = (&fixture.delivered[0], &fixture.delivered[1]);
+    assert_eq!(delivered["start"]["event_id"], start["eventID"]);
+    assert_eq!(delivered["end"]["event_id"], end["eventID"]);
+    assert_eq!(delivered["statistics"], end["insightDetails"]["insightContext"]["statistics"]);
+    assert_eq!(delivered["attributions"], end["insightDetails"]["insightContext"]["attributions"]);
+    let detail = get(base, &format!("/console/api/event{}", query(&[("id", end["eventID"].as_str().unwrap())]))).json();
+    assert_eq!(&detail["events"][0]["record"], end);
+    assert!(listed.len() <= fixture.injected.len() + 2, "at most one Insight beyond the injected and delivered ones");
+
+    // Newest first; the account and Region pickers narrow the list.
+    let starts: Vec<DateTime<Utc>> = listed.iter().map(|i| at(i["start"]["time"].as_str().unwrap())).collect();
+    assert!(starts.windows(2).all(|w| w[0] >= w[1]), "{starts:?}");
+    let other = get(base, &format!("/console/api/insights{}", query(&[("account", "000000000000")]))).json();
+    assert_eq!(other["insights"], json!([]));
+    let mut pairs = range.to_vec();
+    pairs.push(("region", "us-east-1"));
+    assert_eq!(
+        get(base, &format!("/console/api/insights{}", query(&pairs))).json()["insights"].as_array().unwrap().len(),
+        listed.len()
+    );
+
+    // Bad parameters: a 400 naming what is wrong, never a 500.
+    let ok = "account=1&region=us-east-1&type=ApiCallRateInsight&source=s&name=n&start=2024-03-09T00:00:00Z&end=2024-03-09T01:00:00Z";
+    for (target, names) in [
+        ("/console/api/insights?start=yesterday".to_string(), "start"),
+        ("/console/api/insights?attr=Username=x".to_string(), "attr"),
+        ("/console/api/insights?start=2024-03-02&end=2024-03-01".to_string(), "start"),
+        ("/console/api/insights/series".to_string(), "account"),
+        (format!("/console/api/insights/series?{}", ok.replace("ApiCallRateInsight", "Bogus")), "type"),
+        (format!("/console/api/insights/series?{ok}&period=7"), "period"),
+        (format!("/console/api/insights/series?{}", ok.replace("01:00:00Z", "00:00:00Z")), "start"),
+        (format!("/console/api/insights/series?{}", ok.replace("2024-03-09T01:00:00Z", "soon")), "end"),
+        (format!("/console/api/insights/series?{}", ok.replace("2024-03-09T01:00:00Z", "2024-05-09T01:00:00Z")), "end"),
+    ] {
+        let reply = get(base, &target);
+        assert_eq!(reply.status, 400, "{target}: {}", reply.text());
+        assert!(reply.json()["error"].as_str().unwrap().contains(names), "{target}: {}", reply.text());
+    }
+    assert_eq!(get(base, "/insights").status, 200);
 }

@@ -14,7 +14,9 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use parquetrail_testkit::{not_run, on_ci};
 use serde_json::{Value, json};
 
-use crate::console::{END, HOSTILE_SCRIPT_ID, IMG, SCRIPT, START, at, console_archive, expected, ids_of, query};
+use crate::console::{
+    END, HOSTILE_SCRIPT_ID, IMG, SCRIPT, START, at, console_archive, expected, ids_of, insights_archive, query,
+};
 use crate::serve_clients::Served;
 
 /// A program on `PATH`.
@@ -102,6 +104,35 @@ async fn nothing_ran(client: &Client, page: &str) {
     assert_eq!(js(client, "return document.querySelectorAll('main img, main script').length").await, 0, "{page}");
 }
 
+/// The test output folder the screenshots go to.
+fn screenshots() -> PathBuf {
+    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("console-screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    shots
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
+}
+
+/// A headless Chromium session over `driver`.
+async fn session(chromium: &Path, driver: &Driver, test: &str) -> Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": chromium,
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--window-size=1280,860", "--no-first-run", "--disable-extensions"],
+        }),
+    );
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&driver.url)
+        .await
+        .unwrap_or_else(|e| panic!("{test}: cannot start a Chromium session: {e}"))
+}
+
 #[test]
 fn console_in_a_real_browser() {
     let test = "console_in_a_real_browser";
@@ -110,26 +141,10 @@ fn console_in_a_real_browser() {
     let events = console_archive(dir.path());
     let served = Served::start(dir.path(), "archive", &[], Vec::new());
     let driver = Driver::start(&chromedriver);
-    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("console-screenshots");
-    std::fs::create_dir_all(&shots).unwrap();
+    let shots = screenshots();
     let base = served.url.clone();
-
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    runtime.block_on(async {
-        let mut caps = serde_json::Map::new();
-        caps.insert(
-            "goog:chromeOptions".into(),
-            json!({
-                "binary": chromium,
-                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                         "--window-size=1280,860", "--no-first-run", "--disable-extensions"],
-            }),
-        );
-        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-            .capabilities(caps)
-            .connect(&driver.url)
-            .await
-            .unwrap_or_else(|e| panic!("{test}: cannot start a Chromium session: {e}"));
+    block_on(async {
+        let client = session(&chromium, &driver, test).await;
 
         // Event history: the default view, then a filter and a custom range set in the form.
         client.goto(&format!("{base}/")).await.unwrap();
@@ -139,7 +154,11 @@ fn console_in_a_real_browser() {
         let region = {
             let hits = expected(&events, &["ReadOnly=false"], range, &[], &[]);
             let count = |r: &str| hits.iter().filter(|e| e.str("/awsRegion") == Some(r)).count();
-            hits.iter().filter_map(|e| e.str("/awsRegion")).max_by_key(|r| (count(r), r.to_string())).unwrap().to_string()
+            hits.iter()
+                .filter_map(|e| e.str("/awsRegion"))
+                .max_by_key(|r| (count(r), r.to_string()))
+                .unwrap()
+                .to_string()
         };
         client.find(Locator::Css("#add-attr")).await.unwrap().click().await.unwrap();
         let keys = client.find_all(Locator::Css(".attr-key")).await.unwrap();
@@ -193,11 +212,16 @@ fn console_in_a_real_browser() {
         // An event: its record is the input's.
         client.find(Locator::Css(".event-link")).await.unwrap().click().await.unwrap();
         ready(&client, "event").await;
-        let record: Value = serde_json::from_str(&client.find(Locator::Css("#record")).await.unwrap().text().await.unwrap()).unwrap();
+        let record: Value =
+            serde_json::from_str(&client.find(Locator::Css("#record")).await.unwrap().text().await.unwrap()).unwrap();
         let first = events.iter().find(|e| e.id == want[0]).unwrap();
         assert_eq!(record, first.record, "the event's JSON");
-        let related = js(&client, "return Array.from(document.querySelectorAll('#related a')).map(a => a.textContent)").await;
-        assert!(related.as_array().unwrap().iter().any(|t| t.as_str().unwrap().starts_with("Same request ID")), "{related}");
+        let related =
+            js(&client, "return Array.from(document.querySelectorAll('#related a')).map(a => a.textContent)").await;
+        assert!(
+            related.as_array().unwrap().iter().any(|t| t.as_str().unwrap().starts_with("Same request ID")),
+            "{related}"
+        );
         shot(&client, &shots, "event-detail").await;
 
         // Compare two events.
@@ -210,7 +234,10 @@ fn console_in_a_real_browser() {
         shot(&client, &shots, "compare").await;
 
         // The dashboard of the range: one point per minute, the counts of the reference.
-        client.goto(&format!("{base}/dashboard{}", query(&[("range", "custom"), ("start", START), ("end", END)]))).await.unwrap();
+        client
+            .goto(&format!("{base}/dashboard{}", query(&[("range", "custom"), ("start", START), ("end", END)])))
+            .await
+            .unwrap();
         ready(&client, "dashboard").await;
         let in_range = expected(&events, &[], range, &[], &[]);
         let counts = js(&client, "return Array.from(document.querySelectorAll('#events-over-time circle')).map(c => Number(c.dataset.count))").await;
@@ -223,9 +250,14 @@ fn console_in_a_real_browser() {
         shot(&client, &shots, "dashboard").await;
 
         // The hostile records: shown as text, nothing runs.
-        client.goto(&format!("{base}/events{}", query(&[("attr", "AccountId=111122223333"), ("range", "all")]))).await.unwrap();
+        client
+            .goto(&format!("{base}/events{}", query(&[("attr", "AccountId=111122223333"), ("range", "all")])))
+            .await
+            .unwrap();
         ready(&client, "events").await;
-        let cells = js(&client, "return Array.from(document.querySelectorAll('#events tbody td')).map(t => t.textContent)").await;
+        let cells =
+            js(&client, "return Array.from(document.querySelectorAll('#events tbody td')).map(t => t.textContent)")
+                .await;
         let cells: Vec<&str> = cells.as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
         assert!(cells.contains(&SCRIPT), "{cells:?}");
         assert!(cells.contains(&IMG), "{cells:?}");
@@ -233,12 +265,97 @@ fn console_in_a_real_browser() {
         shot(&client, &shots, "hostile-event-history").await;
         client.goto(&format!("{base}/event{}", query(&[("id", HOSTILE_SCRIPT_ID)]))).await.unwrap();
         ready(&client, "event").await;
-        let record: Value = serde_json::from_str(&client.find(Locator::Css("#record")).await.unwrap().text().await.unwrap()).unwrap();
+        let record: Value =
+            serde_json::from_str(&client.find(Locator::Css("#record")).await.unwrap().text().await.unwrap()).unwrap();
         assert_eq!(&record, &events.iter().find(|e| e.id == HOSTILE_SCRIPT_ID).unwrap().record);
         nothing_ran(&client, "hostile event").await;
 
+        client.close().await.unwrap();
+    });
+}
+
+/// The Insights page over generated activity with injected episodes: each injected episode is
+/// listed (type, source, name, start within 5 minutes: the generator's list is the reference,
+/// independent of our detection), as computed, with a chart of a point a minute whose counts are
+/// the input's; the delivered Insight is told apart and its hostile attributions show as text.
+#[test]
+fn insights_page_in_a_real_browser() {
+    let test = "insights_page_in_a_real_browser";
+    let Some((chromium, chromedriver)) = browser_tools(test) else { return };
+    let fixture = insights_archive();
+    let served = Served::start(&fixture.dir, "archive", &[], Vec::new());
+    let driver = Driver::start(&chromedriver);
+    let shots = screenshots();
+    let base = served.url.clone();
+    block_on(async {
+        let client = session(&chromium, &driver, test).await;
+        // The range set in the form, as a person does.
         client.goto(&format!("{base}/insights")).await.unwrap();
         ready(&client, "insights").await;
+        client.find(Locator::Css("#range")).await.unwrap().select_by_value("custom").await.unwrap();
+        client.find(Locator::Css("#start")).await.unwrap().send_keys("2024-03-08").await.unwrap();
+        client.find(Locator::Css("#end")).await.unwrap().send_keys("2024-03-11").await.unwrap();
+        client.find(Locator::Css("#apply")).await.unwrap().click().await.unwrap();
+        ready(&client, "insights").await;
+        let cards = js(
+            &client,
+            "return Array.from(document.querySelectorAll('#insights .insight')).map(c => ({
+                computed: c.dataset.computed === 'true', insight_type: c.dataset.insightType,
+                event_source: c.dataset.eventSource, event_name: c.dataset.eventName, start: c.dataset.start,
+                error: c.dataset.errorCode === undefined ? null : c.dataset.errorCode,
+                points: Array.from(c.querySelectorAll('.insight-chart circle')).map(p => [p.dataset.start, Number(p.dataset.count)]),
+                baseline: c.querySelector('.insight-chart .baseline') ? Number(c.querySelector('.insight-chart .baseline').dataset.average) : null,
+                start_link: c.querySelector('a.start-event') ? c.querySelector('a.start-event').getAttribute('href') : null,
+                cells: Array.from(c.querySelectorAll('.attributions td')).map(t => t.textContent) }))",
+        )
+        .await;
+        let cards = cards.as_array().unwrap();
+        for e in &fixture.injected {
+            let card = cards
+                .iter()
+                .find(|c| {
+                    c["computed"] == true
+                        && c["insight_type"] == e["insightType"]
+                        && c["event_source"] == e["eventSource"]
+                        && c["event_name"] == e["eventName"]
+                        && c["error"] == e["errorCode"]
+                        && (at(c["start"].as_str().unwrap()) - at(e["start"].as_str().unwrap())).num_seconds().abs()
+                            <= 300
+                })
+                .unwrap_or_else(|| panic!("not on the page: {e}\n{cards:#?}"));
+            // A point a minute from 30 minutes before the start to 30 after the end, each the
+            // input's count of that minute.
+            let points = card["points"].as_array().unwrap();
+            let from = at(points[0][0].as_str().unwrap());
+            assert_eq!(from, at(card["start"].as_str().unwrap()) - chrono::TimeDelta::minutes(30), "{e}");
+            let last = at(points[points.len() - 1][0].as_str().unwrap());
+            let minutes = (last - from).num_minutes() as usize + 1;
+            assert_eq!(points.len(), minutes, "{e}");
+            let episode = e["minutes"].as_u64().unwrap() as usize;
+            assert!((minutes as i64 - 60 - episode as i64).abs() <= 5, "the episode and an hour around it: {minutes}");
+            let shown: Vec<u64> = points.iter().map(|p| p[1].as_u64().unwrap()).collect();
+            assert_eq!(shown, fixture.per_minute(e, from, minutes), "{e}");
+            assert!(card["baseline"].as_f64().is_some(), "{card}");
+            assert!(card["start_link"].as_str().unwrap().starts_with("/event?id="), "{card}");
+            let identity = e["identity"].as_str().unwrap();
+            assert!(
+                card["cells"].as_array().unwrap().iter().any(|t| t == identity),
+                "the injecting identity is listed"
+            );
+        }
+        let delivered = cards.iter().find(|c| c["computed"] == false).expect("the delivered Insight");
+        let cells = delivered["cells"].as_array().unwrap();
+        assert!(cells.iter().any(|t| t == SCRIPT) && cells.iter().any(|t| t == IMG), "{cells:?}");
+        nothing_ran(&client, "insights").await;
+        shot(&client, &shots, "insights").await;
+
+        // Its Start event opens in event detail.
+        client.find(Locator::Css("#insights .insight a.start-event")).await.unwrap().click().await.unwrap();
+        ready(&client, "event").await;
+        let record: Value =
+            serde_json::from_str(&client.find(Locator::Css("#record")).await.unwrap().text().await.unwrap()).unwrap();
+        assert_eq!(record["eventType"], "AwsCloudTrailInsight");
+        assert_eq!(record["insightDetails"]["state"], "Start");
         client.close().await.unwrap();
     });
 }

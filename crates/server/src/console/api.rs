@@ -100,7 +100,7 @@ pub(crate) fn describe(query: &LookupQuery, request_id: Option<&str>) -> Value {
     })
 }
 
-fn backend_error(error: Error) -> ApiError {
+pub(crate) fn backend_error(error: Error) -> ApiError {
     match error {
         Error::InvalidCursor(why) => ApiError::bad_request(format!("next: {why}")),
         error => {
@@ -148,13 +148,13 @@ pub(crate) async fn collect(
     }
 }
 
-fn parse(uri: &Uri, max_limit: usize) -> Result<(Vec<(String, String)>, Params), ApiError> {
+pub(crate) fn parse(uri: &Uri, max_limit: usize) -> Result<(Vec<(String, String)>, Params), ApiError> {
     let pairs = params::pairs(uri.query());
     let p = params::parse(&pairs, Utc::now(), max_limit)?;
     Ok((pairs, p))
 }
 
-fn json_response(value: &impl Serialize) -> Response {
+pub(crate) fn json_response(value: &impl Serialize) -> Response {
     match serde_json::to_string(value) {
         Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
         Err(e) => ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
@@ -184,8 +184,13 @@ pub(crate) async fn event(State(console): State<Console>, headers: HeaderMap, ur
     let mut query = LookupQuery::new(DateTime::UNIX_EPOCH, DateTime::<Utc>::MAX_UTC);
     query.attributes.push((AttributeKey::EventId, id.to_string()));
     query.max_results = 10;
-    let p = Params { query, request_id: None, cursor: None };
-    let (rows, _) = collect(&console, &p, 10).await?;
+    let mut p = Params { query, request_id: None, cursor: None };
+    let (mut rows, _) = collect(&console, &p, 10).await?;
+    if rows.is_empty() {
+        // An Insights event (the Insights page links to its Start and End records).
+        p.query.insights = true;
+        rows = collect(&console, &p, 10).await?.0;
+    }
     let events: Vec<Value> = rows
         .iter()
         .map(|row| {

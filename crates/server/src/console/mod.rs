@@ -1,4 +1,4 @@
-//! The web console: CloudTrail's Event history, event detail, compare and dashboards over the
+//! The web console: CloudTrail's Event history, event detail, compare, dashboards and Insights over the
 //! archive, served by the same server at `/` (`GET`; `POST /` stays `LookupEvents`).
 //!
 //! Datasette is the model: every view is a URL, and the data behind it has a JSON twin under
@@ -15,6 +15,7 @@ mod api;
 
 pub use api::write_events_csv;
 mod dashboard;
+mod insights;
 mod params;
 
 use std::sync::Arc;
@@ -209,6 +210,8 @@ where
         .route("/console/api/events.json", get(api::download_json))
         .route("/console/api/event", get(api::event))
         .route("/console/api/dashboard", get(api::dashboard))
+        .route("/console/api/insights", get(insights::list))
+        .route("/console/api/insights/series", get(insights::series))
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {
