@@ -5,16 +5,18 @@
 //! `metrics/account=A/region=R/date=D/metrics-<F>.parquet`, where `F` is a digest of the
 //! partition's manifest (its live files). A late delivery or a compaction changes the manifest,
 //! so `F` changes and the file is rebuilt from the partition's live files; an unchanged partition
-//! is not read at all. Rebuilding writes the new file before deleting the old one, and readers
-//! here read only the file matching the current manifest: reruns are idempotent, and nothing is
-//! ever counted twice or missed (see `docs/INSIGHTS.md` for why this and not conversion or
-//! compaction).
+//! is not read at all. Rebuilding writes the new file; the old one stays for [`GRACE`] (a reader
+//! may have computed its name a moment earlier) and a later run deletes it. Readers read only the
+//! file matching the current manifest: reruns are idempotent, and nothing is ever counted twice or
+//! missed (see `docs/INSIGHTS.md` for why this and not conversion or compaction). A server reads
+//! them with [`load_metrics`], which writes nothing.
 //!
 //! **Computed Insights.** Each `insights` partition gets at most one file of computed records,
 //! `computed-<H>.parquet` (`H` a digest of its content), swapped into the partition's manifest in
-//! place of the previous one. Their `source_key` column is [`COMPUTED_SOURCE_KEY`]; Insights
+//! place of the previous one, which is recorded as consumed and deleted by compaction's garbage
+//! collection after [`GRACE`]. Their `source_key` column is [`COMPUTED_SOURCE_KEY`]; Insights
 //! delivered by CloudTrail have the key of their `CloudTrail-Insight` object there. Compaction
-//! leaves computed files alone, so a rerun replaces them whole.
+//! does not merge computed files, so a rerun replaces them whole.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -137,7 +139,12 @@ pub async fn load_metrics(
     let dirs = metric_partitions(storage, root, first, last, region).await?;
     let mut report = MetricsReport { partitions: dirs.len(), ..MetricsReport::default() };
     let mut metrics = Metrics::default();
-    let mut loads = futures_util::stream::iter(dirs.iter().map(|dir| partition_metrics(storage, root, dir, None)))
+    // Owned per partition, so the stream's futures are `Send` whatever the caller borrows.
+    let mut loads = futures_util::stream::iter(dirs)
+        .map(|dir| {
+            let (storage, root) = (storage.clone(), root.to_string());
+            async move { partition_metrics(&storage, &root, &dir, None).await }
+        })
         .buffered(concurrency.max(1));
     while let Some(loaded) = loads.next().await {
         let loaded = loaded?;
