@@ -72,18 +72,19 @@ impl Violations {
         self.0.push(format!("Value {value} at '{member}' failed to satisfy constraint: Member must {constraint}"));
     }
 
-    /// A required string member: present, at most `max` characters, matching `pattern` (`ok`).
-    fn string(&mut self, value: Option<&str>, member: &str, max: usize, pattern: &str, ok: fn(char) -> bool) {
+    /// A required string member: present, then as [`Violations::optional`].
+    fn required(&mut self, value: Option<&str>, member: &str, max: usize, pattern: &str, ok: fn(&str) -> bool) {
         match value {
             None => self.add(None, member, "not be null"),
             Some(v) => self.optional(v, member, max, pattern, ok),
         }
     }
 
-    fn optional(&mut self, value: &str, member: &str, max: usize, pattern: &str, ok: fn(char) -> bool) {
+    /// A string member: at most `max` characters, matching `pattern` (which `ok` implements).
+    fn optional(&mut self, value: &str, member: &str, max: usize, pattern: &str, ok: fn(&str) -> bool) {
         if value.chars().count() > max {
             self.add(Some(value), member, format!("have length less than or equal to {max}"));
-        } else if value.is_empty() || !value.chars().all(ok) {
+        } else if !ok(value) {
             self.add(Some(value), member, format!("satisfy regular expression pattern: {pattern}"));
         }
     }
@@ -125,20 +126,19 @@ pub(crate) fn parse(body: &[u8], now: DateTime<Utc>) -> Result<ParsedRequest, Fa
     })?;
 
     let mut violations = Violations::default();
-    match wire.event_source.as_deref() {
-        Some(source) if source.chars().count() <= 256 && !is_event_source(source) => violations.add(
-            Some(source),
-            "eventSource",
-            r"satisfy regular expression pattern: ^[a-z0-9_-]+\.amazonaws\.com$",
-        ),
-        source => violations.string(source, "eventSource", 256, "", |_| true),
-    }
-    violations.string(wire.event_name.as_deref(), "eventName", 128, "^[A-Za-z0-9_]+$", |c| {
-        c.is_ascii_alphanumeric() || c == '_'
+    violations.required(
+        wire.event_source.as_deref(),
+        "eventSource",
+        256,
+        r"^[a-z0-9_-]+\.amazonaws\.com$",
+        is_event_source,
+    );
+    violations.required(wire.event_name.as_deref(), "eventName", 128, "^[A-Za-z0-9_]+$", |v| {
+        !v.is_empty() && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
     });
     if let Some(code) = wire.error_code.as_deref() {
-        violations.optional(code, "errorCode", 128, r"^[\w\d\s_.,\-:\[\]]+$", |c| {
-            c.is_ascii_alphanumeric() || c.is_whitespace() || "_.,-:[]".contains(c)
+        violations.optional(code, "errorCode", 128, r"^[\w\d\s_.,\-:\[\]]+$", |v| {
+            !v.is_empty() && v.chars().all(|c| c.is_ascii_alphanumeric() || c.is_whitespace() || "_.,-:[]".contains(c))
         });
     }
     let insight_type = match wire.insight_type.as_deref() {
