@@ -1,6 +1,7 @@
-//! `parquetrail serve`: CloudTrail's `LookupEvents` API over the archive, so the AWS CLI, boto3
-//! and the SDKs, pointed at it with `--endpoint-url`, look events up as in CloudTrail's Event
-//! history. Glue only: flags → [`ServerConfig`], the archive reader → [`ArchiveBackend`].
+//! `parquetrail serve`: CloudTrail's `LookupEvents` and `ListInsightsMetricData` APIs over the
+//! archive, so the AWS CLI, boto3 and the SDKs, pointed at it with `--endpoint-url`, look events
+//! up as in CloudTrail's Event history and read Insights metrics from the archive's `metrics`
+//! dataset. Glue only: flags → [`ServerConfig`], the archive reader → [`ArchiveBackend`].
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -19,6 +20,10 @@ use parquetrail_server::{ArchiveBackend, ConsoleToken, CredentialStore, ServerCo
     parquetrail serve ./archive --listen 127.0.0.1:8470\n  \
     aws cloudtrail lookup-events --endpoint-url http://127.0.0.1:8470 --region us-east-1 \\\n      \
     --lookup-attributes AttributeKey=EventName,AttributeValue=DeleteBucket\n\n  \
+    # An API's write calls per 5 minutes, as CloudTrail Insights charts them (metrics: docs/INSIGHTS.md):\n  \
+    aws cloudtrail list-insights-metric-data --endpoint-url http://127.0.0.1:8470 --region us-east-1 \\\n      \
+    --event-source ec2.amazonaws.com --event-name RunInstances --insight-type ApiCallRateInsight \\\n      \
+    --period 300 --data-type FillWithZeros --start-time 2024-03-01T00:00:00Z --end-time 2024-03-02T00:00:00Z\n\n  \
     # All Regions to every request, data events included, on a free port (the URL is printed):\n  \
     parquetrail serve s3://my-archive/cloudtrail --all-regions --include-data-events --listen 127.0.0.1:0\n\n  \
     # Beyond this machine: every request must be signed (SigV4) with a key of the file\n  \
@@ -53,7 +58,7 @@ pub struct ServeArgs {
     /// A file holding the console token (its first line).
     #[arg(long, value_name = "FILE", conflicts_with = "console_token")]
     pub console_token_file: Option<PathBuf>,
-    /// Serve only the LookupEvents API, not the web console.
+    /// Serve only the APIs (LookupEvents, ListInsightsMetricData), not the web console.
     #[arg(long)]
     pub no_console: bool,
     /// Archive reads in flight at once per request.
@@ -96,7 +101,7 @@ pub fn serve(args: &ServeArgs) -> Result<ExitCode> {
         let url = server.url();
         // A server keeps serving when whoever started it stops reading its output.
         let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "parquetrail serve: LookupEvents for {location} at {url}");
+        let _ = writeln!(out, "parquetrail serve: LookupEvents and ListInsightsMetricData for {location} at {url}");
         let _ = writeln!(out, "  aws cloudtrail lookup-events --endpoint-url {url} --region us-east-1");
         if console_on {
             let _ = writeln!(out, "  web console: {url}/ in a browser");

@@ -5,21 +5,26 @@
 //! `metrics/account=A/region=R/date=D/metrics-<F>.parquet`, where `F` is a digest of the
 //! partition's manifest (its live files). A late delivery or a compaction changes the manifest,
 //! so `F` changes and the file is rebuilt from the partition's live files; an unchanged partition
-//! is not read at all. Rebuilding writes the new file before deleting the old one, and readers
-//! here read only the file matching the current manifest: reruns are idempotent, and nothing is
-//! ever counted twice or missed (see `docs/INSIGHTS.md` for why this and not conversion or
-//! compaction).
+//! is not read at all. Rebuilding writes the new file; the old one stays for [`GRACE`] (a reader
+//! may have computed its name a moment earlier) and a later run deletes it. Readers read only the
+//! file matching the current manifest: reruns are idempotent, and nothing is ever counted twice or
+//! missed (see `docs/INSIGHTS.md` for why this and not conversion or compaction). A server reads
+//! them with [`load_metrics`], which writes nothing.
 //!
 //! **Computed Insights.** Each `insights` partition gets at most one file of computed records,
 //! `computed-<H>.parquet` (`H` a digest of its content), swapped into the partition's manifest in
-//! place of the previous one. Their `source_key` column is [`COMPUTED_SOURCE_KEY`]; Insights
+//! place of the previous one, which is recorded as consumed and deleted by compaction's garbage
+//! collection after [`GRACE`]. Their `source_key` column is [`COMPUTED_SOURCE_KEY`]; Insights
 //! delivered by CloudTrail have the key of their `CloudTrail-Insight` object there. Compaction
-//! leaves computed files alone, so a rerun replaces them whole.
+//! does not merge computed files, so a rerun replaces them whole.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use chrono::NaiveDate;
+use futures_util::StreamExt;
+use parquetrail_core::convert::Layout;
 use parquetrail_core::convert::{Options, convert};
 use parquetrail_core::insights::detect::{Episode, Model, detect};
 use parquetrail_core::insights::metrics::Metrics;
@@ -29,6 +34,7 @@ use parquetrail_core::sink::MemorySink;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::compaction::{Compactor, Settings};
 use crate::location::join;
 use crate::manifest;
 use crate::storage::{ErrorKind, Storage, StorageError};
@@ -70,10 +76,16 @@ pub struct MetricsReport {
     pub remaining: usize,
 }
 
+/// How long a replaced file (a computed Insights file, a metrics file) stays after it stops being
+/// current: compaction's default grace period, longer than any query planned on the previous
+/// manifest runs. Deletion happens at a later run, once the grace period is over.
+pub const GRACE: Duration = Duration::from_secs(3600);
+
 /// Brings the metrics of every `events` partition dated `first..=last` up to date, then loads
 /// them. `progress` is told each partition before it is handled and answers whether to go on:
 /// `false` (a deadline near) stops there, with the partitions left counted in
-/// [`MetricsReport::remaining`]; the ones done stay done, so the next run resumes.
+/// [`MetricsReport::remaining`]; the ones done stay done, so the next run resumes. Metrics files
+/// replaced more than [`GRACE`] ago are deleted.
 pub async fn refresh_and_load(
     storage: &Arc<dyn Storage>,
     root: &str,
@@ -81,62 +93,173 @@ pub async fn refresh_and_load(
     last: NaiveDate,
     progress: &(dyn Fn(&str) -> bool + Sync),
 ) -> Result<(Metrics, MetricsReport), StorageError> {
+    refresh_and_load_with_grace(storage, root, first, last, progress, GRACE).await
+}
+
+/// [`refresh_and_load`] with another grace period for replaced metrics files.
+pub async fn refresh_and_load_with_grace(
+    storage: &Arc<dyn Storage>,
+    root: &str,
+    first: NaiveDate,
+    last: NaiveDate,
+    progress: &(dyn Fn(&str) -> bool + Sync),
+    grace: Duration,
+) -> Result<(Metrics, MetricsReport), StorageError> {
     let mut report = MetricsReport::default();
     let mut metrics = Metrics::default();
-    let dirs: Vec<String> = manifest::partitions(storage.as_ref(), root, "events")
-        .await?
-        .into_iter()
-        .filter(|d| date_of(d).is_some_and(|date| date >= first && date <= last))
-        .collect();
+    let dirs = metric_partitions(storage, root, first, last, None).await?;
     report.partitions = dirs.len();
     for (i, dir) in dirs.iter().enumerate() {
         if !progress(dir) {
             report.remaining = report.partitions - i;
             break;
         }
-        let dir = dir.clone();
-        let live = manifest::read(storage.as_ref(), root, &dir).await?.files;
-        let listing: String = live.iter().map(|f| format!("{f}\n")).collect();
-        let name = format!("metrics-{}.parquet", hex16(listing.as_bytes()));
-        let metrics_dir = format!("{METRICS}/{}", dir.strip_prefix("events/").unwrap_or(&dir));
-        let key = join(root, &format!("{metrics_dir}/{name}"));
-        let existing = storage.list(&join(root, &format!("{metrics_dir}/"))).await?;
-        let body = match storage.read(&key).await {
-            Ok(body) => body,
-            Err(e) if e.kind == ErrorKind::NotFound => {
-                let (body, events) = build_partition(storage, root, &live, &listing).await?;
-                storage.put(&key, body.clone()).await?;
-                report.rebuilt += 1;
-                report.events += events;
-                body
-            }
-            Err(e) => return Err(e),
-        };
-        for stale in existing.iter().filter(|o| o.key != key && o.key.ends_with(".parquet")) {
-            storage.delete(&stale.key).await?;
-        }
-        let path = key.clone();
-        let (part, rows) = tokio::task::spawn_blocking(move || {
-            let mut part = Metrics::default();
-            let rows = table::decode_metrics(bytes::Bytes::from(body), &path, &mut part);
-            rows.map(|r| (part, r))
-        })
-        .await
-        .map_err(permanent)?
-        .map_err(permanent)?;
-        report.metric_rows += rows;
-        metrics.merge(&part);
+        let loaded = partition_metrics(storage, root, dir, Some(grace)).await?;
+        report.rebuilt += usize::from(loaded.built.is_some());
+        report.events += loaded.built.unwrap_or(0);
+        report.metric_rows += loaded.rows;
+        metrics.merge(&loaded.metrics);
     }
     Ok((metrics, report))
 }
 
-/// Counts the live files of one partition into a metrics file.
+/// Reads the metrics of the `events` partitions dated `first..=last` (of one Region when
+/// `region` is given) without writing anything: what a server answering `ListInsightsMetricData`
+/// does. A partition whose metrics file is missing or older than its manifest (no Insights run
+/// since its last delivery) has its metrics counted from its events, in memory; the next
+/// Insights run stores them. Up to `concurrency` partitions are read at once.
+pub async fn load_metrics(
+    storage: &Arc<dyn Storage>,
+    root: &str,
+    first: NaiveDate,
+    last: NaiveDate,
+    region: Option<&str>,
+    concurrency: usize,
+) -> Result<(Metrics, MetricsReport), StorageError> {
+    let dirs = metric_partitions(storage, root, first, last, region).await?;
+    let mut report = MetricsReport { partitions: dirs.len(), ..MetricsReport::default() };
+    let mut metrics = Metrics::default();
+    // Owned per partition, so the stream's futures are `Send` whatever the caller borrows.
+    let mut loads = futures_util::stream::iter(dirs)
+        .map(|dir| {
+            let (storage, root) = (storage.clone(), root.to_string());
+            async move { partition_metrics(&storage, &root, &dir, None).await }
+        })
+        .buffered(concurrency.max(1));
+    while let Some(loaded) = loads.next().await {
+        let loaded = loaded?;
+        report.rebuilt += usize::from(loaded.built.is_some());
+        report.events += loaded.built.unwrap_or(0);
+        report.metric_rows += loaded.rows;
+        metrics.merge(&loaded.metrics);
+    }
+    Ok((metrics, report))
+}
+
+/// The `events` partitions (with a manifest) dated `first..=last`, of `region` only when given.
+async fn metric_partitions(
+    storage: &Arc<dyn Storage>,
+    root: &str,
+    first: NaiveDate,
+    last: NaiveDate,
+    region: Option<&str>,
+) -> Result<Vec<String>, StorageError> {
+    let in_region =
+        |dir: &str| region.is_none_or(|r| dir.split('/').any(|part| part.strip_prefix("region=") == Some(r)));
+    Ok(manifest::partitions(storage.as_ref(), root, "events")
+        .await?
+        .into_iter()
+        .filter(|d| date_of(d).is_some_and(|date| date >= first && date <= last) && in_region(d))
+        .collect())
+}
+
+/// One partition's metrics, and how they were had.
+struct PartitionMetrics {
+    metrics: Metrics,
+    /// `Some(events)` when counted from the partition's events rather than read from its file.
+    built: Option<u64>,
+    rows: u64,
+}
+
+/// The metrics of one `events` partition as of its current manifest: its metrics file when up to
+/// date; otherwise counted from its live files and, when `store` gives a grace period, written,
+/// with the metrics files it replaced more than that long ago deleted.
+async fn partition_metrics(
+    storage: &Arc<dyn Storage>,
+    root: &str,
+    dir: &str,
+    store: Option<Duration>,
+) -> Result<PartitionMetrics, StorageError> {
+    let live = manifest::read(storage.as_ref(), root, dir).await?.files;
+    let listing: String = live.iter().map(|f| format!("{f}\n")).collect();
+    let name = format!("metrics-{}.parquet", hex16(listing.as_bytes()));
+    let metrics_dir = format!("{METRICS}/{}", dir.strip_prefix("events/").unwrap_or(dir));
+    let key = join(root, &format!("{metrics_dir}/{name}"));
+    let loaded = match storage.read(&key).await {
+        Ok(body) => {
+            let path = key.clone();
+            let (metrics, rows) = tokio::task::spawn_blocking(move || {
+                let mut part = Metrics::default();
+                let rows = table::decode_metrics(bytes::Bytes::from(body), &path, &mut part);
+                rows.map(|r| (part, r))
+            })
+            .await
+            .map_err(permanent)?
+            .map_err(permanent)?;
+            PartitionMetrics { metrics, built: None, rows }
+        }
+        Err(e) if e.kind == ErrorKind::NotFound => {
+            let (metrics, events) = build_partition(storage, root, &live).await?;
+            if store.is_some() {
+                storage.put(&key, encode_partition(&metrics, &listing).await?).await?;
+            }
+            PartitionMetrics { rows: metrics.len() as u64, metrics, built: Some(events) }
+        }
+        Err(e) => return Err(e),
+    };
+    if let Some(grace) = store {
+        let existing = storage.list(&join(root, &format!("{metrics_dir}/"))).await?;
+        for stale in replaced_long_ago(&existing, &key, grace, SystemTime::now()) {
+            storage.delete(stale).await?;
+        }
+    }
+    Ok(loaded)
+}
+
+/// The metrics files of one directory (`objects`) that can go: not `current`, and replaced more
+/// than `grace` before `now`. A metrics directory has no manifest saying when a file stopped
+/// being current, but a file written after it (from a newer manifest) bounds that time: the
+/// manifest had changed before the newer file was built. So a file goes once some file newer
+/// than it is itself older than `grace`. Files without a modification time are kept.
+fn replaced_long_ago<'a>(
+    objects: &'a [crate::storage::ObjectMeta],
+    current: &str,
+    grace: Duration,
+    now: SystemTime,
+) -> Vec<&'a str> {
+    let written: Vec<(&str, SystemTime)> = objects
+        .iter()
+        .filter(|o| o.key.ends_with(".parquet"))
+        .filter_map(|o| Some((o.key.as_str(), o.last_modified?)))
+        .collect();
+    written
+        .iter()
+        .filter(|(key, at)| {
+            *key != current
+                && written
+                    .iter()
+                    .any(|(_, newer)| newer > at && now.duration_since(*newer).unwrap_or_default() >= grace)
+        })
+        .map(|(key, _)| *key)
+        .collect()
+}
+
+/// Counts the live files of one partition: its metrics and the number of events counted.
 async fn build_partition(
     storage: &Arc<dyn Storage>,
     root: &str,
     live: &BTreeSet<String>,
-    listing: &str,
-) -> Result<(Vec<u8>, u64), StorageError> {
+) -> Result<(Metrics, u64), StorageError> {
     let mut metrics = Metrics::default();
     let mut events = 0;
     for file in live {
@@ -152,14 +275,17 @@ async fn build_partition(
         metrics.merge(&part);
         events += n;
     }
+    Ok((metrics, events))
+}
+
+/// A partition's metrics file, saying in its footer which files it was counted from.
+async fn encode_partition(metrics: &Metrics, listing: &str) -> Result<Vec<u8>, StorageError> {
+    let rows = metrics.rows();
     let listing = listing.to_string();
-    let body = tokio::task::spawn_blocking(move || {
-        table::encode_metrics(&metrics.rows(), &[("parquetrail.sources", &listing)])
-    })
-    .await
-    .map_err(permanent)?
-    .map_err(permanent)?;
-    Ok((body, events))
+    tokio::task::spawn_blocking(move || table::encode_metrics(&rows, &[("parquetrail.sources", &listing)]))
+        .await
+        .map_err(permanent)?
+        .map_err(permanent)
 }
 
 /// What an Insights run found and wrote.
@@ -224,12 +350,28 @@ fn episode_start(row: &parquetrail_core::record::Row<'_>) -> Option<i64> {
 /// computed file replacing the previous one, for every partition dated in the range (so an
 /// episode that disappeared is removed too). Stored computed records of episodes starting outside
 /// the range are kept as they are. Returns the number of partitions whose file changed.
+///
+/// A replaced file is recorded as consumed (as compaction records its inputs) before the swap,
+/// and deleted by garbage collection once [`GRACE`] has passed: a query that read the previous
+/// manifest a moment earlier can still read it.
 pub async fn write_insights(
     storage: &Arc<dyn Storage>,
     root: &str,
     episodes: &[Episode],
     since: i64,
     until: i64,
+) -> Result<usize, StorageError> {
+    write_insights_with_grace(storage, root, episodes, since, until, GRACE).await
+}
+
+/// [`write_insights`] with another grace period for replaced files.
+pub async fn write_insights_with_grace(
+    storage: &Arc<dyn Storage>,
+    root: &str,
+    episodes: &[Episode],
+    since: i64,
+    until: i64,
+    grace: Duration,
 ) -> Result<usize, StorageError> {
     let day = |t: i64| chrono::DateTime::from_timestamp_micros(t).map_or(NaiveDate::MIN, |d| d.date_naive());
     let days = (day(since), day(until.saturating_sub(1)));
@@ -302,18 +444,188 @@ pub async fn write_insights(
             } else if files.len() == current.files.len() {
                 break;
             }
+            let replaced: BTreeSet<String> = current.files.difference(&files).cloned().collect();
+            if !replaced.is_empty() {
+                manifest::mark_consumed(storage.as_ref(), root, &dir, &replaced, chrono::Utc::now().timestamp())
+                    .await?;
+            }
             match manifest::swap(storage.as_ref(), root, &dir, &files, current.tag.as_deref()).await {
                 Ok(_) => {
                     changed += 1;
-                    for old in current.files.difference(&files) {
-                        storage.delete(&join(root, old)).await?;
-                    }
                     break;
                 }
                 Err(e) if e.kind == ErrorKind::Conflict => continue,
                 Err(e) => return Err(e),
             }
         }
+        // Files this run or an earlier one replaced, once their grace period is over.
+        let settings = Settings { grace, ..Settings::default() };
+        Compactor::new(storage.clone(), root, Layout::default(), settings).collect_garbage(&dir).await?;
     }
     Ok(changed)
+}
+
+#[cfg(test)]
+mod tests {
+    use parquetrail_core::insights::detect::{Attribution, Direction, InsightKey, InsightType};
+
+    use super::*;
+    use crate::local::LocalStorage;
+
+    /// 2024-03-01T00:00:00Z, microseconds.
+    const DAY: i64 = 1_709_251_200_000_000;
+    const MINUTE: i64 = 60_000_000;
+    const PARTITION: &str = "events/account=111122223333/region=us-east-1/date=2024-03-01";
+
+    fn archive() -> (tempfile::TempDir, Arc<dyn Storage>) {
+        let dir = tempfile::tempdir().unwrap();
+        let storage: Arc<dyn Storage> = Arc::new(LocalStorage::new(dir.path()));
+        (dir, storage)
+    }
+
+    fn episode(average: f64) -> Episode {
+        Episode {
+            key: InsightKey {
+                account: "111122223333".into(),
+                region: "us-east-1".into(),
+                eventsource: "ec2.amazonaws.com".into(),
+                eventname: "RunInstances".into(),
+                insight_type: InsightType::ApiCallRateInsight,
+                errorcode: None,
+            },
+            direction: Direction::Above,
+            start: DAY + 600 * MINUTE,
+            end: Some(DAY + 610 * MINUTE),
+            first_count: 40,
+            insight_average: average,
+            baseline_average: 1.0,
+            baseline_minutes: 7 * 1440,
+            insight_minutes: 10,
+            user_arns: Attribution::default(),
+            user_agents: Attribution::default(),
+            error_codes: Attribution::default(),
+        }
+    }
+
+    /// Whether every file of `files` (paths relative to the archive) can still be read as Parquet.
+    async fn readable(storage: &Arc<dyn Storage>, files: &BTreeSet<String>) -> bool {
+        for file in files {
+            match storage.read(file).await {
+                Ok(body) => {
+                    parquetrail_core::archive::read_rows(bytes::Bytes::from(body), Some(file)).unwrap();
+                }
+                Err(e) if e.kind == ErrorKind::NotFound => return false,
+                Err(e) => panic!("{file}: {e}"),
+            }
+        }
+        true
+    }
+
+    #[tokio::test]
+    async fn a_replaced_computed_file_stays_readable_until_the_grace_period_is_over() {
+        let (_dir, storage) = archive();
+        let grace = Duration::from_secs(2);
+        let (since, until) = (DAY, DAY + 1440 * MINUTE);
+        write_insights_with_grace(&storage, "", &[episode(50.0)], since, until, grace).await.unwrap();
+        let dirs = manifest::partitions(storage.as_ref(), "", "insights").await.unwrap();
+        assert_eq!(dirs.len(), 1, "{dirs:?}");
+        // A reader plans its query on this manifest…
+        let old = manifest::read(storage.as_ref(), "", &dirs[0]).await.unwrap().files;
+        assert_eq!(old.len(), 1);
+
+        // …and a rerun with late data replaces the file right after.
+        let changed = write_insights_with_grace(&storage, "", &[episode(80.0)], since, until, grace).await.unwrap();
+        assert_eq!(changed, 1);
+        let new = manifest::read(storage.as_ref(), "", &dirs[0]).await.unwrap().files;
+        assert!(old.is_disjoint(&new), "old {old:?}, new {new:?}");
+        assert!(readable(&storage, &old).await, "the replaced file must stay readable during the grace period");
+        let consumed = manifest::read_consumed(storage.as_ref(), "", &dirs[0]).await.unwrap();
+        assert!(old.iter().all(|f| consumed.entries.contains_key(f)), "{consumed:?}");
+
+        // Consumed times are whole seconds: wait past the grace period, then any later run collects it.
+        tokio::time::sleep(grace + Duration::from_millis(1100)).await;
+        let changed = write_insights_with_grace(&storage, "", &[episode(80.0)], since, until, grace).await.unwrap();
+        assert_eq!(changed, 0, "the same episodes again change nothing");
+        assert!(!readable(&storage, &old).await, "garbage collection removes the replaced file after the grace period");
+        assert!(readable(&storage, &new).await);
+    }
+
+    /// Converts one delivery of `n` write calls in minute `minute` into the test partition, and
+    /// lists it in the manifest.
+    async fn deliver(storage: &Arc<dyn Storage>, delivery: usize, minute: usize, n: usize) {
+        let records: Vec<String> = (0..n)
+            .map(|i| {
+                format!(
+                    r#"{{"eventVersion":"1.09","userIdentity":{{"type":"IAMUser","arn":"arn:aws:iam::111122223333:user/u","accountId":"111122223333"}},"eventTime":"2024-03-01T{:02}:{:02}:{:02}Z","eventSource":"ec2.amazonaws.com","eventName":"RunInstances","awsRegion":"us-east-1","sourceIPAddress":"192.0.2.1","userAgent":"test","requestParameters":null,"responseElements":null,"requestID":"R{delivery}-{i}","eventID":"e-{delivery}-{i}","readOnly":false,"eventType":"AwsApiCall","managementEvent":true,"recipientAccountId":"111122223333","eventCategory":"Management"}}"#,
+                    minute / 60,
+                    minute % 60,
+                    i % 60
+                )
+            })
+            .collect();
+        let json = format!("{{\"Records\":[{}]}}", records.join(","));
+        let key = format!(
+            "AWSLogs/111122223333/CloudTrail/us-east-1/2024/03/01/111122223333_CloudTrail_us-east-1_20240301T1200Z_{delivery:016}.json.gz"
+        );
+        let sink = MemorySink::default();
+        convert(&key, json.as_bytes(), &sink, &Options::default()).unwrap();
+        let paths = sink.paths();
+        for path in &paths {
+            assert!(path.starts_with(PARTITION), "{path}");
+            storage.put(path, sink.get(path).unwrap()).await.unwrap();
+        }
+        manifest::add(storage.as_ref(), "", &paths).await.unwrap();
+    }
+
+    fn calls(metrics: &Metrics) -> u64 {
+        metrics.iter().map(|(_, _, cell)| cell.count).sum()
+    }
+
+    async fn metrics_files(storage: &Arc<dyn Storage>) -> BTreeSet<String> {
+        let listed = storage.list(&format!("{METRICS}/")).await.unwrap();
+        listed.into_iter().map(|o| o.key).filter(|k| k.ends_with(".parquet")).collect()
+    }
+
+    #[tokio::test]
+    async fn replaced_metrics_stay_readable_until_the_grace_period_is_over_and_the_server_writes_none() {
+        let (_dir, storage) = archive();
+        let grace = Duration::from_secs(2);
+        let day = NaiveDate::from_ymd_opt(2024, 3, 1).unwrap();
+        let go_on = |_: &str| true;
+        deliver(&storage, 1, 600, 5).await;
+        let (metrics, report) = refresh_and_load_with_grace(&storage, "", day, day, &go_on, grace).await.unwrap();
+        assert_eq!((calls(&metrics), report.rebuilt, report.events), (5, 1, 5));
+        let old = metrics_files(&storage).await;
+        assert_eq!(old.len(), 1);
+
+        // A late delivery: the next run builds a new file; the old one stays for readers that read
+        // the previous manifest.
+        deliver(&storage, 2, 601, 3).await;
+        let (metrics, report) = refresh_and_load_with_grace(&storage, "", day, day, &go_on, grace).await.unwrap();
+        assert_eq!((calls(&metrics), report.rebuilt), (8, 1));
+        let both = metrics_files(&storage).await;
+        assert_eq!(both.len(), 2, "{both:?}");
+        assert!(old.is_subset(&both));
+        let mut read_back = Metrics::default();
+        let old_key = old.first().unwrap();
+        let body = storage.read(old_key).await.unwrap();
+        table::decode_metrics(bytes::Bytes::from(body), old_key, &mut read_back).unwrap();
+        assert_eq!(calls(&read_back), 5, "the replaced file is still readable");
+
+        // Read-only loading (the server) counts a newer delivery from the events, writes nothing.
+        deliver(&storage, 3, 602, 4).await;
+        let (metrics, report) = load_metrics(&storage, "", day, day, Some("us-east-1"), 4).await.unwrap();
+        assert_eq!((calls(&metrics), report.rebuilt, report.events), (12, 1, 12));
+        assert_eq!(metrics_files(&storage).await, both, "loading metrics writes nothing");
+        let (metrics, report) = load_metrics(&storage, "", day, day, Some("eu-west-1"), 4).await.unwrap();
+        assert_eq!((calls(&metrics), report.partitions), (0, 0), "another Region's partitions are not read");
+
+        // After the grace period, the run that finds the metrics replaced deletes the old files.
+        tokio::time::sleep(grace + Duration::from_millis(200)).await;
+        let (metrics, _) = refresh_and_load_with_grace(&storage, "", day, day, &go_on, grace).await.unwrap();
+        assert_eq!(calls(&metrics), 12);
+        let now = metrics_files(&storage).await;
+        assert_eq!(now.len(), 2, "the file just built and the one it replaced: {now:?}");
+        assert!(now.is_disjoint(&old), "the file replaced more than the grace period ago is gone: {now:?}");
+    }
 }

@@ -158,6 +158,21 @@ impl ArchiveReader {
         self
     }
 
+    /// The storage the archive is read from.
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.storage
+    }
+
+    /// The archive's root (a key prefix; empty for the storage's root).
+    pub fn root(&self) -> &str {
+        &self.root
+    }
+
+    /// How many manifests or files are fetched at once.
+    pub fn concurrency(&self) -> usize {
+        self.concurrency
+    }
+
     /// Sets the size of a file's first read (see [`Self::DEFAULT_TAIL_BYTES`]; at least 8 bytes).
     pub fn with_tail_bytes(mut self, tail_bytes: u64) -> ArchiveReader {
         self.tail_bytes = tail_bytes.max(8);

@@ -2,12 +2,22 @@
 //! [`lookup::LookupQuery`], one page read by `parquetrail-ingest`'s [`ArchiveReader`] (manifests,
 //! partition and row-group pruning, local or S3), each hit → core's [`lookup::LookupEvent`],
 //! CloudTrail's `Event` shape.
+//!
+//! Insights metrics: the `metrics` dataset's partitions dated in the request's range (of its
+//! Region) are read without writing anything ([`insights::load_metrics`]; a partition whose
+//! metrics are missing or out of date is counted from its events in memory), and the core's
+//! [`metric_data`] makes the series.
 
 use chrono::{DateTime, TimeZone, Utc};
+use parquetrail_core::insights::series::{MetricQuery, metric_data};
 use parquetrail_core::lookup::{self, Cursor, LookupError};
+use parquetrail_ingest::insights;
 use parquetrail_ingest::reader::{ArchiveReader, Page, ReadError};
 
-use crate::{Error, EventCategory, LookupBackend, LookupPage, LookupQuery, Result};
+use crate::{
+    Error, EventCategory, LookupBackend, LookupPage, LookupQuery, MetricDataPage, MetricDataQuery, MetricDataType,
+    Result,
+};
 
 /// Answers `LookupEvents` from an archive.
 #[derive(Debug, Clone)]
@@ -81,5 +91,49 @@ impl LookupBackend for ArchiveBackend {
         scopes.sort();
         scopes.dedup();
         Ok(scopes)
+    }
+
+    async fn metric_data(&self, q: MetricDataQuery) -> Result<MetricDataPage> {
+        let invalid = || Error::InvalidCursor("not a metric cursor".into());
+        // The cursor is the start of the next data point, in microseconds.
+        let from = match q.cursor.as_deref() {
+            Some(cursor) => Some(cursor.parse::<i64>().map_err(|_| invalid())?),
+            None => None,
+        };
+        let start = q.start.timestamp_micros().max(from.unwrap_or(i64::MIN));
+        let end = q.end.timestamp_micros();
+        if start >= end {
+            return Ok(MetricDataPage::default());
+        }
+        let day = |t: i64| DateTime::from_timestamp_micros(t).map(|d| d.date_naive()).ok_or_else(invalid);
+        let (first, last) = (day(start)?, day(end - 1)?);
+        let (metrics, report) = insights::load_metrics(
+            self.reader.storage(),
+            self.reader.root(),
+            first,
+            last,
+            q.region.as_deref(),
+            self.reader.concurrency(),
+        )
+        .await
+        .map_err(|e| Error::Backend(e.into()))?;
+        tracing::debug!(partitions = report.partitions, counted = report.rebuilt, "metrics loaded");
+        let query = MetricQuery {
+            insight_type: q.insight_type,
+            eventsource: q.event_source.clone(),
+            eventname: q.event_name.clone(),
+            errorcode: q.error_code.clone(),
+            start,
+            end,
+            period: q.period,
+            fill_with_zeros: q.data_type == MetricDataType::FillWithZeros,
+        };
+        let mut points = tokio::task::spawn_blocking(move || metric_data(&metrics, &query))
+            .await
+            .map_err(|e| Error::Backend(e.into()))?;
+        let cursor = points.get(q.max_results).map(|(t, _)| t.to_string());
+        points.truncate(q.max_results);
+        let points = points.into_iter().filter_map(|(t, v)| Some((DateTime::from_timestamp_micros(t)?, v))).collect();
+        Ok(MetricDataPage { points, cursor })
     }
 }

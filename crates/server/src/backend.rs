@@ -1,6 +1,7 @@
 //! The seam between the protocol and the query engine: a validated [`LookupQuery`] in, a
-//! [`LookupPage`] out. The server owns everything about the wire (parsing, validation, signatures,
-//! NextToken sealing); a backend only answers queries, newest first, a page at a time.
+//! [`LookupPage`] out (and, for `ListInsightsMetricData`, a [`MetricDataQuery`] in, a
+//! [`MetricDataPage`] out). The server owns everything about the wire (parsing, validation,
+//! signatures, NextToken sealing); a backend only answers queries, a page at a time.
 
 use chrono::{DateTime, Utc};
 
@@ -34,6 +35,71 @@ pub trait LookupBackend: Send + Sync + 'static {
     async fn scopes(&self) -> Result<Vec<(String, String)>> {
         Ok(Vec::new())
     }
+
+    /// One page of an Insights metric series (`ListInsightsMetricData`): the data points of
+    /// `query`, oldest first, at most `query.max_results` of them, from `query.cursor` (a cursor
+    /// this backend returned for the same query) on, and a cursor when more follow. Backends
+    /// without metrics answer [`crate::Error::Unsupported`], which clients get as
+    /// `UnsupportedOperationException`.
+    async fn metric_data(&self, _query: MetricDataQuery) -> Result<MetricDataPage> {
+        Err(crate::Error::Unsupported("this server does not serve Insights metrics (ListInsightsMetricData)".into()))
+    }
+}
+
+/// The two Insights types, CloudTrail's names: the core's.
+pub use parquetrail_core::insights::detect::InsightType;
+
+/// Which periods a series has a data point for (`DataType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum MetricDataType {
+    /// Only periods with events (AWS's default).
+    #[default]
+    NonZeroData,
+    /// Every period of the range, zero when nothing happened.
+    FillWithZeros,
+}
+
+impl MetricDataType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MetricDataType::NonZeroData => "NonZeroData",
+            MetricDataType::FillWithZeros => "FillWithZeros",
+        }
+    }
+}
+
+/// A validated `ListInsightsMetricData` request: the count per `period` of one API's write
+/// management events (`ApiCallRateInsight`) or of its management events that returned
+/// `error_code` (`ApiErrorRateInsight`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricDataQuery {
+    pub event_source: String,
+    pub event_name: String,
+    pub insight_type: InsightType,
+    /// The error code counted; `Some` exactly for `ApiErrorRateInsight`.
+    pub error_code: Option<String>,
+    /// First instant, inclusive: a data point is returned when its period starts in `[start, end)`.
+    pub start: DateTime<Utc>,
+    /// Last instant, exclusive.
+    pub end: DateTime<Utc>,
+    /// Seconds per data point: 60, 300 or 3600. Periods are aligned to multiples of it since the epoch.
+    pub period: u32,
+    pub data_type: MetricDataType,
+    /// Only events of this Region, as for [`LookupQuery::region`].
+    pub region: Option<String>,
+    /// Page size, 1..=21600.
+    pub max_results: usize,
+    /// Where the previous page stopped: a cursor this backend returned for the same query.
+    pub cursor: Option<String>,
+}
+
+/// One page of a metric series.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MetricDataPage {
+    /// `(period start, events in the period)`, oldest first, at most `max_results` of them.
+    pub points: Vec<(DateTime<Utc>, f64)>,
+    /// Where the next page starts; `None` when there is no more.
+    pub cursor: Option<String>,
 }
 
 /// The lookup attribute keys (CloudTrail's eight, then parquetrail's extensions), the event and its

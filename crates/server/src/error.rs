@@ -35,6 +35,9 @@ pub enum Error {
     /// in a way the cursor cannot survive). Clients get `InvalidNextTokenException`.
     #[error("the lookup cannot continue from this cursor: {0}")]
     InvalidCursor(String),
+    /// The backend does not answer this operation. Clients get `UnsupportedOperationException`.
+    #[error("not supported: {0}")]
+    Unsupported(String),
     /// The backend failed (I/O, storage, corrupt data). Clients get HTTP 500 `InternalFailure`.
     #[error("lookup failed: {0}")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),

@@ -24,6 +24,12 @@ impl Fault {
         self.code
     }
 
+    /// The message clients see.
+    #[cfg(test)]
+    pub(crate) fn message(&self) -> &str {
+        &self.message
+    }
+
     pub(crate) fn invalid_lookup_attributes(message: impl Into<String>) -> Fault {
         Fault::new(StatusCode::BAD_REQUEST, "InvalidLookupAttributesException", message)
     }
@@ -42,6 +48,28 @@ impl Fault {
 
     pub(crate) fn invalid_event_category(message: impl Into<String>) -> Fault {
         Fault::new(StatusCode::BAD_REQUEST, "InvalidEventCategoryException", message)
+    }
+
+    /// `ListInsightsMetricData`'s refusal of a combination of values (a period other than 60, 300
+    /// or 3600, an error rate without an error code, a time range that is empty).
+    pub(crate) fn invalid_parameter(message: impl Into<String>) -> Fault {
+        Fault::new(StatusCode::BAD_REQUEST, "InvalidParameterException", message)
+    }
+
+    /// An `InvalidNextTokenException` as `ListInsightsMetricData` words it (its model has no
+    /// such exception: a bad token is an `InvalidParameterException`); any other fault unchanged.
+    pub(crate) fn into_invalid_parameter(self) -> Fault {
+        if self.code == "InvalidNextTokenException" { Fault::invalid_parameter(self.message) } else { self }
+    }
+
+    /// A member outside its modelled constraints (pattern, length, range, enum), in AWS's words:
+    /// `1 validation error detected: Value 'x' at 'eventName' failed to satisfy constraint: …`.
+    pub(crate) fn validation(message: impl Into<String>) -> Fault {
+        Fault::new(StatusCode::BAD_REQUEST, "ValidationException", message)
+    }
+
+    pub(crate) fn unsupported_operation(message: impl Into<String>) -> Fault {
+        Fault::new(StatusCode::BAD_REQUEST, "UnsupportedOperationException", message)
     }
 
     /// The body is not JSON, or a member has the wrong JSON type.

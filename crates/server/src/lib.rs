@@ -15,6 +15,10 @@
 //!   `SerializationException`, `UnknownOperationException`: HTTP 400). Differences from AWS, on
 //!   purpose (several attributes ANDed, four extension keys, no 90-day default window), are listed
 //!   in `docs/SERVE.md`, with the credentials file format ([`CredentialStore::parse`]).
+//! - `ListInsightsMetricData` (same route, its own `X-Amz-Target`): CloudTrail Insights' per-period
+//!   series, a [`MetricDataQuery`] in, a [`MetricDataPage`] out ([`LookupBackend::metric_data`],
+//!   `UnsupportedOperationException` for backends without metrics), validated and refused as
+//!   its model says (`ValidationException`, `InvalidParameterException`).
 //! - `NextToken` is the backend's cursor sealed with an HMAC to the request's parameters (all but
 //!   `MaxResults`), so a token replayed with other parameters, or altered, is refused.
 //! - Region scope: as at AWS, a request sees the Region of its SigV4 credential scope, unless the
@@ -55,6 +59,7 @@ mod console;
 mod credentials;
 mod error;
 mod fault;
+mod metric_data;
 mod request;
 mod server;
 mod sigv4;
@@ -62,7 +67,8 @@ mod token;
 
 pub use archive::ArchiveBackend;
 pub use backend::{
-    AttributeKey, EventCategory, LookupAttribute, LookupBackend, LookupEvent, LookupPage, LookupQuery, Resource,
+    AttributeKey, EventCategory, InsightType, LookupAttribute, LookupBackend, LookupEvent, LookupPage, LookupQuery,
+    MetricDataPage, MetricDataQuery, MetricDataType, Resource,
 };
 pub use config::ServerConfig;
 pub use console::{ConsoleToken, write_events_csv};

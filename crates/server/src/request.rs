@@ -74,8 +74,8 @@ pub(crate) fn parse(body: &[u8]) -> Result<ParsedRequest, Fault> {
         }
     };
     let attributes = attributes(wire.lookup_attributes.unwrap_or_default(), category)?;
-    let start = timestamp("StartTime", wire.start_time)?;
-    let end = timestamp("EndTime", wire.end_time)?;
+    let start = timestamp("StartTime", wire.start_time, Fault::invalid_time_range)?;
+    let end = timestamp("EndTime", wire.end_time, Fault::invalid_time_range)?;
     if let (Some(start), Some(end)) = (start, end)
         && start > end
     {
@@ -129,11 +129,16 @@ fn attributes(wire: Vec<WireAttribute>, category: EventCategory) -> Result<Vec<L
     Ok(attributes)
 }
 
-/// Epoch seconds (a JSON number, fractions allowed) → a time, kept to the microsecond.
-fn timestamp(member: &str, seconds: Option<f64>) -> Result<Option<DateTime<Utc>>, Fault> {
+/// Epoch seconds (a JSON number, fractions allowed) → a time, kept to the microsecond; a time
+/// before 1970 or after 9999 is refused with the operation's own `refusal`.
+pub(crate) fn timestamp(
+    member: &str,
+    seconds: Option<f64>,
+    refusal: fn(String) -> Fault,
+) -> Result<Option<DateTime<Utc>>, Fault> {
     let Some(seconds) = seconds else { return Ok(None) };
     if !(0.0..=MAX_EPOCH_SECONDS).contains(&seconds) {
-        return Err(Fault::invalid_time_range(format!(
+        return Err(refusal(format!(
             "{member} must be epoch seconds from 0 to {MAX_EPOCH_SECONDS} (year 9999), not {seconds}"
         )));
     }

@@ -1,5 +1,5 @@
-//! The HTTP service: one route, `POST /`, speaking AWS JSON 1.1 `LookupEvents`; a running
-//! [`Server`] handle with graceful shutdown.
+//! The HTTP service: one route, `POST /`, speaking AWS JSON 1.1 `LookupEvents` and
+//! `ListInsightsMetricData`; a running [`Server`] handle with graceful shutdown.
 //!
 //! A request goes: body (size-limited) → signature (when credentials are configured) → target →
 //! content type → JSON → validation → Region scope → NextToken → backend → page. Each refusal is a
@@ -21,19 +21,27 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::backend::{LookupBackend, LookupEvent};
+use crate::backend::{LookupBackend, LookupEvent, MetricDataQuery};
 use crate::config::ServerConfig;
 use crate::console::{self, Console};
 use crate::credentials::CredentialStore;
 use crate::fault::Fault;
 use crate::token::TokenKey;
-use crate::{Error, Result, request, sigv4};
+use crate::{Error, Result, metric_data, request, sigv4};
 
 /// The media type of AWS JSON 1.1, in requests and responses.
 pub(crate) const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
-/// `X-Amz-Target` values of LookupEvents: the full form, and the short one some older SDKs send.
-const TARGETS: [&str; 2] =
-    ["com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.LookupEvents", "CloudTrail_20131101.LookupEvents"];
+/// The `X-Amz-Target` prefix of CloudTrail's operations; some older SDKs send only the part after it.
+const TARGET_PREFIX: &str = "com.amazonaws.cloudtrail.v20131101.";
+/// The service part of a target, before the operation's name.
+const SERVICE: &str = "CloudTrail_20131101.";
+
+/// The operations served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Operation {
+    LookupEvents,
+    ListInsightsMetricData,
+}
 
 /// What every request handler shares.
 struct App {
@@ -125,7 +133,7 @@ fn router(config: ServerConfig, backend: Arc<dyn LookupBackend>) -> Router {
         body_limit: config.body_limit,
     };
     Router::new()
-        .route("/", post(lookup_events).get(console::index))
+        .route("/", post(api).get(console::index))
         .merge(console::routes())
         .fallback(|| async { Fault::not_found() })
         .layer(DefaultBodyLimit::max(config.body_limit))
@@ -161,7 +169,7 @@ async fn with_request_id(mut response: Response) -> Response {
     response
 }
 
-async fn lookup_events(
+async fn api(
     State(app): State<Arc<App>>,
     method: Method,
     uri: Uri,
@@ -179,22 +187,23 @@ async fn lookup_events(
         let received = sigv4::Received { method: &method, uri: &uri, headers: &headers, body: &body };
         sigv4::verify(store, received, SystemTime::now())?;
     }
-    check_target(&headers)?;
+    let operation = operation(&headers)?;
     check_content_type(&headers)?;
+    let region = if app.all_regions { None } else { sigv4::region_scope(&headers)? };
+    match operation {
+        Operation::LookupEvents => lookup_events(&app, &body, region).await,
+        Operation::ListInsightsMetricData => list_insights_metric_data(&app, &body, region).await,
+    }
+}
 
-    let request::ParsedRequest { mut query, next_token } = request::parse(&body)?;
-    query.region = if app.all_regions { None } else { sigv4::region_scope(&headers)? };
+async fn lookup_events(app: &App, body: &[u8], region: Option<String>) -> Result<Response, Fault> {
+    let request::ParsedRequest { mut query, next_token } = request::parse(body)?;
+    query.region = region;
     if let Some(token) = next_token {
         query.cursor = Some(app.token_key.open(&query, &token)?);
     }
     let max_results = query.max_results;
-    let page = app.backend.lookup(query.clone()).await.map_err(|error| match error {
-        Error::InvalidCursor(why) => Fault::invalid_next_token(why),
-        error => {
-            tracing::error!(error = %error, "lookup failed");
-            Fault::internal("the lookup failed; the server's log has the cause")
-        }
-    })?;
+    let page = app.backend.lookup(query.clone()).await.map_err(backend_fault)?;
     if page.events.len() > max_results {
         tracing::error!(events = page.events.len(), max_results, "the backend returned more events than asked for");
         return Err(Fault::internal("the lookup returned more events than MaxResults"));
@@ -203,14 +212,56 @@ async fn lookup_events(
     Ok(page_response(&page.events, next_token.as_deref()))
 }
 
-fn check_target(headers: &HeaderMap) -> Result<(), Fault> {
-    match headers.get("x-amz-target").map(HeaderValue::to_str) {
-        Some(Ok(target)) if TARGETS.contains(&target) => Ok(()),
-        Some(Ok(target)) => Err(Fault::unknown_operation(format!(
+async fn list_insights_metric_data(app: &App, body: &[u8], region: Option<String>) -> Result<Response, Fault> {
+    let mut parsed = metric_data::parse(body, chrono::Utc::now())?;
+    parsed.query.region = region;
+    let fingerprint = parsed.fingerprint();
+    // The operation's model has no InvalidNextTokenException: a bad token is an invalid parameter.
+    if let Some(token) = &parsed.next_token {
+        let cursor = app.token_key.open_from(&fingerprint, token).map_err(Fault::into_invalid_parameter)?;
+        parsed.query.cursor = Some(cursor);
+    }
+    let query: MetricDataQuery = parsed.query;
+    let page = app.backend.metric_data(query.clone()).await.map_err(|e| backend_fault(e).into_invalid_parameter())?;
+    if page.points.len() > query.max_results {
+        tracing::error!(
+            points = page.points.len(),
+            query.max_results,
+            "the backend returned more points than asked for"
+        );
+        return Err(Fault::internal("the backend returned more data points than MaxResults"));
+    }
+    let next_token = page.cursor.as_ref().map(|cursor| app.token_key.seal_to(&fingerprint, cursor));
+    let body = metric_data::response_body(&query, &page, next_token.as_deref());
+    Ok(([(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response())
+}
+
+/// A backend's error as clients see it; failures are logged, their cause kept from clients.
+fn backend_fault(error: Error) -> Fault {
+    match error {
+        Error::InvalidCursor(why) => Fault::invalid_next_token(why),
+        Error::Unsupported(why) => Fault::unsupported_operation(why),
+        error => {
+            tracing::error!(error = %error, "the backend failed");
+            Fault::internal("the request failed; the server's log has the cause")
+        }
+    }
+}
+
+/// The operation `X-Amz-Target` names, in its full or short form.
+fn operation(headers: &HeaderMap) -> Result<Operation, Fault> {
+    let served = || format!("{TARGET_PREFIX}{SERVICE}LookupEvents and {TARGET_PREFIX}{SERVICE}ListInsightsMetricData");
+    let target = match headers.get("x-amz-target").map(HeaderValue::to_str) {
+        Some(Ok(target)) => target,
+        _ => return Err(Fault::unknown_operation(format!("no X-Amz-Target header; this server serves {}", served()))),
+    };
+    match target.strip_prefix(TARGET_PREFIX).unwrap_or(target).strip_prefix(SERVICE) {
+        Some("LookupEvents") => Ok(Operation::LookupEvents),
+        Some("ListInsightsMetricData") => Ok(Operation::ListInsightsMetricData),
+        _ => Err(Fault::unknown_operation(format!(
             "X-Amz-Target {target:?} is not an operation of this server; it serves {}",
-            TARGETS[0]
+            served()
         ))),
-        _ => Err(Fault::unknown_operation(format!("no X-Amz-Target header; this server serves {}", TARGETS[0]))),
     }
 }
 

@@ -45,7 +45,18 @@ impl TokenKey {
 
     /// Seals `cursor` to `query`.
     pub(crate) fn seal(&self, query: &LookupQuery, cursor: &str) -> String {
-        let tag = self.mac(&fingerprint(query), cursor.as_bytes()).finalize().into_bytes();
+        self.seal_to(&fingerprint(query), cursor)
+    }
+
+    /// The cursor sealed in `token`, if it was sealed by this key for this query.
+    pub(crate) fn open(&self, query: &LookupQuery, token: &str) -> Result<String, Fault> {
+        self.open_from(&fingerprint(query), token)
+    }
+
+    /// Seals `cursor` to a request's `fingerprint` (a SHA-256 of the parameters that define its
+    /// answer, every one but `MaxResults` and `NextToken`).
+    pub(crate) fn seal_to(&self, fingerprint: &[u8; 32], cursor: &str) -> String {
+        let tag = self.mac(fingerprint, cursor.as_bytes()).finalize().into_bytes();
         let mut raw = Vec::with_capacity(1 + MAC_LEN + cursor.len());
         raw.push(VERSION);
         raw.extend_from_slice(&tag);
@@ -53,8 +64,8 @@ impl TokenKey {
         URL_SAFE_NO_PAD.encode(raw)
     }
 
-    /// The cursor sealed in `token`, if it was sealed by this key for this query.
-    pub(crate) fn open(&self, query: &LookupQuery, token: &str) -> Result<String, Fault> {
+    /// The cursor sealed in `token`, if it was sealed by this key to `fingerprint`.
+    pub(crate) fn open_from(&self, fingerprint: &[u8; 32], token: &str) -> Result<String, Fault> {
         let invalid = || {
             Fault::invalid_next_token(
                 "NextToken is not valid here: it was not issued by this server, was altered, or was issued for \
@@ -67,7 +78,7 @@ impl TokenKey {
         }
         let (tag, cursor) = raw[1..].split_at(MAC_LEN);
         // `verify_slice` compares in constant time.
-        self.mac(&fingerprint(query), cursor).verify_slice(tag).map_err(|_| invalid())?;
+        self.mac(fingerprint, cursor).verify_slice(tag).map_err(|_| invalid())?;
         String::from_utf8(cursor.to_vec()).map_err(|_| invalid())
     }
 }

@@ -40,14 +40,22 @@ fn attribution<'a>(record: &'a Value, attribute: &str, side: &str) -> Vec<&'a st
         .unwrap_or_default()
 }
 
-/// Rows of the `insights` dataset, read by DuckDB: (eventid, source_key), sorted. `None` (and NOT
+/// Rows of the `insights` dataset as its manifests list them (a replaced file stays on disk for
+/// the grace period, unlisted), read by DuckDB: (eventid, source_key), sorted. `None` (and NOT
 /// RUN) without DuckDB.
 fn insight_rows(test: &str, archive: &Path) -> Option<Vec<(String, String)>> {
     let python = parquetrail_testkit::clients::python_with_duckdb(test)?;
+    let listed: Vec<String> = walk(&archive.join("manifests/insights"))
+        .iter()
+        .flat_map(|manifest| std::fs::read_to_string(manifest).unwrap().lines().map(str::to_string).collect::<Vec<_>>())
+        .map(|path| archive.join(path).to_string_lossy().into_owned())
+        .collect();
     let script = "import duckdb, json, sys\n\
-        rows = duckdb.sql(\"select eventid, source_key from read_parquet('\" + sys.argv[1] + \"/insights/**/*.parquet') order by 1\").fetchall()\n\
+        files = json.loads(sys.argv[1])\n\
+        rows = duckdb.read_parquet(files).project('eventid, source_key').order('eventid').fetchall() if files else []\n\
         print(json.dumps(rows))";
-    let out = Command::new(python).args(["-c", script, archive.to_str().unwrap()]).output().unwrap();
+    let files = serde_json::to_string(&listed).unwrap();
+    let out = Command::new(python).args(["-c", script, &files]).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let rows: Vec<(String, String)> = serde_json::from_slice(&out.stdout).unwrap();
     Some(rows)

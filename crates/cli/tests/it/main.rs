@@ -7,6 +7,7 @@ mod console_browser;
 mod hostile;
 mod insights;
 mod lookup;
+mod metric_data;
 mod serve_clients;
 mod shaping;
 mod verify;

@@ -4,6 +4,7 @@
 mod auth;
 mod awscli;
 mod boto3;
+mod metric_data;
 mod regions;
 mod sdk;
 mod support;
