@@ -799,9 +799,9 @@ pub fn demo(args: &DemoArgs) -> Result<ExitCode> {
     summarise(&archive, false)?;
     outln!("\n5/5 Event history, beyond 90 days: the newest write events, as CloudTrail's console shows them");
     lookup_demo(&archive)?;
+    outln!("    (parquetrail lookup {} --attribute ReadOnly=false --max-results 5)", archive.display());
     outln!(
-        "    (parquetrail lookup {} --attribute ReadOnly=false --max-results 5; serve the same to the AWS CLI with\n     parquetrail serve {})",
-        archive.display(),
+        "\nBrowse it: `parquetrail serve {}` serves the web console (Event history, Insights, dashboards)\nat the address it prints, and the same events to the AWS CLI's `cloudtrail lookup-events`.",
         archive.display()
     );
     outln!("\nNext: query it with DuckDB (pip install duckdb):");

@@ -29,7 +29,7 @@ use parquetrail_server::{ArchiveBackend, ConsoleToken, CredentialStore, ServerCo
     # Beyond this machine: every request must be signed (SigV4) with a key of the file\n  \
     # (one `ACCESS_KEY_ID SECRET` per line, see docs/SERVE.md); put TLS in front:\n  \
     parquetrail serve ./archive --listen 0.0.0.0:8470 --credentials keys.txt\n\n  \
-    # The web console (Event history, event detail, compare, dashboards) is at the same URL in a\n  \
+    # The web console (Event history, event detail, compare, Insights, dashboards) is at the same URL in a\n  \
     # browser. Beyond this machine it asks for a token (at least 16 characters); put TLS in front:\n  \
     parquetrail serve ./archive --listen 0.0.0.0:8470 --credentials keys.txt --console-token-file console.txt\n\n\
     As at AWS, a request sees the Region of its signature's credential scope (the client's --region) \

@@ -28,7 +28,7 @@
 //!   `MissingAuthenticationTokenException`, `UnrecognizedClientException`,
 //!   `InvalidSignatureException` or `IncompleteSignatureException` otherwise). Bodies are limited
 //!   (HTTP 413) and requests time out (HTTP 503).
-//! - The web console: `GET /` serves Event history, event detail, compare and dashboards over the
+//! - The web console: `GET /` serves Event history, event detail, compare, Insights and dashboards over the
 //!   same backend ([`LookupBackend::rows`]), with JSON and CSV twins under `/console/api/`
 //!   (`docs/CONSOLE.md`). On a non-loopback address it requires a [`ConsoleToken`].
 //!
