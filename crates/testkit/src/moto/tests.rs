@@ -35,8 +35,12 @@ fn fake_upstream() -> (SocketAddr, Arc<Mutex<Vec<http::Head>>>) {
             // No Content-Length on GET: the body ends with the connection, which the proxy must re-frame.
             let framing = if head.method() == "GET" { String::new() } else { format!("Content-Length: {length}\r\n") };
             let response = format!("HTTP/1.1 200 OK\r\nX-Upstream: yes\r\n{framing}Connection: close\r\n\r\n{body}");
-            stream.write_all(response.as_bytes()).unwrap();
+            // Recorded before answering: the client sees the answer only after this, so the test
+            // counts every request upstream received without racing this thread. A write the
+            // proxy no longer reads (it may close first once it has what it needs) is not an error
+            // of the proxy, and must not stop this fake server.
             seen_by_thread.lock().unwrap().push(head);
+            let _ = stream.write_all(response.as_bytes());
         }
     });
     (address, seen)
