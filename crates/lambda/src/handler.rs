@@ -386,6 +386,7 @@ fn summary(outcomes: &[Outcome]) -> Vec<Value> {
                 "bucket": o.bucket, "key": o.key, "records": r.records, "rows": r.rows,
                 "quarantined": r.quarantined, "filtered": r.filtered, "skipped": r.skipped,
                 "failure": r.failure.as_ref().map(|f| &f.reason), "outputs": r.outputs.len(),
+                "shaped": r.shaped,
             }),
             Err(e) => json!({"bucket": o.bucket, "key": o.key, "error": e.message, "retryable": e.retryable}),
         })

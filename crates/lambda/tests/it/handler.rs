@@ -253,6 +253,7 @@ async fn shaping_drops_count_as_filtered_and_the_archive_records_the_rules() {
         (Some(21), Some(0), Some(20), Some(1)),
         "{o}"
     );
+    assert_eq!(o["shaped"], json!({"ours/no-iam": 20}), "every drop is counted under its rule");
     let recorded: Vec<String> =
         w.objects(ARCHIVE).await.into_keys().filter(|k| k.starts_with("cloudtrail/_shaping/")).collect();
     assert_eq!(recorded, ["cloudtrail/_shaping/noise@1.json", "cloudtrail/_shaping/ours@2.json"]);
