@@ -217,10 +217,9 @@ pub fn backfill(args: &BackfillArgs) -> Result<ExitCode> {
         } else if args.dry_run {
             dry_run(args, &job, &source, &dest, cpus).await
         } else {
-            for (path, body) in job.options.shaping.markers() {
-                let key = parquetrail_ingest::location::join(&job.dest_prefix, &path);
-                job.dest.put(&key, body).await.with_context(|| format!("recording the shaping rules in {dest}"))?;
-            }
+            parquetrail_ingest::ledger::record_shaping(job.dest.as_ref(), &job.dest_prefix, &job.options.shaping)
+                .await
+                .with_context(|| format!("recording the shaping rules in {dest}"))?;
             run(args, &job, &source, &dest).await
         }
     })

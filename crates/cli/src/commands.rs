@@ -387,10 +387,9 @@ async fn run_convert_s3(args: &ConvertArgs, options: Options, jobs: usize) -> Re
     let mut ledger = Ledger::open(dest_storage.clone(), dest.prefix(), Checkpoint::default())
         .await
         .with_context(|| format!("reading the ledger of {dest}"))?;
-    for (path, body) in options.shaping.markers() {
-        let key = parquetrail_ingest::location::join(dest.prefix(), &path);
-        dest_storage.put(&key, body).await.with_context(|| format!("recording the shaping rules in {dest}"))?;
-    }
+    parquetrail_ingest::ledger::record_shaping(dest_storage.as_ref(), dest.prefix(), &options.shaping)
+        .await
+        .with_context(|| format!("recording the shaping rules in {dest}"))?;
     let pipeline = Arc::new(Pipeline::new(dest_storage, dest.prefix(), options));
     let mut items = Vec::new();
     let mut unreadable = Vec::new();

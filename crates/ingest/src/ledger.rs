@@ -303,6 +303,20 @@ pub fn assign_names(candidates: &[Candidate], claims: &Claims) -> Vec<Naming> {
     out
 }
 
+/// Records the rule sets that shape a run's conversions in the archive (`_shaping/`, see
+/// [`Shaping::markers`](parquetrail_core::shaping::Shaping::markers)); nothing without shaping.
+/// Idempotent: the same set gives the same object.
+pub async fn record_shaping(
+    storage: &dyn Storage,
+    archive_prefix: &str,
+    shaping: &parquetrail_core::shaping::Shaping,
+) -> Result<(), StorageError> {
+    for (path, body) in shaping.markers() {
+        storage.put(&join(archive_prefix, &path), body).await?;
+    }
+    Ok(())
+}
+
 /// Records one object in a segment of its own, named after the object (`lambda-<hash>.jsonl`):
 /// the Lambda's ledger. A retried or duplicated invocation overwrites the segment instead of
 /// adding a line, and no run has to coordinate with another. The cost is one small object per

@@ -24,7 +24,7 @@ use chrono::{Days, NaiveDate, Utc};
 use parquetrail_core::compact::CompactOptions;
 use parquetrail_core::convert::{Dataset, Options};
 use parquetrail_ingest::compaction::{Compactor, Failure, Scope, Settings, Verdict};
-use parquetrail_ingest::ledger::{Entry, record_object};
+use parquetrail_ingest::ledger::{Entry, record_object, record_shaping};
 use parquetrail_ingest::listing::DatasetChoice;
 use parquetrail_ingest::notifications::{
     BatchInvocation, BatchResponse, BatchResult, ObjectRef, ResultCode, Trigger, parse_trigger,
@@ -263,7 +263,7 @@ async fn process_one(app: &App, pipeline: &Pipeline, object: &ObjectRef) -> Outc
                 retryable: true,
                 message: format!("outputs written, but the ledger line could not be: {e}"),
             });
-        } else if let Err(e) = record_shaping(app, dest.as_ref(), prefix).await {
+        } else if let Err(e) = record_shaping_once(app, dest.as_ref(), prefix).await {
             tracing::error!(error = %e, "outputs written but the shaping rules were not recorded");
             outcome.result = Err(IngestError {
                 retryable: true,
@@ -276,19 +276,11 @@ async fn process_one(app: &App, pipeline: &Pipeline, object: &ObjectRef) -> Outc
 
 /// Records the rule sets that shape this function's conversions in the archive (`_shaping/`,
 /// what `export` reports), once per instance; nothing without shaping.
-async fn record_shaping(app: &App, dest: &dyn Storage, prefix: &str) -> Result<(), StorageError> {
+async fn record_shaping_once(app: &App, dest: &dyn Storage, prefix: &str) -> Result<(), StorageError> {
     if app.config.options.shaping.is_empty() {
         return Ok(());
     }
-    app.shaping_recorded
-        .get_or_try_init(|| async {
-            for (path, body) in app.config.options.shaping.markers() {
-                dest.put(&parquetrail_ingest::location::join(prefix, &path), body).await?;
-            }
-            Ok(())
-        })
-        .await
-        .map(|_| ())
+    app.shaping_recorded.get_or_try_init(|| record_shaping(dest, prefix, &app.config.options.shaping)).await.map(|_| ())
 }
 
 /// Converts objects with bounded concurrency, keeping their order in the result.
