@@ -272,10 +272,13 @@ async fn backfill_of_an_org_trail_is_exact_resumable_retried_and_matches_batch_o
     // 1. The range converts exactly the objects in range.
     let t = Instant::now();
     let first = run(&job(source.clone(), dest.clone(), "local", &start_s, &end_s)).await;
-    eprintln!("backfill of {} objects: {:.1?}", first.converted, t.elapsed());
+    eprintln!("backfill of {} objects: {:.1?}", first.totals.converted, t.elapsed());
     assert!(first.complete(), "{:?}", first.failures);
-    assert_eq!((first.listed, first.converted, first.skipped), (in_range.len() as u64, in_range.len() as u64, 0));
-    assert_eq!((first.records, first.rows), (in_range_records, in_range_records));
+    assert_eq!(
+        (first.listed, first.totals.converted, first.totals.skipped),
+        (in_range.len() as u64, in_range.len() as u64, 0)
+    );
+    assert_eq!((first.totals.records, first.totals.rows), (in_range_records, in_range_records));
     assert_eq!(first.accounts.len(), 4);
     assert_eq!(first.regions.len(), 3);
     assert_eq!(first.orgs, [ORG]);
@@ -322,7 +325,10 @@ async fn backfill_of_an_org_trail_is_exact_resumable_retried_and_matches_batch_o
     // 2. A second run does no work.
     let second = run(&job(source.clone(), dest.clone(), "local", &start_s, &end_s)).await;
     assert!(second.complete());
-    assert_eq!((second.converted, second.already_done, second.ledger_segments_written), (0, in_range.len() as u64, 0));
+    assert_eq!(
+        (second.totals.converted, second.already_done, second.ledger_segments_written),
+        (0, in_range.len() as u64, 0)
+    );
     assert_eq!(archive(&archive_storage, "local").await, local, "nothing rewritten");
 
     // 3. Interrupted midway (as Ctrl-C does), then rerun: every row exactly once.
@@ -341,11 +347,15 @@ async fn backfill_of_an_org_trail_is_exact_resumable_retried_and_matches_batch_o
     };
     let cut = resumed.run(progress, cancel).await.unwrap();
     stopper.await.unwrap();
-    assert!(cut.interrupted && cut.converted > 0 && (cut.converted as usize) < in_range.len(), "{}", cut.converted);
+    assert!(
+        cut.interrupted && cut.totals.converted > 0 && (cut.totals.converted as usize) < in_range.len(),
+        "{}",
+        cut.totals.converted
+    );
     let rest = run(&resumed).await;
     assert!(rest.complete());
-    assert_eq!(rest.already_done, cut.converted);
-    assert_eq!(cut.converted + rest.converted, in_range.len() as u64);
+    assert_eq!(rest.already_done, cut.totals.converted);
+    assert_eq!(cut.totals.converted + rest.totals.converted, in_range.len() as u64);
     let resumed_files = archive(&archive_storage, "resumed").await;
     assert_eq!(rows(&resumed_files), local_rows, "no duplicate and no missing row");
     assert_eq!(datasets(&resumed_files), datasets(&local), "identical outputs");
@@ -380,7 +390,7 @@ async fn backfill_of_an_org_trail_is_exact_resumable_retried_and_matches_batch_o
     assert_eq!(proxy.injected(), 53, "{:?}", proxy.injections());
     let day_keys: BTreeSet<String> =
         in_range.iter().filter(|(_, u)| u.date == start).map(|(k, _)| k.to_string()).collect();
-    assert_eq!(retried.converted as usize, day_keys.len());
+    assert_eq!(retried.totals.converted as usize, day_keys.len());
     let faulty_files = archive(&archive_storage, "faulty").await;
     let day_outputs: BTreeSet<String> =
         entries.iter().filter(|e| day_keys.contains(&e.key)).flat_map(|e| e.outputs.clone()).collect();

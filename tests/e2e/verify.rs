@@ -138,8 +138,8 @@ async fn digest_chains_verify_and_each_tampering_is_reported_precisely() {
     // considers only the log files among the ledger's entries.
     let done = backfill("trail-ok", "ok").run(Arc::new(Progress::default()), CancellationToken::new()).await.unwrap();
     assert!(done.complete(), "{:?}", done.failures);
-    assert_eq!((done.converted as usize, done.skipped), (ok.logs.len() + HOURS, 0));
-    assert_eq!(done.outputs as usize - HOURS, archived_outputs(&client, "ok/events/").await);
+    assert_eq!((done.totals.converted as usize, done.totals.skipped), (ok.logs.len() + HOURS, 0));
+    assert_eq!(done.totals.outputs as usize - HOURS, archived_outputs(&client, "ok/events/").await);
     assert_eq!(archived_outputs(&client, "ok/digests/").await, HOURS, "one `digests` file per digest");
     let report = verify(&client, "trail-ok", Some(("archive", "ok"))).await;
     assert_eq!(findings(&report), vec![]);

@@ -329,15 +329,15 @@ async fn run(args: &BackfillArgs, job: &Backfill, source: &Location, dest: &Loca
 }
 
 fn print_report(r: &Report, source: &Location, dest: &Location) -> Result<()> {
-    let rate = if r.seconds > 0.0 { r.bytes_in as f64 / 1e6 / r.seconds } else { 0.0 };
+    let rate = if r.seconds > 0.0 { r.totals.bytes_in as f64 / 1e6 / r.seconds } else { 0.0 };
     outln!(
         "{} {} of {} objects in range in {} ({:.1} MB/s stored, {:.0} MB/s of JSON)",
         if r.interrupted { "Interrupted after converting" } else { "Converted" },
-        r.converted,
+        r.totals.converted,
         r.listed,
         duration(r.seconds),
         rate,
-        if r.seconds > 0.0 { r.json_bytes as f64 / 1e6 / r.seconds } else { 0.0 },
+        if r.seconds > 0.0 { r.totals.json_bytes as f64 / 1e6 / r.seconds } else { 0.0 },
     );
     outln!(
         "  from      {source}: {} account(s), {} region(s){}, {} day prefix(es), {} list request(s)",
@@ -348,18 +348,18 @@ fn print_report(r: &Report, source: &Location, dest: &Location) -> Result<()> {
         r.list_requests
     );
     outln!("  already   {} object(s) done by earlier runs (ledger), skipped", r.already_done);
-    if r.skipped > 0 {
-        outln!("  skipped   {} object(s) that are neither log nor digest files", r.skipped);
+    if r.totals.skipped > 0 {
+        outln!("  skipped   {} object(s) that are neither log nor digest files", r.totals.skipped);
     }
     outln!(
         "  records   {} = {} rows + {} quarantined + {} filtered  {}",
-        r.records,
-        r.rows,
-        r.quarantined_records,
-        r.filtered,
-        if r.records == r.rows + r.quarantined_records + r.filtered { "(reconciled)" } else { "(DOES NOT RECONCILE)" }
+        r.totals.records,
+        r.totals.rows,
+        r.totals.quarantined,
+        r.totals.filtered,
+        if r.totals.reconciles() { "(reconciled)" } else { "(DOES NOT RECONCILE)" }
     );
-    outln!("  output    {} of Parquet in {} file(s) under {dest}", mb(r.bytes_out), r.outputs);
+    outln!("  output    {} of Parquet in {} file(s) under {dest}", mb(r.totals.bytes_out), r.totals.outputs);
     outln!(
         "  ledger    {} segment(s) written under {}",
         r.ledger_segments_written,

@@ -19,7 +19,7 @@ use anyhow::{Context, Result, bail};
 use chrono::{DateTime, NaiveDate, Utc};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use parquetrail_core::archive::{ExportFormat, Exporter, RowFilter, Summary};
-use parquetrail_core::convert::{self, FileReport, Options};
+use parquetrail_core::convert::{self, FileReport, FileTotals, Options};
 use parquetrail_ingest::ledger::{Candidate, Checkpoint, Claims, Entry, Ledger, Naming};
 use parquetrail_ingest::s3::S3Settings;
 use parquetrail_ingest::{Location, Pipeline, Storage};
@@ -32,23 +32,9 @@ use crate::{ConvertArgs, DdlArgs, DemoArgs, EngineArg, ExportArgs, FormatArg, Ge
 /// Totals of a conversion run; `--json` prints exactly this.
 #[derive(Debug, Default, Serialize)]
 pub struct RunSummary {
-    pub files: u64,
-    pub converted: u64,
-    pub skipped: u64,
-    pub failed: u64,
-    pub records: u64,
-    pub rows: u64,
-    pub quarantined: u64,
-    /// Records dropped by event filters.
-    pub filtered: u64,
-    /// Records with a key repeated in one object (converted with the last value; the earlier
-    /// ones are kept in `unmapped.overwritten`).
-    pub duplicate_keys: u64,
-    /// Shaping rules' work: `<set>/<rule>` → records dropped (also in `filtered`) or values
-    /// redacted. Empty without `--drop-noise`, `--redact-secrets` or `--shaping-rules`.
-    pub shaped: BTreeMap<String, u64>,
-    /// Digest files converted, one `digests` row each (not counted in `records`).
-    pub digests: u64,
+    /// Objects, records and bytes, summed over every object's report.
+    #[serde(flatten)]
+    pub totals: FileTotals,
     /// `records == rows + quarantined + filtered`, with `rows` as the archive holds them: the rows
     /// of the committed outputs, counted from their footers, not those the run meant to write.
     pub reconciled: bool,
@@ -56,10 +42,6 @@ pub struct RunSummary {
     pub committed_rows: u64,
     /// Sources whose plain output names another object owns, converted under names of their own.
     pub renamed: Vec<String>,
-    pub bytes_in: u64,
-    pub json_bytes: u64,
-    pub bytes_out: u64,
-    pub outputs: u64,
     pub partitions: u64,
     pub seconds: f64,
     pub skip_reasons: BTreeMap<String, u64>,
@@ -80,41 +62,24 @@ pub struct Failure {
 
 impl RunSummary {
     fn add(&mut self, key: &str, result: Result<&FileReport, (String, bool)>, partitions: &mut BTreeSet<String>) {
-        self.files += 1;
         match result {
             Err((reason, retryable)) => {
-                self.failed += 1;
+                self.totals.add_failed();
                 self.failures.push(Failure { key: key.to_string(), reason, retryable, quarantine_path: None });
             }
             Ok(report) => {
-                self.bytes_in += report.bytes_in;
-                self.json_bytes += report.json_bytes;
+                self.totals.add(report);
                 if let Some(reason) = &report.skipped {
-                    self.skipped += 1;
                     *self.skip_reasons.entry(reason.clone()).or_default() += 1;
                 } else if let Some(failure) = &report.failure {
-                    self.failed += 1;
                     self.failures.push(Failure {
                         key: key.to_string(),
                         reason: failure.reason.clone(),
                         retryable: false,
                         quarantine_path: Some(failure.quarantine_path.clone()),
                     });
-                } else {
-                    self.converted += 1;
-                }
-                self.records += report.records;
-                self.rows += report.rows;
-                self.quarantined += report.quarantined;
-                self.filtered += report.filtered;
-                self.duplicate_keys += report.duplicate_keys;
-                for (rule, n) in &report.shaped {
-                    *self.shaped.entry(rule.clone()).or_default() += n;
                 }
                 for o in &report.outputs {
-                    self.digests += u64::from(o.dataset == convert::Dataset::Digests);
-                    self.outputs += 1;
-                    self.bytes_out += o.bytes;
                     partitions.insert(o.path.rsplit_once('/').map(|(p, _)| p.to_string()).unwrap_or_default());
                 }
                 if let Some(q) = &report.quarantine_path {
@@ -324,8 +289,7 @@ impl RunSummary {
     /// not held back by them.
     fn add_unreadable(&mut self, unreadable: &[local::Unreadable]) {
         for u in unreadable {
-            self.files += 1;
-            self.failed += 1;
+            self.totals.add_failed();
             self.failures.push(Failure {
                 key: u.path.display().to_string(),
                 reason: format!("cannot read it: {}", u.reason),
@@ -351,7 +315,7 @@ impl RunSummary {
         self.partitions = partitions.len() as u64;
         self.seconds = started.elapsed().as_secs_f64();
         self.committed_rows = committed;
-        self.reconciled = self.rows == committed && self.records == committed + self.quarantined + self.filtered;
+        self.reconciled = self.totals.rows == committed && self.totals.reconciles();
     }
 }
 
@@ -561,37 +525,38 @@ fn mb(bytes: u64) -> String {
 
 fn print_run(summary: &RunSummary, out: &dyn std::fmt::Display) -> Result<()> {
     let s = summary;
-    let rate = if s.seconds > 0.0 { s.json_bytes as f64 / 1e6 / s.seconds } else { 0.0 };
-    outln!("Converted {} of {} files in {:.2} s ({:.0} MB/s of JSON)", s.converted, s.files, s.seconds, rate);
+    let t = &summary.totals;
+    let rate = if s.seconds > 0.0 { t.json_bytes as f64 / 1e6 / s.seconds } else { 0.0 };
+    outln!("Converted {} of {} files in {:.2} s ({:.0} MB/s of JSON)", t.converted, t.files, s.seconds, rate);
     outln!(
         "  records   {} = {} rows + {} quarantined{}  {}",
-        s.records,
-        s.rows,
-        s.quarantined,
-        if s.filtered > 0 { format!(" + {} filtered", s.filtered) } else { String::new() },
+        t.records,
+        t.rows,
+        t.quarantined,
+        if t.filtered > 0 { format!(" + {} filtered", t.filtered) } else { String::new() },
         if s.reconciled {
             "(reconciled)".to_string()
         } else {
             format!("(DOES NOT RECONCILE: the archive holds {} of these rows)", s.committed_rows)
         }
     );
-    if s.digests > 0 {
-        outln!("  digests   {} digest file(s), one row each in the digests dataset", s.digests);
+    if t.digests > 0 {
+        outln!("  digests   {} digest file(s), one row each in the digests dataset", t.digests);
     }
-    for (rule, n) in &s.shaped {
+    for (rule, n) in &t.shaped {
         outln!("  shaped    {rule}: {n}");
     }
-    if s.duplicate_keys > 0 {
+    if t.duplicate_keys > 0 {
         outln!(
             "  repeated  {} record(s) with a key given twice: converted with the last value, earlier ones kept in `unmapped`",
-            s.duplicate_keys
+            t.duplicate_keys
         );
     }
-    outln!("  input     {} stored, {} of JSON", mb(s.bytes_in), mb(s.json_bytes));
+    outln!("  input     {} stored, {} of JSON", mb(t.bytes_in), mb(t.json_bytes));
     outln!(
         "  output    {} of Parquet in {} files, {} partitions, under {out}",
-        mb(s.bytes_out),
-        s.outputs,
+        mb(t.bytes_out),
+        t.outputs,
         s.partitions,
     );
     for (reason, n) in &s.skip_reasons {
@@ -632,7 +597,7 @@ fn print_run(summary: &RunSummary, out: &dyn std::fmt::Display) -> Result<()> {
 fn exit_for(summary: &RunSummary) -> ExitCode {
     if summary.failures.iter().any(|f| f.retryable) {
         ExitCode::from(2)
-    } else if summary.failed > 0 || summary.quarantined > 0 || !summary.reconciled {
+    } else if summary.totals.failed > 0 || summary.totals.quarantined > 0 || !summary.reconciled {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS

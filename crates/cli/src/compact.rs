@@ -14,14 +14,14 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use parquetrail_core::compact::CompactOptions;
 use parquetrail_core::convert::{Dataset, Layout};
 use parquetrail_ingest::compaction::{
-    Compactor, Failure, PartitionReport, Scope, Settings, Verdict, parse_duration, parse_size,
+    Compactor, Control, Failure, PartitionReport, Progress, Report, Scope, Settings, Totals, Verdict, parse_duration,
+    parse_size,
 };
 use parquetrail_ingest::location::join;
-use parquetrail_ingest::manifest::{self, MANIFESTS};
+use parquetrail_ingest::manifest::MANIFESTS;
 use parquetrail_ingest::s3::S3Settings;
 use parquetrail_ingest::{Location, Storage};
 use serde::Serialize;
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::WriterArgs;
@@ -157,60 +157,6 @@ fn check_partition(text: &str, layout: &Layout) -> Result<(Dataset, String)> {
     Ok((dataset, dir.to_string()))
 }
 
-/// Totals of a run.
-#[derive(Debug, Default, Serialize)]
-pub struct Totals {
-    /// Partitions in scope.
-    pub partitions: usize,
-    pub compacted: usize,
-    pub already_compact: usize,
-    /// Would be compacted (dry run).
-    pub planned: usize,
-    /// Compacted meanwhile by another run, whose result stands.
-    pub lost_race: usize,
-    pub failed: usize,
-    /// Not started because the run was interrupted.
-    pub not_started: usize,
-    /// Files and bytes of the partitions compacted (or, in a dry run, planned), before and after.
-    pub files_before: usize,
-    pub files_after: usize,
-    pub bytes_before: u64,
-    pub bytes_after: u64,
-    pub rows_in: u64,
-    pub rows_out: u64,
-    pub duplicates_removed: u64,
-    pub late_files: usize,
-    /// Replaced files deleted, in every partition looked at.
-    pub deleted: usize,
-}
-
-impl Totals {
-    fn of(partitions: &[PartitionReport], failures: &[Failure], in_scope: usize) -> Totals {
-        let mut t = Totals { partitions: in_scope, failed: failures.len(), ..Totals::default() };
-        for p in partitions {
-            match p.verdict {
-                Verdict::Compacted => t.compacted += 1,
-                Verdict::AlreadyCompact => t.already_compact += 1,
-                Verdict::Planned => t.planned += 1,
-                Verdict::LostRace => t.lost_race += 1,
-            }
-            if matches!(p.verdict, Verdict::Compacted | Verdict::Planned) {
-                t.files_before += p.files_before;
-                t.files_after += p.files_after;
-                t.bytes_before += p.bytes_before;
-                t.bytes_after += p.bytes_after;
-            }
-            t.rows_in += p.rows_in;
-            t.rows_out += p.rows_out;
-            t.duplicates_removed += p.duplicates_removed;
-            t.late_files += p.late_files;
-            t.deleted += p.deleted;
-        }
-        t.not_started = in_scope.saturating_sub(partitions.len() + failures.len());
-        t
-    }
-}
-
 /// What `--json` prints.
 #[derive(Debug, Serialize)]
 struct Run<'a> {
@@ -287,20 +233,10 @@ pub fn compact(args: &CompactArgs) -> Result<ExitCode> {
         if scope.partitions.is_empty() {
             warn_unlisted(storage.as_ref(), &root, &layout, &scope, &partitions, &location).await;
         }
-        let in_scope = partitions.len();
         let cancel = CancellationToken::new();
         on_interrupt(cancel.clone());
-        let work = Work {
-            compactor: &compactor,
-            storage: storage.as_ref(),
-            root: &root,
-            concurrency: args.concurrency,
-            named: !scope.partitions.is_empty(),
-        };
-        let (mut reports, mut failures) = run(&work, partitions, &cancel).await;
-        reports.sort_by(|a, b| a.partition.cmp(&b.partition));
-        failures.sort_by(|a, b| a.partition.cmp(&b.partition));
-        let totals = Totals::of(&reports, &failures, in_scope);
+        let report = run(&compactor, partitions, !scope.partitions.is_empty(), &cancel).await;
+        let totals = report.totals();
         let interrupted = cancel.is_cancelled();
         if args.json {
             let run = Run {
@@ -308,16 +244,16 @@ pub fn compact(args: &CompactArgs) -> Result<ExitCode> {
                 dry_run: args.dry_run,
                 interrupted,
                 totals: &totals,
-                partitions: &reports,
-                failures: &failures,
+                partitions: &report.partitions,
+                failures: &report.failures,
             };
             outln!("{}", serde_json::to_string_pretty(&run)?);
         } else {
-            print_report(args, &location, &reports, &failures, &totals, interrupted)?;
+            print_report(args, &location, &report, &totals, interrupted)?;
         }
         Ok(if interrupted {
             ExitCode::from(130)
-        } else if !failures.is_empty() {
+        } else if !report.failures.is_empty() {
             ExitCode::from(1)
         } else {
             ExitCode::SUCCESS
@@ -341,93 +277,38 @@ fn progress(length: Option<u64>) -> ProgressBar {
     bar
 }
 
-/// The partitions to compact and how.
-struct Work<'a> {
-    compactor: &'a Compactor,
-    storage: &'a dyn Storage,
-    root: &'a str,
-    concurrency: usize,
-    /// The partitions were named on the command line: each must have a manifest.
-    named: bool,
-}
-
-/// Compacts the partitions, `concurrency` at a time, with progress; stops starting new ones once
-/// `cancel` fires (those in flight finish: each is safe to stop anywhere, but finishing is cheaper
-/// than redoing).
+/// Compacts the partitions with progress (a bar on a terminal, a line every 10 s otherwise); stops
+/// starting new ones once `cancel` fires.
 async fn run(
-    work: &Work<'_>,
+    compactor: &Compactor,
     partitions: Vec<(Dataset, String)>,
+    named: bool,
     cancel: &CancellationToken,
-) -> (Vec<PartitionReport>, Vec<Failure>) {
-    let Work { compactor, storage, root, concurrency, named } = *work;
+) -> Report {
     let bar = progress(Some(partitions.len() as u64));
     let started = Instant::now();
     let mut last_line = Instant::now();
-    let mut reports = Vec::new();
-    let mut failures = Vec::new();
-    let mut queue = partitions.into_iter();
-    let mut running = JoinSet::new();
-    let mut names = std::collections::HashMap::new();
-    loop {
-        while running.len() < concurrency && !cancel.is_cancelled() {
-            let Some((dataset, dir)) = queue.next() else { break };
-            // A partition named on the command line must exist: compacting what no manifest
-            // lists would quietly do nothing.
-            match if named { manifest::read(storage, root, &dir).await.map(Some) } else { Ok(None) } {
-                Ok(Some(m)) if m.tag.is_none() => {
-                    failures.push(Failure {
-                        partition: dir.clone(),
-                        error: format!(
-                            "no manifest ({}): no such partition, or its files are listed in no manifest",
-                            manifest::manifest_key(root, &dir)
-                        ),
-                    });
-                    continue;
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    failures.push(Failure { partition: dir.clone(), error: e.message });
-                    continue;
-                }
+    let control =
+        Control::default().must_exist(named).go_on_while(|| !cancel.is_cancelled()).on_progress(|p: Progress| {
+            bar.set_position(p.done as u64);
+            bar.set_message(match p.failed {
+                0 => String::new(),
+                n => format!("{n} FAILED"),
+            });
+            if bar.is_hidden() && last_line.elapsed() >= Duration::from_secs(10) {
+                last_line = Instant::now();
+                eprintln!(
+                    "compact: {}/{} partitions, {} failed, {:.0}s elapsed",
+                    p.done,
+                    p.total,
+                    p.failed,
+                    started.elapsed().as_secs_f64()
+                );
             }
-            let this = compactor.clone();
-            let name = dir.clone();
-            let handle = running.spawn(async move { this.partition(dataset, &dir).await });
-            names.insert(handle.id(), name);
-        }
-        let Some(done) = running.join_next_with_id().await else { break };
-        match done {
-            Ok((id, Ok(report))) => {
-                names.remove(&id);
-                reports.push(report);
-            }
-            Ok((id, Err(e))) => {
-                let partition = names.remove(&id).unwrap_or_default();
-                failures.push(Failure { partition, error: e.message });
-            }
-            Err(e) => {
-                let partition = names.remove(&e.id()).unwrap_or_default();
-                failures.push(Failure { partition, error: format!("the compaction task failed: {e}") });
-            }
-        }
-        let done = reports.len() + failures.len();
-        bar.set_position(done as u64);
-        bar.set_message(match failures.len() {
-            0 => String::new(),
-            n => format!("{n} FAILED"),
         });
-        if bar.is_hidden() && last_line.elapsed() >= Duration::from_secs(10) {
-            last_line = Instant::now();
-            eprintln!(
-                "compact: {done}/{} partitions, {} failed, {:.0}s elapsed",
-                done + running.len() + queue.len(),
-                failures.len(),
-                started.elapsed().as_secs_f64()
-            );
-        }
-    }
+    let report = compactor.schedule(partitions, control).await;
     bar.finish_and_clear();
-    (reports, failures)
+    report
 }
 
 /// Says so when a dataset holds data but no manifests: compaction only sees partitions whose files
@@ -485,14 +366,7 @@ fn verdict(v: &Verdict) -> &'static str {
     }
 }
 
-fn print_report(
-    args: &CompactArgs,
-    location: &Location,
-    reports: &[PartitionReport],
-    failures: &[Failure],
-    t: &Totals,
-    interrupted: bool,
-) -> Result<()> {
+fn print_report(args: &CompactArgs, location: &Location, report: &Report, t: &Totals, interrupted: bool) -> Result<()> {
     let scope = if args.partition.is_empty() {
         format!(
             "days ended at least {} ago{}",
@@ -508,6 +382,7 @@ fn print_report(
         t.partitions,
         if args.dry_run { ", dry run: nothing written or deleted" } else { "" }
     );
+    let (reports, failures) = (&report.partitions, &report.failures);
     let shown: Vec<&PartitionReport> =
         reports.iter().filter(|p| args.verbose || p.verdict != Verdict::AlreadyCompact || p.deleted > 0).collect();
     if !shown.is_empty() || !failures.is_empty() {

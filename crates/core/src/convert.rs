@@ -278,6 +278,78 @@ impl FileReport {
     }
 }
 
+/// Totals over many objects' [`FileReport`]s, summed here once for every front end (`convert`,
+/// `backfill`, the Lambda's metrics).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct FileTotals {
+    /// Objects looked at.
+    pub files: u64,
+    pub converted: u64,
+    /// Neither log nor digest files (Config, empty objects): nothing written.
+    pub skipped: u64,
+    /// Not converted: errors (see [`FileTotals::add_failed`]) and files quarantined whole.
+    pub failed: u64,
+    /// Of `failed`, the files quarantined whole (unreadable: a rerun does not retry them).
+    pub quarantined_files: u64,
+    pub records: u64,
+    pub rows: u64,
+    /// Records quarantined.
+    pub quarantined: u64,
+    /// Records dropped by event filters (shaping's drops included).
+    pub filtered: u64,
+    /// Records with a key repeated in one object (see [`FileReport::duplicate_keys`]).
+    pub duplicate_keys: u64,
+    /// Shaping rules' work: `<set>/<rule>` → records dropped or values redacted.
+    pub shaped: BTreeMap<String, u64>,
+    /// Digest files converted, one `digests` row each (not counted in `records`).
+    pub digests: u64,
+    pub bytes_in: u64,
+    pub json_bytes: u64,
+    pub bytes_out: u64,
+    pub outputs: u64,
+}
+
+impl FileTotals {
+    /// Counts one object's report.
+    pub fn add(&mut self, report: &FileReport) {
+        self.files += 1;
+        if report.skipped.is_some() {
+            self.skipped += 1;
+        } else if report.failure.is_some() {
+            self.failed += 1;
+            self.quarantined_files += 1;
+        } else {
+            self.converted += 1;
+        }
+        self.records += report.records;
+        self.rows += report.rows;
+        self.quarantined += report.quarantined;
+        self.filtered += report.filtered;
+        self.duplicate_keys += report.duplicate_keys;
+        for (rule, n) in &report.shaped {
+            *self.shaped.entry(rule.clone()).or_default() += n;
+        }
+        self.bytes_in += report.bytes_in;
+        self.json_bytes += report.json_bytes;
+        for o in &report.outputs {
+            self.digests += u64::from(o.dataset == Dataset::Digests);
+            self.outputs += 1;
+            self.bytes_out += o.bytes;
+        }
+    }
+
+    /// Counts an object that could not be converted at all (an error, not a report).
+    pub fn add_failed(&mut self) {
+        self.files += 1;
+        self.failed += 1;
+    }
+
+    /// `records == rows + quarantined + filtered`, over every object counted.
+    pub fn reconciles(&self) -> bool {
+        self.records == self.rows + self.quarantined + self.filtered
+    }
+}
+
 /// A quarantined record, one JSON line of `<quarantine>/records/<stem>.jsonl`.
 #[derive(Debug, Serialize)]
 struct QuarantinedRecord<'a> {
@@ -893,6 +965,27 @@ impl<R: Read> Read for CountingReader<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn totals_count_each_kind_of_object_once_and_reconcile() {
+        let sink = MemorySink::default();
+        let json = br#"{"Records":[{"eventTime":"2024-03-01T00:00:00Z","eventID":"a","awsRegion":"us-east-1","recipientAccountId":"111122223333"},{"eventID":"no time"}]}"#;
+        let key = "AWSLogs/111122223333/CloudTrail/us-east-1/2024/03/01/111122223333_CloudTrail_us-east-1_20240301T0000Z_a.json";
+        let converted = convert(key, &json[..], &sink, &Options::default()).unwrap();
+        let broken = convert(&key.replace("_a.", "_b."), &b"{\"Records\":[{"[..], &sink, &Options::default()).unwrap();
+        let skipped = convert("AWSLogs/111122223333/Config/x.json", &b""[..], &sink, &Options::default()).unwrap();
+        assert!(broken.failure.is_some() && skipped.skipped.is_some(), "{broken:?} {skipped:?}");
+        let mut t = FileTotals::default();
+        for r in [&converted, &broken, &skipped] {
+            t.add(r);
+        }
+        t.add_failed();
+        let counts = (t.files, t.converted, t.skipped, t.failed, t.quarantined_files);
+        assert_eq!(counts, (4, 1, 1, 2, 1), "{t:?}");
+        assert_eq!((t.records, t.rows, t.quarantined), (2, 1, 1), "{t:?}");
+        assert_eq!(t.outputs, converted.outputs.len() as u64 + broken.outputs.len() as u64);
+        assert!(t.reconciles(), "{t:?}");
+    }
     use crate::sink::MemorySink;
 
     const FILE: &str = r#"{"Records":[

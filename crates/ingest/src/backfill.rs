@@ -24,7 +24,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use parquetrail_core::convert::Options;
+use parquetrail_core::convert::{FileTotals, Options};
 
 use crate::ledger::{Checkpoint, Entry, Ledger, full_identity, identity_hash};
 use crate::listing::{Discovered, Selection, list_objects};
@@ -111,19 +111,10 @@ pub struct Report {
     /// Objects in range, and those of them the ledger already had.
     pub listed: u64,
     pub already_done: u64,
-    pub converted: u64,
-    /// Objects that are neither log nor digest files (Config, empty objects).
-    pub skipped: u64,
-    /// Unreadable files, quarantined (recorded; a rerun does not retry them).
-    pub quarantined_files: u64,
-    pub records: u64,
-    pub rows: u64,
-    pub quarantined_records: u64,
-    pub filtered: u64,
-    pub bytes_in: u64,
-    pub json_bytes: u64,
-    pub bytes_out: u64,
-    pub outputs: u64,
+    /// Objects converted (and skipped, quarantined), records and bytes, summed over every object's
+    /// report.
+    #[serde(flatten)]
+    pub totals: FileTotals,
     pub seconds: f64,
     /// Ctrl-C (or the caller) stopped it early; a rerun finishes the rest.
     pub interrupted: bool,
@@ -335,33 +326,22 @@ impl Backfill {
         let file = match outcome.result {
             Err(e) => {
                 progress.failed.fetch_add(1, Ordering::Relaxed);
+                report.totals.add_failed();
                 report.failures.push(Failure { key: object.key, reason: e.message, retryable: e.retryable });
                 return;
             }
             Ok(file) => file,
         };
         progress.records.fetch_add(file.records, Ordering::Relaxed);
-        if file.skipped.is_some() {
-            report.skipped += 1;
-        } else if let Some(failure) = &file.failure {
+        report.totals.add(&file);
+        if let Some(failure) = &file.failure {
             progress.failed.fetch_add(1, Ordering::Relaxed);
-            report.quarantined_files += 1;
             report.failures.push(Failure {
                 key: object.key.clone(),
                 reason: format!("quarantined ({}): {}", failure.quarantine_path, failure.reason),
                 retryable: false,
             });
-        } else {
-            report.converted += 1;
         }
-        report.records += file.records;
-        report.rows += file.rows;
-        report.quarantined_records += file.quarantined;
-        report.filtered += file.filtered;
-        report.bytes_in += file.bytes_in;
-        report.json_bytes += file.json_bytes;
-        report.outputs += file.outputs.len() as u64;
-        report.bytes_out += file.outputs.iter().map(|o| o.bytes).sum::<u64>();
         let entry = Entry::for_file(
             self.source.bucket(),
             &object.key,

@@ -117,13 +117,130 @@ pub struct Failure {
 /// A whole run.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Report {
+    /// The partitions that ended, sorted by directory.
     pub partitions: Vec<PartitionReport>,
+    /// The partitions that failed, sorted by directory; the others went on.
     pub failures: Vec<Failure>,
+    /// Partitions in scope.
+    pub in_scope: usize,
+    /// Partitions not started because the run was told to stop (a deadline, an interrupt): the
+    /// next run does them.
+    pub not_started: usize,
 }
 
 impl Report {
     pub fn compacted(&self) -> impl Iterator<Item = &PartitionReport> {
         self.partitions.iter().filter(|p| p.verdict == Verdict::Compacted)
+    }
+
+    /// The run's totals, summed once for every front end.
+    pub fn totals(&self) -> Totals {
+        let mut t = Totals {
+            partitions: self.in_scope,
+            failed: self.failures.len(),
+            not_started: self.not_started,
+            ..Totals::default()
+        };
+        for p in &self.partitions {
+            match p.verdict {
+                Verdict::Compacted => t.compacted += 1,
+                Verdict::AlreadyCompact => t.already_compact += 1,
+                Verdict::Planned => t.planned += 1,
+                Verdict::LostRace => t.lost_race += 1,
+            }
+            if matches!(p.verdict, Verdict::Compacted | Verdict::Planned) {
+                t.files_before += p.files_before;
+                t.files_after += p.files_after;
+                t.bytes_before += p.bytes_before;
+                t.bytes_after += p.bytes_after;
+            }
+            t.rows_in += p.rows_in;
+            t.rows_out += p.rows_out;
+            t.duplicates_removed += p.duplicates_removed;
+            t.late_files += p.late_files;
+            t.deleted += p.deleted;
+        }
+        t
+    }
+}
+
+/// Totals of a run: what `parquetrail compact` prints and the Lambda's compaction run answers.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Totals {
+    /// Partitions in scope.
+    pub partitions: usize,
+    pub compacted: usize,
+    pub already_compact: usize,
+    /// Would be compacted (dry run).
+    pub planned: usize,
+    /// Compacted meanwhile by another run, whose result stands.
+    pub lost_race: usize,
+    pub failed: usize,
+    /// Not started because the run was told to stop (an interrupt, the invocation's deadline).
+    pub not_started: usize,
+    /// Files and bytes of the partitions compacted (or, in a dry run, planned), before and after.
+    pub files_before: usize,
+    pub files_after: usize,
+    pub bytes_before: u64,
+    pub bytes_after: u64,
+    pub rows_in: u64,
+    pub rows_out: u64,
+    pub duplicates_removed: u64,
+    pub late_files: usize,
+    /// Replaced files deleted, in every partition looked at.
+    pub deleted: usize,
+}
+
+/// Where a run stands, told after each partition ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Partitions ended (compacted, already compact, lost, or failed).
+    pub done: usize,
+    pub failed: usize,
+    /// Partitions in scope.
+    pub total: usize,
+}
+
+/// How a run is steered from outside: when to stop starting partitions, and whom to tell how far
+/// it got. The default never stops and tells no one.
+pub struct Control<'a> {
+    go_on: Box<dyn Fn() -> bool + Send + Sync + 'a>,
+    progress: Box<dyn FnMut(Progress) + Send + 'a>,
+    must_exist: bool,
+}
+
+impl Default for Control<'_> {
+    fn default() -> Self {
+        Control { go_on: Box::new(|| true), progress: Box::new(|_| {}), must_exist: false }
+    }
+}
+
+impl std::fmt::Debug for Control<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Control").field("must_exist", &self.must_exist).finish_non_exhaustive()
+    }
+}
+
+impl<'a> Control<'a> {
+    /// Asked before each partition starts; once it says `false`, no more start (partitions in
+    /// flight finish: each is safe to stop anywhere, but finishing is cheaper than redoing) and the
+    /// rest are counted as not started.
+    pub fn go_on_while(mut self, go_on: impl Fn() -> bool + Send + Sync + 'a) -> Self {
+        self.go_on = Box::new(go_on);
+        self
+    }
+
+    /// Called after each partition ends.
+    pub fn on_progress(mut self, progress: impl FnMut(Progress) + Send + 'a) -> Self {
+        self.progress = Box::new(progress);
+        self
+    }
+
+    /// The partitions were named by the user: one that no manifest lists is a failure, not a
+    /// quiet "already compact".
+    pub fn must_exist(mut self, must_exist: bool) -> Self {
+        self.must_exist = must_exist;
+        self
     }
 }
 
@@ -199,24 +316,72 @@ impl Compactor {
     /// and the others go on.
     pub async fn run(&self, scope: &Scope) -> Result<Report, StorageError> {
         let partitions = self.partitions(scope).await?;
-        let mut report = Report::default();
-        let mut running = JoinSet::new();
+        Ok(self.schedule(partitions, Control::default()).await)
+    }
+
+    /// The one scheduler of compaction runs (the CLI's, the Lambda's, [`Compactor::run`]'s):
+    /// compacts `partitions`, `concurrency` at a time, while `control` lets it; a failed partition
+    /// is reported and the others go on.
+    pub async fn schedule(&self, partitions: Vec<(Dataset, String)>, mut control: Control<'_>) -> Report {
+        let mut report = Report { in_scope: partitions.len(), ..Report::default() };
         let mut queue = partitions.into_iter();
+        let mut running = JoinSet::new();
+        let mut names = std::collections::HashMap::new();
         loop {
-            while running.len() < self.settings.concurrency.max(1) {
+            while running.len() < self.settings.concurrency.max(1) && (control.go_on)() {
                 let Some((dataset, dir)) = queue.next() else { break };
                 let this = self.clone();
-                running.spawn(async move { (dir.clone(), this.partition(dataset, &dir).await) });
+                let must_exist = control.must_exist;
+                let handle = running.spawn({
+                    let dir = dir.clone();
+                    async move { this.existing_partition(dataset, &dir, must_exist).await }
+                });
+                names.insert(handle.id(), dir);
             }
-            let Some(done) = running.join_next().await else { break };
+            let Some(done) = running.join_next_with_id().await else { break };
             match done {
-                Ok((_, Ok(p))) => report.partitions.push(p),
-                Ok((partition, Err(e))) => report.failures.push(Failure { partition, error: e.message }),
-                Err(e) => report.failures.push(Failure { partition: "?".into(), error: e.to_string() }),
+                Ok((id, result)) => {
+                    let partition = names.remove(&id).unwrap_or_default();
+                    match result {
+                        Ok(p) => report.partitions.push(p),
+                        Err(error) => report.failures.push(Failure { partition, error }),
+                    }
+                }
+                Err(e) => {
+                    let partition = names.remove(&e.id()).unwrap_or_default();
+                    report.failures.push(Failure { partition, error: format!("the compaction task failed: {e}") });
+                }
+            }
+            (control.progress)(Progress {
+                done: report.partitions.len() + report.failures.len(),
+                failed: report.failures.len(),
+                total: report.in_scope,
+            });
+        }
+        report.not_started = queue.len();
+        report.partitions.sort_by(|a, b| a.partition.cmp(&b.partition));
+        report.failures.sort_by(|a, b| a.partition.cmp(&b.partition));
+        report
+    }
+
+    /// [`Compactor::partition`], refusing (with `must_exist`) a partition no manifest lists:
+    /// compacting it would quietly do nothing.
+    async fn existing_partition(
+        &self,
+        dataset: Dataset,
+        dir: &str,
+        must_exist: bool,
+    ) -> Result<PartitionReport, String> {
+        if must_exist {
+            let m = manifest::read(self.storage.as_ref(), &self.root, dir).await.map_err(|e| e.message)?;
+            if m.tag.is_none() {
+                return Err(format!(
+                    "no manifest ({}): no such partition, or its files are listed in no manifest",
+                    manifest::manifest_key(&self.root, dir)
+                ));
             }
         }
-        report.partitions.sort_by(|a, b| a.partition.cmp(&b.partition));
-        Ok(report)
+        self.partition(dataset, dir).await.map_err(|e| e.message)
     }
 
     /// Compacts one partition directory (`events/account=…/region=…/date=…`) and collects its

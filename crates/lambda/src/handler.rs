@@ -15,7 +15,7 @@
 //! `{"parquetrail":"compact"}`, sent by a schedule, compacts the archive ([`CompactRequest`]);
 //! `{"parquetrail":"insights"}` computes Insights over the archive ([`InsightsRequest`]).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -23,7 +23,7 @@ use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse};
 use chrono::{Days, NaiveDate, Utc};
 use parquetrail_core::compact::CompactOptions;
 use parquetrail_core::convert::{Dataset, Options};
-use parquetrail_ingest::compaction::{Compactor, Failure, Scope, Settings, Verdict};
+use parquetrail_ingest::compaction::{Compactor, Control, Failure, Scope, Settings, Totals};
 use parquetrail_ingest::ledger::{Entry, record_object, record_shaping};
 use parquetrail_ingest::listing::DatasetChoice;
 use parquetrail_ingest::notifications::{
@@ -34,7 +34,6 @@ use parquetrail_ingest::{IngestError, Location, Outcome, Pipeline, Storage, Stor
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
 
 use crate::config::{Config, parse_duration};
 use crate::metrics::InvocationMetrics;
@@ -350,23 +349,9 @@ async fn process_bounded(
 }
 
 fn add(m: &mut InvocationMetrics, o: &Outcome) {
-    m.objects += 1;
     match &o.result {
-        Err(_) => m.files_failed += 1,
-        Ok(r) => {
-            m.records_in += r.records;
-            m.rows_out += r.rows;
-            m.records_quarantined += r.quarantined;
-            m.records_filtered += r.filtered;
-            m.bytes_in += r.bytes_in;
-            m.bytes_out += r.outputs.iter().map(|x| x.bytes).sum::<u64>();
-            if r.failure.is_some() {
-                m.files_quarantined += 1;
-            }
-            if r.skipped.is_some() {
-                m.files_skipped += 1;
-            }
-        }
+        Err(_) => m.files.add_failed(),
+        Ok(r) => m.files.add(r),
     }
 }
 
@@ -597,27 +582,15 @@ fn safety_margin(time: Duration) -> Duration {
     (time / 4).min(SAFETY_MARGIN)
 }
 
-/// What a compaction run did: the invocation's response.
-#[derive(Debug, Clone, Default, Serialize)]
+/// What a compaction run did: the invocation's response (the same totals `parquetrail compact
+/// --json` prints; `not_started` partitions were left because the invocation ran short of time, and
+/// the next run does them).
+#[derive(Debug, Clone, Serialize)]
 pub struct CompactionSummary {
     /// The archive compacted.
     pub destination: String,
-    /// Partitions in scope.
-    pub partitions: usize,
-    pub compacted: usize,
-    pub already_compact: usize,
-    /// Compacted meanwhile by another run, whose result stands.
-    pub lost_race: usize,
-    /// Partitions not started because the invocation ran short of time: the next run does them.
-    pub remaining: usize,
-    /// Files and bytes of the compacted partitions, before and after.
-    pub files_before: usize,
-    pub files_after: usize,
-    pub bytes_before: u64,
-    pub bytes_after: u64,
-    pub duplicates_removed: u64,
-    /// Replaced files deleted (past their grace period), in every partition looked at.
-    pub deleted: usize,
+    #[serde(flatten)]
+    pub totals: Totals,
     /// Partitions that failed, with why; the others went on.
     pub failures: Vec<Failure>,
     pub seconds: f64,
@@ -656,71 +629,32 @@ async fn compact(app: &App, request: &CompactRequest, deadline: Option<SystemTim
         tracing::error!(destination = %config.destination, error = %e, "compaction: listing partitions failed");
         RetryableFailure(format!("compaction: listing the partitions of {}: {e}", config.destination))
     })?;
-    let mut summary = CompactionSummary {
-        destination: config.destination.to_string(),
-        partitions: partitions.len(),
-        ..Default::default()
+    let go_on = || match (deadline, margin) {
+        (Some(deadline), Some(margin)) => time_left(deadline) > margin,
+        _ => true,
     };
-    let mut queue = partitions.into_iter();
-    let mut running = JoinSet::new();
-    let mut names = HashMap::new();
-    loop {
-        while running.len() < config.compaction.concurrency {
-            if let (Some(deadline), Some(margin)) = (deadline, margin)
-                && time_left(deadline) <= margin
-            {
-                break;
-            }
-            let Some((dataset, dir)) = queue.next() else { break };
-            let this = compactor.clone();
-            let handle = running.spawn({
-                let dir = dir.clone();
-                async move { this.partition(dataset, &dir).await }
-            });
-            names.insert(handle.id(), dir);
-        }
-        let Some(done) = running.join_next_with_id().await else { break };
-        let (partition, result) = match done {
-            Ok((id, result)) => (names.remove(&id).unwrap_or_default(), result.map_err(|e| e.message)),
-            Err(e) => (names.remove(&e.id()).unwrap_or_default(), Err(format!("the compaction task failed: {e}"))),
-        };
-        match result {
-            Ok(p) => {
-                match p.verdict {
-                    Verdict::Compacted => {
-                        summary.compacted += 1;
-                        summary.files_before += p.files_before;
-                        summary.files_after += p.files_after;
-                        summary.bytes_before += p.bytes_before;
-                        summary.bytes_after += p.bytes_after;
-                        summary.duplicates_removed += p.duplicates_removed;
-                    }
-                    Verdict::AlreadyCompact | Verdict::Planned => summary.already_compact += 1,
-                    Verdict::LostRace => summary.lost_race += 1,
-                }
-                summary.deleted += p.deleted;
-            }
-            Err(error) => {
-                tracing::error!(partition = %partition, error = %error, "partition not compacted");
-                summary.failures.push(Failure { partition, error });
-            }
-        }
+    let report = compactor.schedule(partitions, Control::default().go_on_while(go_on)).await;
+    for f in &report.failures {
+        tracing::error!(partition = %f.partition, error = %f.error, "partition not compacted");
     }
-    summary.remaining = queue.len();
-    summary.failures.sort_by(|a, b| a.partition.cmp(&b.partition));
-    summary.seconds = started.elapsed().as_secs_f64();
-    if summary.remaining > 0 {
-        tracing::warn!(remaining = summary.remaining, "compaction: out of time; the next run carries on");
+    let summary = CompactionSummary {
+        destination: config.destination.to_string(),
+        totals: report.totals(),
+        failures: report.failures,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    if summary.totals.not_started > 0 {
+        tracing::warn!(not_started = summary.totals.not_started, "compaction: out of time; the next run carries on");
     }
     tracing::info!(
         destination = %summary.destination,
-        partitions = summary.partitions,
-        compacted = summary.compacted,
-        already_compact = summary.already_compact,
-        failed = summary.failures.len(),
-        remaining = summary.remaining,
-        deleted = summary.deleted,
-        duplicates_removed = summary.duplicates_removed,
+        partitions = summary.totals.partitions,
+        compacted = summary.totals.compacted,
+        already_compact = summary.totals.already_compact,
+        failed = summary.totals.failed,
+        not_started = summary.totals.not_started,
+        deleted = summary.totals.deleted,
+        duplicates_removed = summary.totals.duplicates_removed,
         "compaction run"
     );
     Ok(serde_json::to_value(&summary).expect("summaries serialize"))

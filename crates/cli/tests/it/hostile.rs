@@ -531,7 +531,7 @@ fn a_backfill_into_its_own_source_tree_does_not_read_the_archive_back() {
         reports.push(report);
     }
     assert_eq!(
-        (reports[0]["records"].as_u64(), reports[0]["rows"].as_u64(), reports[0]["quarantined_records"].as_u64()),
+        (reports[0]["records"].as_u64(), reports[0]["rows"].as_u64(), reports[0]["quarantined"].as_u64()),
         (Some(4), Some(3), Some(1)),
         "{}",
         reports[0]

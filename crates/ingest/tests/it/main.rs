@@ -2,4 +2,5 @@
 
 mod compaction;
 mod s3;
+mod scheduler;
 mod timeouts;

@@ -89,7 +89,7 @@ async fn scheduled_compaction_merges_a_partition_and_readers_see_each_record_onc
     let late = handle_with_deadline(&app, compact_event(), Some(SystemTime::now())).await.unwrap();
     let partitions = late["partitions"].as_u64().unwrap();
     assert!(partitions >= 2, "{late}");
-    assert_eq!((late["compacted"].as_u64(), late["remaining"].as_u64()), (Some(0), Some(partitions)), "{late}");
+    assert_eq!((late["compacted"].as_u64(), late["not_started"].as_u64()), (Some(0), Some(partitions)), "{late}");
     assert_eq!(late["failures"], json!([]));
     assert_eq!(w.manifest(PARTITION).await, small);
 
@@ -101,7 +101,7 @@ async fn scheduled_compaction_merges_a_partition_and_readers_see_each_record_onc
     let others = partitions - 1;
     assert_eq!(run["compacted"].as_u64(), Some(partitions), "{run}");
     assert_eq!(run["already_compact"].as_u64(), Some(0), "{run}");
-    assert_eq!((run["remaining"].as_u64(), run["failures"].clone()), (Some(0), json!([])), "{run}");
+    assert_eq!((run["not_started"].as_u64(), run["failures"].clone()), (Some(0), json!([])), "{run}");
     assert_eq!(
         (run["files_before"].as_u64(), run["files_after"].as_u64()),
         (Some(3 + others), Some(1 + others)),
@@ -178,7 +178,7 @@ async fn built_binary_compacts_on_schedule() {
     let answer = invoke(compact_event()).await.unwrap();
     let Invocation::Response(summary) = answer else { panic!("function error: {answer:?}") };
     assert_eq!(summary["compacted"], summary["partitions"], "every partition, lone deliveries too: {summary}");
-    assert_eq!((summary["remaining"].as_u64(), summary["failures"].clone()), (Some(0), json!([])), "{summary}");
+    assert_eq!((summary["not_started"].as_u64(), summary["failures"].clone()), (Some(0), json!([])), "{summary}");
     assert_eq!(summary["duplicates_removed"], 20, "{summary}");
     let listed = w.manifest(PARTITION).await;
     assert_eq!(listed.len(), 1);
