@@ -1,0 +1,72 @@
+//! DynamoDB item-level data events.
+
+use crate::json::{Json, push_u64};
+
+use super::{Call, Extra, resource};
+
+/// An item-level call (`GetItem`, `Query`, `BatchWriteItem`, …).
+pub(super) fn write_item(j: &mut Json, rng: &mut fastrand::Rng, c: &Call, x: &mut Extra) {
+    let t = c.target;
+    let key = |j: &mut Json, rng: &mut fastrand::Rng| {
+        j.obj("key");
+        j.kv_with("pk", |b| {
+            b.push_str(["ORDER#", "USER#", "SESSION#", "TENANT#"][t.k % 4]);
+            push_u64(b, rng.u64(1000..99_999));
+        });
+        if t.k.is_multiple_of(2) {
+            j.kv("sk", ["META", "ITEM#0001", "STATUS", "PROFILE"][rng.usize(0..4)]);
+        }
+        j.close();
+    };
+    j.obj("requestParameters");
+    match c.ev.name {
+        "BatchGetItem" | "BatchWriteItem" => {
+            j.obj("requestItems");
+            j.key(&t.name);
+            j.open();
+            j.arr("keys");
+            for _ in 0..rng.usize(1..6) {
+                j.open();
+                key(j, rng);
+                j.close();
+            }
+            j.close_arr();
+            j.close();
+            j.close();
+        }
+        "Query" => {
+            j.kv_raw("tableName", &t.name);
+            if rng.bool() {
+                j.kv("indexName", "gsi1");
+            }
+            j.kv("keyConditionExpression", "#pk = :pk AND begins_with(#sk, :sk)");
+            j.obj("expressionAttributeNames");
+            j.kv("#pk", "pk");
+            j.kv("#sk", "sk");
+            j.close();
+            j.kv_u64("limit", [25u64, 50, 100, 1000][rng.usize(0..4)]);
+            j.kv_bool("scanIndexForward", false);
+        }
+        "Scan" => {
+            j.kv_raw("tableName", &t.name);
+            j.kv_u64("limit", 1000);
+            j.kv("filterExpression", "attribute_exists(expiresAt) AND expiresAt < :now");
+        }
+        name => {
+            j.kv_raw("tableName", &t.name);
+            key(j, rng);
+            match name {
+                "PutItem" => j.kv("conditionExpression", "attribute_not_exists(pk)"),
+                "UpdateItem" => {
+                    j.kv("updateExpression", "SET #s = :s, updatedAt = :u ADD version :one");
+                    j.kv("returnValues", "ALL_NEW");
+                }
+                "GetItem" => j.kv_bool("consistentRead", rng.bool()),
+                _ => {}
+            }
+        }
+    }
+    j.close();
+    j.kv_null("responseElements");
+    resource(x, Some(c.ctx.account), "AWS::DynamoDB::Table", &t.arn);
+}
