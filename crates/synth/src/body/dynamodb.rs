@@ -2,37 +2,23 @@
 
 use crate::json::{Json, push_u64};
 
-use super::{Call, Extra, resource};
+use super::{Call, Extra, Target, resource};
 
 /// An item-level call (`GetItem`, `Query`, `BatchWriteItem`, …).
 pub(super) fn write_item(j: &mut Json, rng: &mut fastrand::Rng, c: &Call, x: &mut Extra) {
     let t = c.target;
-    let key = |j: &mut Json, rng: &mut fastrand::Rng| {
-        j.obj("key");
-        j.kv_with("pk", |b| {
-            b.push_str(["ORDER#", "USER#", "SESSION#", "TENANT#"][t.k % 4]);
-            push_u64(b, rng.u64(1000..99_999));
-        });
-        if t.k.is_multiple_of(2) {
-            j.kv("sk", ["META", "ITEM#0001", "STATUS", "PROFILE"][rng.usize(0..4)]);
-        }
-        j.close();
-    };
-    j.obj("requestParameters");
-    match c.ev.name {
+    j.object("requestParameters", |j| match c.ev.name {
         "BatchGetItem" | "BatchWriteItem" => {
-            j.obj("requestItems");
-            j.key(&t.name);
-            j.open();
-            j.arr("keys");
-            for _ in 0..rng.usize(1..6) {
-                j.open();
-                key(j, rng);
-                j.close();
-            }
-            j.close_arr();
-            j.close();
-            j.close();
+            j.object("requestItems", |j| {
+                j.key(&t.name);
+                j.element(|j| {
+                    j.array("keys", |j| {
+                        for _ in 0..rng.usize(1..6) {
+                            j.element(|j| key(j, rng, t));
+                        }
+                    });
+                });
+            });
         }
         "Query" => {
             j.kv_raw("tableName", &t.name);
@@ -40,10 +26,10 @@ pub(super) fn write_item(j: &mut Json, rng: &mut fastrand::Rng, c: &Call, x: &mu
                 j.kv("indexName", "gsi1");
             }
             j.kv("keyConditionExpression", "#pk = :pk AND begins_with(#sk, :sk)");
-            j.obj("expressionAttributeNames");
-            j.kv("#pk", "pk");
-            j.kv("#sk", "sk");
-            j.close();
+            j.object("expressionAttributeNames", |j| {
+                j.kv("#pk", "pk");
+                j.kv("#sk", "sk");
+            });
             j.kv_u64("limit", [25u64, 50, 100, 1000][rng.usize(0..4)]);
             j.kv_bool("scanIndexForward", false);
         }
@@ -54,7 +40,7 @@ pub(super) fn write_item(j: &mut Json, rng: &mut fastrand::Rng, c: &Call, x: &mu
         }
         name => {
             j.kv_raw("tableName", &t.name);
-            key(j, rng);
+            key(j, rng, t);
             match name {
                 "PutItem" => j.kv("conditionExpression", "attribute_not_exists(pk)"),
                 "UpdateItem" => {
@@ -65,8 +51,20 @@ pub(super) fn write_item(j: &mut Json, rng: &mut fastrand::Rng, c: &Call, x: &mu
                 _ => {}
             }
         }
-    }
-    j.close();
+    });
     j.kv_null("responseElements");
     resource(x, Some(c.ctx.account), "AWS::DynamoDB::Table", &t.arn);
+}
+
+/// `"key":{…}`: a partition key of the table's kind, and a sort key on half of the tables.
+fn key(j: &mut Json, rng: &mut fastrand::Rng, t: &Target) {
+    j.object("key", |j| {
+        j.kv_with("pk", |b| {
+            b.push_str(["ORDER#", "USER#", "SESSION#", "TENANT#"][t.k % 4]);
+            push_u64(b, rng.u64(1000..99_999));
+        });
+        if t.k.is_multiple_of(2) {
+            j.kv("sk", ["META", "ITEM#0001", "STATUS", "PROFILE"][rng.usize(0..4)]);
+        }
+    });
 }

@@ -1,203 +1,154 @@
 //! EC2 calls: instances, security groups, tags, spot prices.
 
-use crate::ids::{mix, mix2, push_hex, push_hex_from, push_uuid};
-use crate::json::{Json, push_u64};
+use crate::ids::{mix, mix2, push_hex, push_hex_from};
+use crate::json::Json;
 
-use super::{Call, Extra, arn, generic, tags};
+use super::{Call, Extra, arn, generic, hex_id, push_private_dns, push_private_ip, response, tags, uuid};
 
 /// EC2 bodies; calls without a hand-written one get the generic body.
 pub(super) fn write(j: &mut Json, rng: &mut fastrand::Rng, c: &Call, x: &mut Extra) {
-    let ev = c.ev;
-    match ev.name {
+    let name = c.ev.name;
+    let t = c.target;
+    match name {
         "DescribeInstances" => {
-            j.obj("requestParameters");
-            j.obj("instancesSet");
-            if rng.bool() {
-                j.arr("items");
-                for _ in 0..rng.usize(1..4) {
-                    j.open();
-                    j.kv_raw("instanceId", &c.target.name);
-                    j.close();
-                }
-                j.close_arr();
-            }
-            j.close();
-            j.obj("filterSet");
-            if rng.bool() {
-                j.arr("items");
-                j.open();
-                j.kv("name", "tag:Name");
-                j.obj("valueSet");
-                j.arr("items");
-                j.open();
-                j.kv("value", ["web-*", "batch-worker", "bastion"][rng.usize(0..3)]);
-                j.close();
-                j.close_arr();
-                j.close();
-                j.close();
-                j.open();
-                j.kv("name", "instance-state-name");
-                j.obj("valueSet");
-                j.arr("items");
-                j.open();
-                j.kv("value", "running");
-                j.close();
-                j.close_arr();
-                j.close();
-                j.close();
-                j.close_arr();
-            }
-            j.close();
-            j.close();
+            j.object("requestParameters", |j| {
+                j.object("instancesSet", |j| {
+                    if rng.bool() {
+                        j.array("items", |j| {
+                            for _ in 0..rng.usize(1..4) {
+                                j.element(|j| j.kv_raw("instanceId", &t.name));
+                            }
+                        });
+                    }
+                });
+                j.object("filterSet", |j| {
+                    if rng.bool() {
+                        j.array("items", |j| {
+                            filter(j, "tag:Name", ["web-*", "batch-worker", "bastion"][rng.usize(0..3)]);
+                            filter(j, "instance-state-name", "running");
+                        });
+                    }
+                });
+            });
             j.kv_null("responseElements");
         }
         "RunInstances" => run_instances(j, rng, c, x),
         "AuthorizeSecurityGroupIngress" | "RevokeSecurityGroupIngress" => {
             let port = [443u64, 22, 5432, 8080, 3389][rng.usize(0..5)];
-            j.obj("requestParameters");
-            j.kv_raw("groupId", &c.target.name);
-            j.obj("ipPermissions");
-            j.arr("items");
-            j.open();
-            j.kv("ipProtocol", "tcp");
-            j.kv_u64("fromPort", port);
-            j.kv_u64("toPort", port);
-            j.kv_empty_obj("groups");
-            j.obj("ipRanges");
-            j.arr("items");
-            j.open();
-            j.kv("cidrIp", if port == 443 { "0.0.0.0/0" } else { "10.0.0.0/8" });
-            j.kv_raw("description", "Allow \\\"internal\\\" traffic\\n(ticket SEC-1142)");
-            j.close();
-            j.close_arr();
-            j.close();
-            j.kv_empty_obj("ipv6Ranges");
-            j.kv_empty_obj("prefixListIds");
-            j.close();
-            j.close_arr();
-            j.close();
-            j.close();
-            if c.error {
-                j.kv_null("responseElements");
-            } else {
-                j.obj("responseElements");
-                j.kv_with("requestId", |b| push_uuid(b, rng));
-                j.kv_bool("_return", true);
-                j.obj("securityGroupRuleSet");
-                j.arr("items");
-                j.open();
-                j.kv("groupOwnerId", c.ctx.account);
-                j.kv_raw("groupId", &c.target.name);
-                j.kv_with("securityGroupRuleId", |b| {
-                    b.push_str("sgr-0");
-                    push_hex(b, rng, 16);
+            let cidr = if port == 443 { "0.0.0.0/0" } else { "10.0.0.0/8" };
+            j.object("requestParameters", |j| {
+                j.kv_raw("groupId", &t.name);
+                item(j, "ipPermissions", |j| {
+                    j.kv("ipProtocol", "tcp");
+                    j.kv_u64("fromPort", port);
+                    j.kv_u64("toPort", port);
+                    j.kv_empty_obj("groups");
+                    item(j, "ipRanges", |j| {
+                        j.kv("cidrIp", cidr);
+                        j.kv_raw("description", "Allow \\\"internal\\\" traffic\\n(ticket SEC-1142)");
+                    });
+                    j.kv_empty_obj("ipv6Ranges");
+                    j.kv_empty_obj("prefixListIds");
                 });
-                j.kv_bool("isEgress", false);
-                j.kv("ipProtocol", "tcp");
-                j.kv_u64("fromPort", port);
-                j.kv_u64("toPort", port);
-                j.kv("cidrIpv4", if port == 443 { "0.0.0.0/0" } else { "10.0.0.0/8" });
-                j.close();
-                j.close_arr();
-                j.close();
-                j.close();
-            }
+            });
+            response(j, c, |j| {
+                uuid(j, rng, "requestId");
+                j.kv_bool("_return", true);
+                item(j, "securityGroupRuleSet", |j| {
+                    j.kv("groupOwnerId", c.ctx.account);
+                    j.kv_raw("groupId", &t.name);
+                    hex_id(j, rng, "securityGroupRuleId", "sgr-0", 16);
+                    j.kv_bool("isEgress", false);
+                    j.kv("ipProtocol", "tcp");
+                    j.kv_u64("fromPort", port);
+                    j.kv_u64("toPort", port);
+                    j.kv("cidrIpv4", cidr);
+                });
+            });
         }
         "CreateTags" => {
-            j.obj("requestParameters");
-            j.obj("resourcesSet");
-            j.arr("items");
-            j.open();
-            j.kv_raw("resourceId", &c.target.name);
-            j.close();
-            j.close_arr();
-            j.close();
-            ec2_tags(j, rng);
-            j.close();
-            ec2_return(j, rng, c);
+            j.object("requestParameters", |j| {
+                item(j, "resourcesSet", |j| j.kv_raw("resourceId", &t.name));
+                tag_set(j, rng);
+            });
+            response(j, c, |j| {
+                uuid(j, rng, "requestId");
+                j.kv_bool("_return", true);
+            });
         }
         "DescribeSpotPriceHistory" => {
-            j.obj("requestParameters");
-            j.kv_u64("startTime", (c.ctx.event_secs as u64 - 3600) * 1000);
-            j.obj("instanceTypeSet");
-            j.arr("items");
-            for t in ["c7g.xlarge", "m7g.large", "r6i.2xlarge"].iter().take(rng.usize(1..4)) {
-                j.open();
-                j.kv("instanceType", t);
-                j.close();
-            }
-            j.close_arr();
-            j.close();
-            j.obj("productDescriptionSet");
-            j.arr("items");
-            j.open();
-            j.kv("productDescription", "Linux/UNIX");
-            j.close();
-            j.close_arr();
-            j.close();
-            j.close();
+            j.object("requestParameters", |j| {
+                j.kv_u64("startTime", (c.ctx.event_secs as u64 - 3600) * 1000);
+                items(j, "instanceTypeSet", |j| {
+                    for ty in ["c7g.xlarge", "m7g.large", "r6i.2xlarge"].iter().take(rng.usize(1..4)) {
+                        j.element(|j| j.kv("instanceType", ty));
+                    }
+                });
+                item(j, "productDescriptionSet", |j| j.kv("productDescription", "Linux/UNIX"));
+            });
             j.kv_null("responseElements");
         }
         "StartInstances" | "StopInstances" | "TerminateInstances" => {
-            j.obj("requestParameters");
-            j.obj("instancesSet");
-            j.arr("items");
-            j.open();
-            j.kv_raw("instanceId", &c.target.name);
-            j.close();
-            j.close_arr();
-            j.close();
-            if ev.name == "StopInstances" {
-                j.kv_bool("force", false);
-            }
-            j.close();
-            if c.error {
-                j.kv_null("responseElements");
-            } else {
-                let (cur, code, prev, pcode) = match ev.name {
-                    "StartInstances" => ("pending", 0, "stopped", 80),
-                    "StopInstances" => ("stopping", 64, "running", 16),
-                    _ => ("shutting-down", 32, "running", 16),
-                };
-                j.obj("responseElements");
-                j.kv_with("requestId", |b| push_uuid(b, rng));
-                j.obj("instancesSet");
-                j.arr("items");
-                j.open();
-                j.kv_raw("instanceId", &c.target.name);
-                j.obj("currentState");
-                j.kv_u64("code", code);
-                j.kv("name", cur);
-                j.close();
-                j.obj("previousState");
-                j.kv_u64("code", pcode);
-                j.kv("name", prev);
-                j.close();
-                j.close();
-                j.close_arr();
-                j.close();
-                j.close();
-            }
+            j.object("requestParameters", |j| {
+                item(j, "instancesSet", |j| j.kv_raw("instanceId", &t.name));
+                if name == "StopInstances" {
+                    j.kv_bool("force", false);
+                }
+            });
+            let (cur, code, prev, pcode) = match name {
+                "StartInstances" => ("pending", 0, "stopped", 80),
+                "StopInstances" => ("stopping", 64, "running", 16),
+                _ => ("shutting-down", 32, "running", 16),
+            };
+            response(j, c, |j| {
+                uuid(j, rng, "requestId");
+                item(j, "instancesSet", |j| {
+                    j.kv_raw("instanceId", &t.name);
+                    state(j, "currentState", code, cur);
+                    state(j, "previousState", pcode, prev);
+                });
+            });
         }
         _ => generic::write(j, rng, c, x),
     }
 }
 
-fn ec2_tags(j: &mut Json, rng: &mut fastrand::Rng) {
-    j.obj("tagSet");
-    tags(j, rng, "items", "key", "value");
-    j.close();
+/// EC2's list shape: `"k":{"items":[…]}` with the elements `f` writes.
+fn items(j: &mut Json, k: &str, f: impl FnOnce(&mut Json)) {
+    j.object(k, |j| j.array("items", f));
 }
 
-fn ec2_return(j: &mut Json, rng: &mut fastrand::Rng, c: &Call) {
-    if c.error {
-        j.kv_null("responseElements");
-    } else {
-        j.obj("responseElements");
-        j.kv_with("requestId", |b| push_uuid(b, rng));
-        j.kv_bool("_return", true);
-        j.close();
-    }
+/// A list of one: `"k":{"items":[{…}]}` with the members `f` writes.
+fn item(j: &mut Json, k: &str, f: impl FnOnce(&mut Json)) {
+    items(j, k, |j| j.element(f));
+}
+
+/// A `filterSet` element with one value.
+fn filter(j: &mut Json, name: &str, value: &str) {
+    j.element(|j| {
+        j.kv("name", name);
+        item(j, "valueSet", |j| j.kv("value", value));
+    });
+}
+
+/// `"k":{"code":…,"name":…}`, an instance state.
+fn state(j: &mut Json, k: &str, code: u64, name: &str) {
+    j.object(k, |j| {
+        j.kv_u64("code", code);
+        j.kv("name", name);
+    });
+}
+
+fn tag_set(j: &mut Json, rng: &mut fastrand::Rng) {
+    j.object("tagSet", |j| tags(j, rng, "items", "key", "value"));
+}
+
+/// `"k":"<prefix><16 hex digits of seed>"`: an id that stays the same across calls.
+fn seeded_id(j: &mut Json, k: &str, prefix: &str, seed: u64) {
+    j.kv_with(k, |b| {
+        b.push_str(prefix);
+        push_hex_from(b, seed, 16);
+    });
 }
 
 fn run_instances(j: &mut Json, rng: &mut fastrand::Rng, c: &Call, x: &mut Extra) {
@@ -205,189 +156,117 @@ fn run_instances(j: &mut Json, rng: &mut fastrand::Rng, c: &Call, x: &mut Extra)
     let itype = ["m7g.large", "c7g.xlarge", "t3.micro", "r6i.2xlarge", "g5.xlarge"][rng.usize(0..5)];
     let az = (b'a' + rng.u8(0..3)) as char;
     let ami_seed = mix2(c.ctx.account_hash, 0xA31);
-    j.obj("requestParameters");
-    j.obj("instancesSet");
-    j.arr("items");
-    j.open();
-    j.kv_with("imageId", |b| {
-        b.push_str("ami-0");
-        push_hex_from(b, ami_seed, 16);
-    });
-    j.kv_u64("minCount", count);
-    j.kv_u64("maxCount", count);
-    j.close();
-    j.close_arr();
-    j.close();
-    j.kv("instanceType", itype);
-    j.kv_empty_obj("blockDeviceMapping");
-    j.obj("monitoring");
-    j.kv_bool("enabled", false);
-    j.close();
-    j.kv_bool("disableApiTermination", false);
-    j.kv_bool("disableApiStop", false);
-    j.kv_with("clientToken", |b| push_uuid(b, rng));
-    j.obj("tagSpecificationSet");
-    j.arr("items");
-    j.open();
-    j.kv("resourceType", "instance");
-    tags(j, rng, "tags", "key", "value");
-    j.close();
-    j.close_arr();
-    j.close();
-    j.obj("launchTemplate");
-    j.kv_with("launchTemplateId", |b| {
-        b.push_str("lt-0");
-        push_hex_from(b, mix(ami_seed), 16);
-    });
-    j.kv("version", "$Latest");
-    j.close();
-    j.close();
-    if c.error {
-        j.kv_null("responseElements");
-        return;
-    }
-    let vpc = mix2(c.ctx.account_hash, 0x7BC);
-    j.obj("responseElements");
-    j.kv_with("requestId", |b| push_uuid(b, rng));
-    j.kv_with("reservationId", |b| {
-        b.push_str("r-0");
-        push_hex(b, rng, 16);
-    });
-    j.kv("ownerId", c.ctx.account);
-    j.kv_empty_obj("groupSet");
-    j.obj("instancesSet");
-    j.arr("items");
-    for i in 0..count {
-        let mut id = String::with_capacity(19);
-        id.push_str("i-0");
-        push_hex(&mut id, rng, 16);
-        let ip = rng.u32(..);
-        j.open();
-        j.kv("instanceId", &id);
-        j.kv_with("imageId", |b| {
-            b.push_str("ami-0");
-            push_hex_from(b, ami_seed, 16);
+    j.object("requestParameters", |j| {
+        item(j, "instancesSet", |j| {
+            seeded_id(j, "imageId", "ami-0", ami_seed);
+            j.kv_u64("minCount", count);
+            j.kv_u64("maxCount", count);
         });
-        j.kv("currentInstanceBootMode", "uefi");
-        j.obj("instanceState");
-        j.kv_u64("code", 0);
-        j.kv("name", "pending");
-        j.close();
-        j.kv_with("privateDnsName", |b| {
-            b.push_str("ip-10-0-");
-            push_u64(b, (ip & 0xFF) as u64);
-            b.push('-');
-            push_u64(b, (ip >> 8 & 0xFF) as u64);
-            b.push_str(".ec2.internal");
-        });
-        j.kv_u64("amiLaunchIndex", i);
-        j.kv_empty_obj("productCodes");
         j.kv("instanceType", itype);
-        j.kv_u64("launchTime", c.ctx.event_secs as u64 * 1000);
-        j.obj("placement");
-        j.kv_with("availabilityZone", |b| {
-            b.push_str(c.ctx.region);
-            b.push(az);
-        });
-        j.kv("tenancy", "default");
-        j.close();
-        j.obj("monitoring");
-        j.kv("state", "disabled");
-        j.close();
-        j.kv_with("subnetId", |b| {
-            b.push_str("subnet-0");
-            push_hex_from(b, mix(vpc ^ az as u64), 16);
-        });
-        j.kv_with("vpcId", |b| {
-            b.push_str("vpc-0");
-            push_hex_from(b, vpc, 16);
-        });
-        j.kv_with("privateIpAddress", |b| {
-            b.push_str("10.0.");
-            push_u64(b, (ip & 0xFF) as u64);
-            b.push('.');
-            push_u64(b, (ip >> 8 & 0xFF) as u64);
-        });
-        j.obj("stateReason");
-        j.kv("code", "pending");
-        j.kv("message", "pending");
-        j.close();
-        j.kv("architecture", if itype.contains('g') && !itype.starts_with('g') { "arm64" } else { "x86_64" });
-        j.kv("rootDeviceType", "ebs");
-        j.kv("rootDeviceName", "/dev/xvda");
         j.kv_empty_obj("blockDeviceMapping");
-        j.kv("virtualizationType", "hvm");
-        j.kv("hypervisor", "xen");
-        ec2_tags(j, rng);
-        j.obj("groupSet");
-        j.arr("items");
-        j.open();
-        j.kv_with("groupId", |b| {
-            b.push_str("sg-0");
-            push_hex_from(b, mix(vpc ^ 0x56), 16);
+        j.object("monitoring", |j| j.kv_bool("enabled", false));
+        j.kv_bool("disableApiTermination", false);
+        j.kv_bool("disableApiStop", false);
+        uuid(j, rng, "clientToken");
+        item(j, "tagSpecificationSet", |j| {
+            j.kv("resourceType", "instance");
+            tags(j, rng, "tags", "key", "value");
         });
-        j.kv("groupName", "default");
-        j.close();
-        j.close_arr();
-        j.close();
-        j.kv_bool("sourceDestCheck", true);
-        j.obj("networkInterfaceSet");
-        j.arr("items");
-        j.open();
-        j.kv_with("networkInterfaceId", |b| {
-            b.push_str("eni-0");
-            push_hex(b, rng, 16);
+        j.object("launchTemplate", |j| {
+            seeded_id(j, "launchTemplateId", "lt-0", mix(ami_seed));
+            j.kv("version", "$Latest");
         });
-        j.kv("status", "in-use");
+    });
+    let vpc = mix2(c.ctx.account_hash, 0x7BC);
+    response(j, c, |j| {
+        uuid(j, rng, "requestId");
+        hex_id(j, rng, "reservationId", "r-0", 16);
         j.kv("ownerId", c.ctx.account);
-        j.kv("interfaceType", "interface");
-        j.kv_bool("sourceDestCheck", true);
-        j.obj("attachment");
-        j.kv_with("attachmentId", |b| {
-            b.push_str("eni-attach-0");
-            push_hex(b, rng, 16);
+        j.kv_empty_obj("groupSet");
+        items(j, "instancesSet", |j| {
+            for i in 0..count {
+                let mut id = String::with_capacity(19);
+                id.push_str("i-0");
+                push_hex(&mut id, rng, 16);
+                let ip = rng.u32(..);
+                j.element(|j| {
+                    j.kv("instanceId", &id);
+                    seeded_id(j, "imageId", "ami-0", ami_seed);
+                    j.kv("currentInstanceBootMode", "uefi");
+                    state(j, "instanceState", 0, "pending");
+                    j.kv_with("privateDnsName", |b| push_private_dns(b, ip));
+                    j.kv_u64("amiLaunchIndex", i);
+                    j.kv_empty_obj("productCodes");
+                    j.kv("instanceType", itype);
+                    j.kv_u64("launchTime", c.ctx.event_secs as u64 * 1000);
+                    j.object("placement", |j| {
+                        j.kv_with("availabilityZone", |b| {
+                            b.push_str(c.ctx.region);
+                            b.push(az);
+                        });
+                        j.kv("tenancy", "default");
+                    });
+                    j.object("monitoring", |j| j.kv("state", "disabled"));
+                    seeded_id(j, "subnetId", "subnet-0", mix(vpc ^ az as u64));
+                    seeded_id(j, "vpcId", "vpc-0", vpc);
+                    j.kv_with("privateIpAddress", |b| push_private_ip(b, ip));
+                    j.object("stateReason", |j| {
+                        j.kv("code", "pending");
+                        j.kv("message", "pending");
+                    });
+                    let arm = itype.contains('g') && !itype.starts_with('g');
+                    j.kv("architecture", if arm { "arm64" } else { "x86_64" });
+                    j.kv("rootDeviceType", "ebs");
+                    j.kv("rootDeviceName", "/dev/xvda");
+                    j.kv_empty_obj("blockDeviceMapping");
+                    j.kv("virtualizationType", "hvm");
+                    j.kv("hypervisor", "xen");
+                    tag_set(j, rng);
+                    item(j, "groupSet", |j| {
+                        seeded_id(j, "groupId", "sg-0", mix(vpc ^ 0x56));
+                        j.kv("groupName", "default");
+                    });
+                    j.kv_bool("sourceDestCheck", true);
+                    item(j, "networkInterfaceSet", |j| {
+                        hex_id(j, rng, "networkInterfaceId", "eni-0", 16);
+                        j.kv("status", "in-use");
+                        j.kv("ownerId", c.ctx.account);
+                        j.kv("interfaceType", "interface");
+                        j.kv_bool("sourceDestCheck", true);
+                        j.object("attachment", |j| {
+                            hex_id(j, rng, "attachmentId", "eni-attach-0", 16);
+                            j.kv_u64("deviceIndex", 0);
+                            j.kv_u64("networkCardIndex", 0);
+                            j.kv("status", "attaching");
+                            j.kv_u64("attachTime", c.ctx.event_secs as u64 * 1000);
+                            j.kv_bool("deleteOnTermination", true);
+                        });
+                    });
+                    j.kv_bool("ebsOptimized", true);
+                    j.kv_bool("enaSupport", true);
+                    j.object("cpuOptions", |j| {
+                        j.kv_u64("coreCount", 2);
+                        j.kv_u64("threadsPerCore", 1);
+                    });
+                    j.object("capacityReservationSpecification", |j| j.kv("capacityReservationPreference", "open"));
+                    j.object("enclaveOptions", |j| j.kv_bool("enabled", false));
+                    j.object("metadataOptions", |j| {
+                        j.kv("state", "pending");
+                        j.kv("httpTokens", "required");
+                        j.kv_u64("httpPutResponseHopLimit", 2);
+                        j.kv("httpEndpoint", "enabled");
+                        j.kv("httpProtocolIpv4", "enabled");
+                        j.kv("httpProtocolIpv6", "disabled");
+                        j.kv("instanceMetadataTags", "disabled");
+                    });
+                    j.object("maintenanceOptions", |j| j.kv("autoRecovery", "default"));
+                });
+                x.resources.element(|r| {
+                    r.kv("accountId", c.ctx.account);
+                    r.kv("type", "AWS::EC2::Instance");
+                    r.kv_with("ARN", |b| arn(b, "ec2", c.ctx.region, c.ctx.account, "instance/", &id));
+                });
+            }
         });
-        j.kv_u64("deviceIndex", 0);
-        j.kv_u64("networkCardIndex", 0);
-        j.kv("status", "attaching");
-        j.kv_u64("attachTime", c.ctx.event_secs as u64 * 1000);
-        j.kv_bool("deleteOnTermination", true);
-        j.close();
-        j.close();
-        j.close_arr();
-        j.close();
-        j.kv_bool("ebsOptimized", true);
-        j.kv_bool("enaSupport", true);
-        j.obj("cpuOptions");
-        j.kv_u64("coreCount", 2);
-        j.kv_u64("threadsPerCore", 1);
-        j.close();
-        j.obj("capacityReservationSpecification");
-        j.kv("capacityReservationPreference", "open");
-        j.close();
-        j.obj("enclaveOptions");
-        j.kv_bool("enabled", false);
-        j.close();
-        j.obj("metadataOptions");
-        j.kv("state", "pending");
-        j.kv("httpTokens", "required");
-        j.kv_u64("httpPutResponseHopLimit", 2);
-        j.kv("httpEndpoint", "enabled");
-        j.kv("httpProtocolIpv4", "enabled");
-        j.kv("httpProtocolIpv6", "disabled");
-        j.kv("instanceMetadataTags", "disabled");
-        j.close();
-        j.obj("maintenanceOptions");
-        j.kv("autoRecovery", "default");
-        j.close();
-        j.close();
-        x.resources.open();
-        x.resources.kv("accountId", c.ctx.account);
-        x.resources.kv("type", "AWS::EC2::Instance");
-        x.resources.kv_with("ARN", |b| arn(b, "ec2", c.ctx.region, c.ctx.account, "instance/", &id));
-        x.resources.close();
-    }
-    j.close_arr();
-    j.close();
-    j.close();
+    });
 }

@@ -3,7 +3,7 @@
 use crate::ids::push_upper;
 use crate::json::{Json, push_u64};
 
-use super::{Call, Extra, generic, java_date, resource, tags};
+use super::{Call, Extra, generic, java_date, resource, response, tags};
 
 /// The JSON-string-encoded policy documents IAM logs (escapes: `\"`, `\n`).
 const TRUST_POLICY: &str = "{\\n  \\\"Version\\\": \\\"2012-10-17\\\",\\n  \\\"Statement\\\": [\\n    {\\n      \\\"Effect\\\": \\\"Allow\\\",\\n      \\\"Principal\\\": {\\n        \\\"Service\\\": \\\"lambda.amazonaws.com\\\"\\n      },\\n      \\\"Action\\\": \\\"sts:AssumeRole\\\"\\n    }\\n  ]\\n}";
@@ -14,156 +14,115 @@ const TRUST_POLICY_URLENC: &str = "%7B%22Version%22%3A%222012-10-17%22%2C%22Stat
 /// IAM bodies; every single-resource write lists its role, user or policy.
 pub(super) fn write(j: &mut Json, rng: &mut fastrand::Rng, c: &Call, x: &mut Extra) {
     let t = c.target;
-    let ok = !c.error;
-    match c.ev.name {
+    let name = c.ev.name;
+    let created = c.ctx.event_secs;
+    match name {
         "CreateRole" => {
-            j.obj("requestParameters");
-            j.kv_raw("roleName", &t.name);
-            j.kv_raw("description", "Execution role for \\\"orders-api\\\"\\nOwner: platform-team");
-            j.kv_raw("assumeRolePolicyDocument", TRUST_POLICY);
-            j.kv_u64("maxSessionDuration", 3600);
-            tags(j, rng, "tags", "key", "value");
-            j.close();
-            if ok {
-                j.obj("responseElements");
-                j.obj("role");
-                j.kv("path", "/");
+            j.object("requestParameters", |j| {
                 j.kv_raw("roleName", &t.name);
-                j.kv_with("roleId", |b| {
-                    b.push_str("AROA");
-                    push_upper(b, rng, 17);
-                });
-                j.kv_raw("arn", &t.arn);
-                java_date(j, "createDate", c.ctx.event_secs);
+                j.kv_raw("description", "Execution role for \\\"orders-api\\\"\\nOwner: platform-team");
+                j.kv_raw("assumeRolePolicyDocument", TRUST_POLICY);
+                j.kv_u64("maxSessionDuration", 3600);
+                tags(j, rng, "tags", "key", "value");
+            });
+            new_entity(j, rng, c, ["role", "roleName", "roleId", "AROA"], |j| {
                 j.kv_raw("assumeRolePolicyDocument", TRUST_POLICY_URLENC);
                 j.kv_u64("maxSessionDuration", 3600);
-                j.close();
-                j.close();
-            } else {
-                j.kv_null("responseElements");
-            }
+            });
         }
         "AttachRolePolicy" | "DetachRolePolicy" | "AttachUserPolicy" => {
-            j.obj("requestParameters");
-            j.kv_raw(if c.ev.name == "AttachUserPolicy" { "userName" } else { "roleName" }, &t.name);
-            j.kv(
-                "policyArn",
-                [
-                    "arn:aws:iam::aws:policy/ReadOnlyAccess",
-                    "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
-                    "arn:aws:iam::aws:policy/AmazonS3FullAccess",
-                    "arn:aws:iam::aws:policy/AdministratorAccess",
-                ][rng.usize(0..4)],
-            );
-            j.close();
+            j.object("requestParameters", |j| {
+                j.kv_raw(if name == "AttachUserPolicy" { "userName" } else { "roleName" }, &t.name);
+                j.kv(
+                    "policyArn",
+                    [
+                        "arn:aws:iam::aws:policy/ReadOnlyAccess",
+                        "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
+                        "arn:aws:iam::aws:policy/AmazonS3FullAccess",
+                        "arn:aws:iam::aws:policy/AdministratorAccess",
+                    ][rng.usize(0..4)],
+                );
+            });
             j.kv_null("responseElements");
         }
         "PutRolePolicy" | "CreatePolicy" | "CreatePolicyVersion" => {
-            j.obj("requestParameters");
-            match c.ev.name {
-                "PutRolePolicy" => {
-                    j.kv_raw("roleName", &t.name);
-                    j.kv("policyName", "inline-orders-read");
+            j.object("requestParameters", |j| {
+                match name {
+                    "PutRolePolicy" => {
+                        j.kv_raw("roleName", &t.name);
+                        j.kv("policyName", "inline-orders-read");
+                    }
+                    "CreatePolicy" => {
+                        j.kv_raw("policyName", &t.name);
+                        j.kv("description", "Least-privilege read access to orders tables");
+                    }
+                    _ => {
+                        j.kv_raw("policyArn", &t.arn);
+                        j.kv_bool("setAsDefault", true);
+                    }
                 }
-                "CreatePolicy" => {
-                    j.kv_raw("policyName", &t.name);
-                    j.kv("description", "Least-privilege read access to orders tables");
-                }
-                _ => {
-                    j.kv_raw("policyArn", &t.arn);
-                    j.kv_bool("setAsDefault", true);
-                }
-            }
-            j.kv_raw("policyDocument", PERMISSION_POLICY);
-            j.close();
-            if ok && c.ev.name == "CreatePolicy" {
-                j.obj("responseElements");
-                j.obj("policy");
-                j.kv_raw("policyName", &t.name);
-                j.kv_with("policyId", |b| {
-                    b.push_str("ANPA");
-                    push_upper(b, rng, 17);
-                });
-                j.kv_raw("arn", &t.arn);
-                j.kv("path", "/");
-                j.kv("defaultVersionId", "v1");
-                j.kv_u64("attachmentCount", 0);
-                j.kv_u64("permissionsBoundaryUsageCount", 0);
-                j.kv_bool("isAttachable", true);
-                java_date(j, "createDate", c.ctx.event_secs);
-                java_date(j, "updateDate", c.ctx.event_secs);
-                j.close();
-                j.close();
-            } else if ok && c.ev.name == "CreatePolicyVersion" {
-                j.obj("responseElements");
-                j.obj("policyVersion");
-                j.kv_with("versionId", |b| {
-                    b.push('v');
-                    push_u64(b, rng.u64(2..6));
-                });
-                j.kv_bool("isDefaultVersion", true);
-                java_date(j, "createDate", c.ctx.event_secs);
-                j.close();
-                j.close();
-            } else {
-                j.kv_null("responseElements");
+                j.kv_raw("policyDocument", PERMISSION_POLICY);
+            });
+            match name {
+                "CreatePolicy" => response(j, c, |j| {
+                    j.object("policy", |j| {
+                        j.kv_raw("policyName", &t.name);
+                        upper_id(j, rng, "policyId", "ANPA", 17);
+                        j.kv_raw("arn", &t.arn);
+                        j.kv("path", "/");
+                        j.kv("defaultVersionId", "v1");
+                        j.kv_u64("attachmentCount", 0);
+                        j.kv_u64("permissionsBoundaryUsageCount", 0);
+                        j.kv_bool("isAttachable", true);
+                        java_date(j, "createDate", created);
+                        java_date(j, "updateDate", created);
+                    });
+                }),
+                "CreatePolicyVersion" => response(j, c, |j| {
+                    j.object("policyVersion", |j| {
+                        j.kv_with("versionId", |b| {
+                            b.push('v');
+                            push_u64(b, rng.u64(2..6));
+                        });
+                        j.kv_bool("isDefaultVersion", true);
+                        java_date(j, "createDate", created);
+                    });
+                }),
+                _ => j.kv_null("responseElements"),
             }
         }
         "CreateAccessKey" | "UpdateAccessKey" | "DeleteAccessKey" => {
-            j.obj("requestParameters");
-            j.kv_raw("userName", &t.name);
-            if c.ev.name != "CreateAccessKey" {
-                j.kv_with("accessKeyId", |b| {
-                    b.push_str("AKIA");
-                    push_upper(b, rng, 16);
-                });
-            }
-            if c.ev.name == "UpdateAccessKey" {
-                j.kv("status", "Inactive");
-            }
-            j.close();
-            if ok && c.ev.name == "CreateAccessKey" {
-                j.obj("responseElements");
-                j.obj("accessKey");
-                j.kv_with("accessKeyId", |b| {
-                    b.push_str("AKIA");
-                    push_upper(b, rng, 16);
-                });
-                j.kv("status", "Active");
+            j.object("requestParameters", |j| {
                 j.kv_raw("userName", &t.name);
-                java_date(j, "createDate", c.ctx.event_secs);
-                j.close();
-                j.close();
+                if name != "CreateAccessKey" {
+                    upper_id(j, rng, "accessKeyId", "AKIA", 16);
+                }
+                if name == "UpdateAccessKey" {
+                    j.kv("status", "Inactive");
+                }
+            });
+            if name == "CreateAccessKey" {
+                response(j, c, |j| {
+                    j.object("accessKey", |j| {
+                        upper_id(j, rng, "accessKeyId", "AKIA", 16);
+                        j.kv("status", "Active");
+                        j.kv_raw("userName", &t.name);
+                        java_date(j, "createDate", created);
+                    });
+                });
             } else {
                 j.kv_null("responseElements");
             }
         }
         "CreateUser" => {
-            j.obj("requestParameters");
-            j.kv_raw("userName", &t.name);
-            tags(j, rng, "tags", "key", "value");
-            j.close();
-            if ok {
-                j.obj("responseElements");
-                j.obj("user");
-                j.kv("path", "/");
+            j.object("requestParameters", |j| {
                 j.kv_raw("userName", &t.name);
-                j.kv_with("userId", |b| {
-                    b.push_str("AIDA");
-                    push_upper(b, rng, 17);
-                });
-                j.kv_raw("arn", &t.arn);
-                java_date(j, "createDate", c.ctx.event_secs);
-                j.close();
-                j.close();
-            } else {
-                j.kv_null("responseElements");
-            }
+                tags(j, rng, "tags", "key", "value");
+            });
+            new_entity(j, rng, c, ["user", "userName", "userId", "AIDA"], |_| {});
         }
         "PassRole" => {
-            j.obj("requestParameters");
-            j.kv_raw("roleArn", &t.arn);
-            j.close();
+            j.object("requestParameters", |j| j.kv_raw("roleArn", &t.arn));
             j.kv_null("responseElements");
         }
         _ => generic::write(j, rng, c, x),
@@ -180,4 +139,28 @@ pub(super) fn write(j: &mut Json, rng: &mut fastrand::Rng, c: &Call, x: &mut Ext
             resource(x, Some(c.ctx.account), ty, &t.arn);
         }
     }
+}
+
+/// `"k":"<prefix><n random upper-case characters>"`, IAM's unique ids (`AROA…`, `AKIA…`).
+fn upper_id(j: &mut Json, rng: &mut fastrand::Rng, k: &str, prefix: &str, n: usize) {
+    j.kv_with(k, |b| {
+        b.push_str(prefix);
+        push_upper(b, rng, n);
+    });
+}
+
+/// The `role` or `user` IAM returns when it creates one: `[object, name key, id key, id
+/// prefix]` name the members; `rest` writes the members after `createDate`.
+fn new_entity(j: &mut Json, rng: &mut fastrand::Rng, c: &Call, names: [&str; 4], rest: impl FnOnce(&mut Json)) {
+    let [object, name, id, prefix] = names;
+    response(j, c, |j| {
+        j.object(object, |j| {
+            j.kv("path", "/");
+            j.kv_raw(name, &c.target.name);
+            upper_id(j, rng, id, prefix, 17);
+            j.kv_raw("arn", &c.target.arn);
+            java_date(j, "createDate", c.ctx.event_secs);
+            rest(j);
+        });
+    });
 }

@@ -5,124 +5,97 @@ use crate::ids::{push_hex, push_upper_from, push_uuid};
 use crate::json::Json;
 use crate::names::{self, TABLES};
 
-use super::{Call, Extra, generic, resource};
+use super::{Call, Extra, arn, generic, hex_id, resource, response, uuid};
 
 /// KMS bodies; every single-key call lists its key as a resource.
 pub(super) fn write(j: &mut Json, rng: &mut fastrand::Rng, c: &Call, x: &mut Extra) {
-    let ev = c.ev;
-    match ev.name {
-        "Decrypt" | "Encrypt" | "GenerateDataKey" | "ReEncrypt" => kms_crypto(j, rng, c, x),
+    let key = &c.target.arn;
+    match c.ev.name {
+        "Decrypt" | "Encrypt" | "GenerateDataKey" | "ReEncrypt" => crypto(j, rng, c),
         "CreateGrant" => {
-            j.obj("requestParameters");
-            j.kv_raw("keyId", &c.target.arn);
-            j.kv_with("granteePrincipal", |b| {
-                b.push_str("arn:aws:iam::");
-                b.push_str(c.ctx.account);
-                b.push_str(":role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling");
+            j.object("requestParameters", |j| {
+                j.kv_raw("keyId", key);
+                let service_role = "role/aws-service-role/autoscaling.amazonaws.com/";
+                j.kv_with("granteePrincipal", |b| {
+                    arn(b, "iam", "", c.ctx.account, service_role, "AWSServiceRoleForAutoScaling")
+                });
+                j.array("operations", |j| {
+                    for o in [
+                        "Decrypt",
+                        "Encrypt",
+                        "GenerateDataKeyWithoutPlaintext",
+                        "ReEncryptFrom",
+                        "ReEncryptTo",
+                        "CreateGrant",
+                        "DescribeKey",
+                    ] {
+                        j.str(o);
+                    }
+                });
+                j.object("constraints", |j| {
+                    j.object("encryptionContextSubset", |j| hex_id(j, rng, "aws:ebs:id", "vol-0", 16));
+                });
             });
-            j.arr("operations");
-            for o in [
-                "Decrypt",
-                "Encrypt",
-                "GenerateDataKeyWithoutPlaintext",
-                "ReEncryptFrom",
-                "ReEncryptTo",
-                "CreateGrant",
-                "DescribeKey",
-            ] {
-                j.str(o);
-            }
-            j.close_arr();
-            j.obj("constraints");
-            j.obj("encryptionContextSubset");
-            j.kv_with("aws:ebs:id", |b| {
-                b.push_str("vol-0");
-                push_hex(b, rng, 16);
-            });
-            j.close();
-            j.close();
-            j.close();
-            if c.error {
-                j.kv_null("responseElements");
-            } else {
-                j.obj("responseElements");
+            response(j, c, |j| {
                 j.kv_with("grantId", |b| push_hex(b, rng, 64));
-                j.kv_raw("keyId", &c.target.arn);
-                j.close();
-            }
-            key_resource(x, c);
+                j.kv_raw("keyId", key);
+            });
         }
         _ => {
             generic::write(j, rng, c, x);
-            if !ev.plural {
-                key_resource(x, c);
+            if c.ev.plural {
+                return;
             }
         }
     }
+    key_resource(x, c);
 }
 
-fn kms_crypto(j: &mut Json, rng: &mut fastrand::Rng, c: &Call, x: &mut Extra) {
-    j.obj("requestParameters");
+/// A cryptographic operation, with the encryption context of the service that asked for it.
+fn crypto(j: &mut Json, rng: &mut fastrand::Rng, c: &Call) {
+    let (region, account) = (c.ctx.region, c.ctx.account);
     let by = c.caller.invoked_by.unwrap_or("");
-    j.obj("encryptionContext");
-    match by {
-        "s3.amazonaws.com" | "" if rng.bool() || by == "s3.amazonaws.com" => {
-            j.kv_with("aws:s3:arn", |b| {
-                b.push_str("arn:aws:s3:::");
-                names::push_bucket(b, c.ctx.account, rng.usize(0..4));
-                if rng.bool() {
-                    b.push_str("/uploads/");
-                    push_uuid(b, rng);
-                }
-            });
+    j.object("requestParameters", |j| {
+        j.object("encryptionContext", |j| match by {
+            "s3.amazonaws.com" | "" if rng.bool() || by == "s3.amazonaws.com" => {
+                j.kv_with("aws:s3:arn", |b| {
+                    b.push_str("arn:aws:s3:::");
+                    names::push_bucket(b, account, rng.usize(0..4));
+                    if rng.bool() {
+                        b.push_str("/uploads/");
+                        push_uuid(b, rng);
+                    }
+                });
+            }
+            "secretsmanager.amazonaws.com" => {
+                j.kv_with("SecretARN", |b| {
+                    arn(b, "secretsmanager", region, account, "secret:", "prod/orders/db-credentials-");
+                    push_upper_from(b, c.ctx.account_hash, 6);
+                });
+                uuid(j, rng, "SecretVersionId");
+            }
+            "dynamodb.amazonaws.com" => {
+                j.kv("aws:dynamodb:tableName", TABLES[rng.usize(0..TABLES.len())]);
+                j.kv("aws:dynamodb:subscriberId", account);
+            }
+            "logs.amazonaws.com" => {
+                let function = FUNCTIONS[rng.usize(0..FUNCTIONS.len())];
+                j.kv_with("aws:logs:arn", |b| arn(b, "logs", region, account, "log-group:/aws/lambda/", function));
+            }
+            _ => {
+                let function = FUNCTIONS[rng.usize(0..FUNCTIONS.len())];
+                j.kv_with("aws:lambda:FunctionArn", |b| arn(b, "lambda", region, account, "function:", function));
+            }
+        });
+        if c.ev.name != "Decrypt" || rng.bool() {
+            j.kv_raw("keyId", &c.target.arn);
         }
-        "secretsmanager.amazonaws.com" => {
-            j.kv_with("SecretARN", |b| {
-                b.push_str("arn:aws:secretsmanager:");
-                b.push_str(c.ctx.region);
-                b.push(':');
-                b.push_str(c.ctx.account);
-                b.push_str(":secret:prod/orders/db-credentials-");
-                push_upper_from(b, c.ctx.account_hash, 6);
-            });
-            j.kv_with("SecretVersionId", |b| push_uuid(b, rng));
+        j.kv("encryptionAlgorithm", "SYMMETRIC_DEFAULT");
+        if c.ev.name == "GenerateDataKey" {
+            j.kv("keySpec", "AES_256");
         }
-        "dynamodb.amazonaws.com" => {
-            j.kv("aws:dynamodb:tableName", TABLES[rng.usize(0..TABLES.len())]);
-            j.kv("aws:dynamodb:subscriberId", c.ctx.account);
-        }
-        "logs.amazonaws.com" => {
-            j.kv_with("aws:logs:arn", |b| {
-                b.push_str("arn:aws:logs:");
-                b.push_str(c.ctx.region);
-                b.push(':');
-                b.push_str(c.ctx.account);
-                b.push_str(":log-group:/aws/lambda/");
-                b.push_str(FUNCTIONS[rng.usize(0..FUNCTIONS.len())]);
-            });
-        }
-        _ => {
-            j.kv_with("aws:lambda:FunctionArn", |b| {
-                b.push_str("arn:aws:lambda:");
-                b.push_str(c.ctx.region);
-                b.push(':');
-                b.push_str(c.ctx.account);
-                b.push_str(":function:");
-                b.push_str(FUNCTIONS[rng.usize(0..FUNCTIONS.len())]);
-            });
-        }
-    }
-    j.close();
-    if c.ev.name != "Decrypt" || rng.bool() {
-        j.kv_raw("keyId", &c.target.arn);
-    }
-    j.kv("encryptionAlgorithm", "SYMMETRIC_DEFAULT");
-    if c.ev.name == "GenerateDataKey" {
-        j.kv("keySpec", "AES_256");
-    }
-    j.close();
+    });
     j.kv_null("responseElements");
-    key_resource(x, c);
 }
 
 /// Lists the call's key in `resources`.

@@ -4,16 +4,15 @@
 use crate::ids::{push_b64, push_hex};
 use crate::json::Json;
 
-use super::{Call, Extra, generic, java_date, resource};
+use super::{Call, Extra, generic, hex_id, java_date, resource, response};
 
 /// Secrets Manager bodies.
 pub(super) fn write_secrets_manager(j: &mut Json, rng: &mut fastrand::Rng, c: &Call, x: &mut Extra) {
-    let ev = c.ev;
-    match ev.name {
+    match c.ev.name {
         "GetSecretValue" | "DescribeSecret" => {
-            j.obj("requestParameters");
-            j.kv_raw("secretId", if rng.bool() { &c.target.arn } else { &c.target.name });
-            j.close();
+            j.object("requestParameters", |j| {
+                j.kv_raw("secretId", if rng.bool() { &c.target.arn } else { &c.target.name });
+            });
             j.kv_null("responseElements");
         }
         _ => generic::write(j, rng, c, x),
@@ -22,34 +21,23 @@ pub(super) fn write_secrets_manager(j: &mut Json, rng: &mut fastrand::Rng, c: &C
 
 /// AWS Config bodies.
 pub(super) fn write_config(j: &mut Json, rng: &mut fastrand::Rng, c: &Call, x: &mut Extra) {
-    let ev = c.ev;
-    match ev.name {
+    match c.ev.name {
         "PutEvaluations" => {
-            j.obj("requestParameters");
-            j.arr("evaluations");
-            for _ in 0..rng.usize(1..4) {
-                j.open();
-                j.kv("complianceResourceType", "AWS::EC2::SecurityGroup");
-                j.kv_with("complianceResourceId", |b| {
-                    b.push_str("sg-0");
-                    push_hex(b, rng, 16);
+            j.object("requestParameters", |j| {
+                j.array("evaluations", |j| {
+                    for _ in 0..rng.usize(1..4) {
+                        j.element(|j| {
+                            j.kv("complianceResourceType", "AWS::EC2::SecurityGroup");
+                            hex_id(j, rng, "complianceResourceId", "sg-0", 16);
+                            j.kv("complianceType", if rng.u8(0..5) == 0 { "NON_COMPLIANT" } else { "COMPLIANT" });
+                            java_date(j, "orderingTimestamp", c.ctx.event_secs - 60);
+                        });
+                    }
                 });
-                j.kv("complianceType", if rng.u8(0..5) == 0 { "NON_COMPLIANT" } else { "COMPLIANT" });
-                java_date(j, "orderingTimestamp", c.ctx.event_secs - 60);
-                j.close();
-            }
-            j.close_arr();
-            j.kv_with("resultToken", |b| push_b64(b, rng, 400));
-            j.kv_bool("testMode", false);
-            j.close();
-            if c.error {
-                j.kv_null("responseElements");
-            } else {
-                j.obj("responseElements");
-                j.arr("failedEvaluations");
-                j.close_arr();
-                j.close();
-            }
+                j.kv_with("resultToken", |b| push_b64(b, rng, 400));
+                j.kv_bool("testMode", false);
+            });
+            response(j, c, |j| j.array("failedEvaluations", |_| {}));
         }
         _ => generic::write(j, rng, c, x),
     }
@@ -57,29 +45,28 @@ pub(super) fn write_config(j: &mut Json, rng: &mut fastrand::Rng, c: &Call, x: &
 
 /// Auto Scaling bodies.
 pub(super) fn write_autoscaling(j: &mut Json, rng: &mut fastrand::Rng, c: &Call, x: &mut Extra) {
-    let ev = c.ev;
-    match ev.name {
+    match c.ev.name {
         "PutScalingPolicy" => {
-            j.obj("requestParameters");
-            j.kv_raw("autoScalingGroupName", &c.target.name);
-            j.kv("policyName", "cpu-target-tracking");
-            j.kv("policyType", "TargetTrackingScaling");
-            j.obj("targetTrackingConfiguration");
-            j.obj("predefinedMetricSpecification");
-            j.kv("predefinedMetricType", "ASGAverageCPUUtilization");
-            j.close();
-            j.kv_num("targetValue", "70.50");
-            j.kv_bool("disableScaleIn", false);
-            j.close();
-            j.close();
+            j.object("requestParameters", |j| {
+                j.kv_raw("autoScalingGroupName", &c.target.name);
+                j.kv("policyName", "cpu-target-tracking");
+                j.kv("policyType", "TargetTrackingScaling");
+                j.object("targetTrackingConfiguration", |j| {
+                    j.object("predefinedMetricSpecification", |j| {
+                        j.kv("predefinedMetricType", "ASGAverageCPUUtilization");
+                    });
+                    j.kv_num("targetValue", "70.50");
+                    j.kv_bool("disableScaleIn", false);
+                });
+            });
             j.kv_null("responseElements");
         }
         "SetDesiredCapacity" => {
-            j.obj("requestParameters");
-            j.kv_raw("autoScalingGroupName", &c.target.name);
-            j.kv_u64("desiredCapacity", rng.u64(0..12));
-            j.kv_bool("honorCooldown", false);
-            j.close();
+            j.object("requestParameters", |j| {
+                j.kv_raw("autoScalingGroupName", &c.target.name);
+                j.kv_u64("desiredCapacity", rng.u64(0..12));
+                j.kv_bool("honorCooldown", false);
+            });
             j.kv_null("responseElements");
         }
         _ => generic::write(j, rng, c, x),
@@ -88,37 +75,33 @@ pub(super) fn write_autoscaling(j: &mut Json, rng: &mut fastrand::Rng, c: &Call,
 
 /// Service Quotas bodies.
 pub(super) fn write_service_quotas(j: &mut Json, rng: &mut fastrand::Rng, c: &Call, x: &mut Extra) {
-    let ev = c.ev;
-    match ev.name {
+    match c.ev.name {
         "RequestServiceQuotaIncrease" => {
-            j.obj("requestParameters");
-            j.kv("serviceCode", "ec2");
-            j.kv("quotaCode", "L-1216C47A");
-            j.kv_num("desiredValue", "1e3");
-            j.close();
-            if c.error {
-                j.kv_null("responseElements");
-            } else {
-                j.obj("responseElements");
-                j.obj("requestedQuota");
-                j.kv_with("id", |b| push_hex(b, rng, 32));
+            j.object("requestParameters", |j| {
                 j.kv("serviceCode", "ec2");
                 j.kv("quotaCode", "L-1216C47A");
-                j.kv_num("desiredValue", "1000.0");
-                j.kv("status", "PENDING");
-                java_date(j, "created", c.ctx.event_secs);
-                j.kv_with("requester", |b| {
-                    b.push_str("{\\\"accountId\\\":\\\"");
-                    b.push_str(c.ctx.account);
-                    b.push_str("\\\",\\\"callerArn\\\":\\\"");
-                    b.push_str(&c.caller.arn);
-                    b.push_str("\\\"}");
+                j.kv_num("desiredValue", "1e3");
+            });
+            response(j, c, |j| {
+                j.object("requestedQuota", |j| {
+                    j.kv_with("id", |b| push_hex(b, rng, 32));
+                    j.kv("serviceCode", "ec2");
+                    j.kv("quotaCode", "L-1216C47A");
+                    j.kv_num("desiredValue", "1000.0");
+                    j.kv("status", "PENDING");
+                    java_date(j, "created", c.ctx.event_secs);
+                    // A JSON document as a string, escaped once more.
+                    j.kv_with("requester", |b| {
+                        b.push_str("{\\\"accountId\\\":\\\"");
+                        b.push_str(c.ctx.account);
+                        b.push_str("\\\",\\\"callerArn\\\":\\\"");
+                        b.push_str(&c.caller.arn);
+                        b.push_str("\\\"}");
+                    });
+                    j.kv_bool("globalQuota", false);
+                    j.kv("unit", "None");
                 });
-                j.kv_bool("globalQuota", false);
-                j.kv("unit", "None");
-                j.close();
-                j.close();
-            }
+            });
         }
         _ => generic::write(j, rng, c, x),
     }
@@ -126,20 +109,20 @@ pub(super) fn write_service_quotas(j: &mut Json, rng: &mut fastrand::Rng, c: &Ca
 
 /// CloudTrail bodies.
 pub(super) fn write_cloudtrail(j: &mut Json, rng: &mut fastrand::Rng, c: &Call, x: &mut Extra) {
-    let ev = c.ev;
-    match ev.name {
+    match c.ev.name {
         "LookupEvents" => {
-            j.obj("requestParameters");
-            j.arr("lookupAttributes");
-            j.open();
-            j.kv("attributeKey", "EventName");
-            j.kv("attributeValue", ["ConsoleLogin", "CreateAccessKey", "StopLogging", "DeleteTrail"][rng.usize(0..4)]);
-            j.close();
-            j.close_arr();
-            java_date(j, "startTime", c.ctx.event_secs - 7 * 86_400);
-            java_date(j, "endTime", c.ctx.event_secs);
-            j.kv_u64("maxResults", 50);
-            j.close();
+            j.object("requestParameters", |j| {
+                j.array("lookupAttributes", |j| {
+                    j.element(|j| {
+                        j.kv("attributeKey", "EventName");
+                        let names = ["ConsoleLogin", "CreateAccessKey", "StopLogging", "DeleteTrail"];
+                        j.kv("attributeValue", names[rng.usize(0..4)]);
+                    });
+                });
+                java_date(j, "startTime", c.ctx.event_secs - 7 * 86_400);
+                java_date(j, "endTime", c.ctx.event_secs);
+                j.kv_u64("maxResults", 50);
+            });
             j.kv_null("responseElements");
         }
         _ => generic::write(j, rng, c, x),
@@ -148,34 +131,28 @@ pub(super) fn write_cloudtrail(j: &mut Json, rng: &mut fastrand::Rng, c: &Call, 
 
 /// ECR bodies.
 pub(super) fn write_ecr(j: &mut Json, rng: &mut fastrand::Rng, c: &Call, x: &mut Extra) {
-    let ev = c.ev;
-    match ev.name {
+    let name = c.ev.name;
+    match name {
         "GetAuthorizationToken" => {
-            j.obj("requestParameters");
-            j.close();
+            j.kv_empty_obj("requestParameters");
             j.kv_null("responseElements");
         }
         "BatchGetImage" | "GetDownloadUrlForLayer" | "BatchCheckLayerAvailability" => {
-            j.obj("requestParameters");
-            j.kv("registryId", c.ctx.account);
-            j.kv_raw("repositoryName", &c.target.name);
-            if ev.name == "BatchGetImage" {
-                j.arr("imageIds");
-                j.open();
-                j.kv("imageTag", ["latest", "v1.42.0", "main-3f9c2e1"][rng.usize(0..3)]);
-                j.close();
-                j.close_arr();
-                j.arr("acceptedMediaTypes");
-                j.str("application/vnd.docker.distribution.manifest.v2+json");
-                j.str("application/vnd.oci.image.manifest.v1+json");
-                j.close_arr();
-            } else {
-                j.kv_with("layerDigest", |b| {
-                    b.push_str("sha256:");
-                    push_hex(b, rng, 64);
-                });
-            }
-            j.close();
+            j.object("requestParameters", |j| {
+                j.kv("registryId", c.ctx.account);
+                j.kv_raw("repositoryName", &c.target.name);
+                if name == "BatchGetImage" {
+                    j.array("imageIds", |j| {
+                        j.element(|j| j.kv("imageTag", ["latest", "v1.42.0", "main-3f9c2e1"][rng.usize(0..3)]));
+                    });
+                    j.array("acceptedMediaTypes", |j| {
+                        j.str("application/vnd.docker.distribution.manifest.v2+json");
+                        j.str("application/vnd.oci.image.manifest.v1+json");
+                    });
+                } else {
+                    hex_id(j, rng, "layerDigest", "sha256:", 64);
+                }
+            });
             j.kv_null("responseElements");
             resource(x, Some(c.ctx.account), "AWS::ECR::Repository", &c.target.arn);
         }

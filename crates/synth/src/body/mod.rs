@@ -28,7 +28,7 @@ mod sts;
 
 use crate::catalog::Service;
 use crate::identity::{Caller, FUNCTIONS, ROLES, RoleUse};
-use crate::ids::{mix2, push_b64, push_hex_from, push_upper_from, push_uuid_from};
+use crate::ids::{mix2, push_b64, push_hex, push_hex_from, push_upper_from, push_uuid, push_uuid_from};
 use crate::json::{Json, push_u64};
 use crate::names::{self, EventInfo, QUEUES, TABLES, hot};
 use crate::time::push_java_date;
@@ -167,7 +167,7 @@ pub(crate) fn pick_target(
                 }
             }
             push_role(&mut t.name, ctx, t.k);
-            arn(&mut t.arn, "iam", "", &t.account.clone(), "role/", &t.name);
+            arn(&mut t.arn, "iam", "", &t.account, "role/", &t.name);
         }
         "iam" if ev.noun.contains("User") || ev.noun.contains("AccessKey") => {
             t.k = hot(rng, crate::identity::USERS.len());
@@ -244,20 +244,13 @@ pub(crate) fn pick_target(
             } else {
                 names::push_generic_name(&mut t.name, ctx.account_hash, ns, &ev.kebab, t.k);
             }
-            t.arn.push_str("arn:aws:");
-            t.arn.push_str(ns);
-            t.arn.push(':');
-            t.arn.push_str(region);
-            t.arn.push(':');
-            t.arn.push_str(ctx.account);
-            t.arn.push(':');
-            t.arn.push_str(&ev.kebab);
-            t.arn.push('/');
+            arn(&mut t.arn, ns, region, ctx.account, &ev.kebab, "/");
             t.arn.push_str(&t.name);
         }
     }
 }
 
+/// The name of role `k`; Identity Center roles end in an account-specific suffix.
 fn push_role(out: &mut String, ctx: &Ctx, k: usize) {
     let (name, use_) = ROLES[k];
     out.push_str(name);
@@ -266,6 +259,7 @@ fn push_role(out: &mut String, ctx: &Ctx, k: usize) {
     }
 }
 
+/// `arn:aws:<ns>:<region>:<acct>:<kind><name>`.
 fn arn(out: &mut String, ns: &str, region: &str, acct: &str, kind: &str, name: &str) {
     out.push_str("arn:aws:");
     out.push_str(ns);
@@ -280,14 +274,13 @@ fn arn(out: &mut String, ns: &str, region: &str, acct: &str, kind: &str, name: &
 
 /// Adds `{"accountId":…,"type":…,"ARN":…}` to `resources`.
 fn resource(x: &mut Extra, account: Option<&str>, ty: &str, arn_escaped: &str) {
-    let r = &mut x.resources;
-    r.open();
-    if let Some(a) = account {
-        r.kv("accountId", a);
-    }
-    r.kv("type", ty);
-    r.kv_raw("ARN", arn_escaped);
-    r.close();
+    x.resources.element(|r| {
+        if let Some(a) = account {
+            r.kv("accountId", a);
+        }
+        r.kv("type", ty);
+        r.kv_raw("ARN", arn_escaped);
+    });
 }
 
 /// `AWS::<Service>::<Noun>` style resource types.
@@ -323,22 +316,63 @@ const TAG_KEYS: &[(&str, &[&str])] = &[
     ("Name", &["web", "batch-worker", "orders-api", "bastion"]),
 ];
 
+/// `"key":[{"<k>":…,"<v>":…},…]`: one to five tags, in the member names the service uses.
 fn tags(j: &mut Json, rng: &mut fastrand::Rng, key: &str, k: &str, v: &str) {
     j.arr(key);
     let n = rng.usize(1..=TAG_KEYS.len());
     let start = rng.usize(0..TAG_KEYS.len());
     for i in 0..n {
         let (tk, vals) = TAG_KEYS[(start + i) % TAG_KEYS.len()];
-        j.open();
-        j.kv(k, tk);
-        j.kv(v, vals[rng.usize(0..vals.len())]);
-        j.close();
+        j.element(|j| {
+            j.kv(k, tk);
+            j.kv(v, vals[rng.usize(0..vals.len())]);
+        });
     }
     j.close_arr();
 }
 
+/// `"k":"Mar 1, 2024, 12:00:00 AM"`, the date format of Java SDK-based services.
 fn java_date(j: &mut Json, k: &str, secs: i64) {
     j.kv_with(k, |b| push_java_date(b, secs));
+}
+
+/// `"k":"<prefix><n random hex digits>"`: the shape of most resource ids (`i-0…`, `sg-0…`).
+fn hex_id(j: &mut Json, rng: &mut fastrand::Rng, k: &str, prefix: &str, n: usize) {
+    j.kv_with(k, |b| {
+        b.push_str(prefix);
+        push_hex(b, rng, n);
+    });
+}
+
+/// `"k":"<random UUID>"`.
+fn uuid(j: &mut Json, rng: &mut fastrand::Rng, k: &str) {
+    j.kv_with(k, |b| push_uuid(b, rng));
+}
+
+/// `responseElements`: `null` when the call failed, else the object `f` writes.
+fn response(j: &mut Json, c: &Call, f: impl FnOnce(&mut Json)) {
+    if c.error {
+        j.kv_null("responseElements");
+    } else {
+        j.object("responseElements", f);
+    }
+}
+
+/// `10.0.<a>.<b>` from the two low bytes of `ip`.
+fn push_private_ip(out: &mut String, ip: u32) {
+    out.push_str("10.0.");
+    push_u64(out, (ip & 0xFF) as u64);
+    out.push('.');
+    push_u64(out, (ip >> 8 & 0xFF) as u64);
+}
+
+/// `ip-10-0-<a>-<b>.ec2.internal`, the host name of [`push_private_ip`]'s address.
+fn push_private_dns(out: &mut String, ip: u32) {
+    out.push_str("ip-10-0-");
+    push_u64(out, (ip & 0xFF) as u64);
+    out.push('-');
+    push_u64(out, (ip >> 8 & 0xFF) as u64);
+    out.push_str(".ec2.internal");
 }
 
 /// Writes `requestParameters`, `responseElements` and `additionalEventData`, and fills `x`.

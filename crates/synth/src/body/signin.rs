@@ -12,11 +12,8 @@ pub(super) fn write(j: &mut Json, rng: &mut fastrand::Rng, c: &Call, x: &mut Ext
     x.no_request_id = true;
     let name = c.ev.name;
     j.kv_null("requestParameters");
-    j.obj("responseElements");
-    j.kv(name, if c.error { "Failure" } else { "Success" });
-    j.close();
-    j.obj("additionalEventData");
-    match name {
+    j.object("responseElements", |j| j.kv(name, if c.error { "Failure" } else { "Success" }));
+    j.object("additionalEventData", |j| match name {
         "ConsoleLogin" => {
             j.kv_with("LoginTo", |b| {
                 b.push_str(
@@ -29,20 +26,15 @@ pub(super) fn write(j: &mut Json, rng: &mut fastrand::Rng, c: &Call, x: &mut Ext
             j.kv("MobileVersion", "No");
             let mfa = c.caller.kind != Kind::Root || rng.bool();
             if mfa && !c.error && c.caller.kind == Kind::IamUser {
-                j.kv_with("MFAIdentifier", |b| {
-                    b.push_str(&c.caller.arn.replace(":user/", ":mfa/"));
-                });
+                j.kv_raw("MFAIdentifier", &c.caller.arn.replace(":user/", ":mfa/"));
             }
             j.kv("MFAUsed", if mfa && !c.error { "Yes" } else { "No" });
         }
         "CheckMfa" => j.kv("MfaType", if rng.bool() { "Virtual MFA" } else { "FIDO2 Security Key" }),
         "SwitchRole" => {
-            j.kv_with("SwitchFrom", |b| b.push_str(&c.caller.arn));
+            j.kv_raw("SwitchFrom", &c.caller.arn);
             j.kv("RedirectTo", "https://console.aws.amazon.com/s3/home");
         }
-        _ => {
-            j.kv("MobileVersion", "No");
-        }
-    }
-    j.close();
+        _ => j.kv("MobileVersion", "No"),
+    });
 }

@@ -1,70 +1,69 @@
 //! SQS message-level data events.
 
-use crate::ids::{push_b64, push_hex, push_uuid};
+use crate::ids::{push_b64, push_hex};
 use crate::json::{Json, push_u64};
 
-use super::{Call, Extra, resource};
+use super::{Call, Extra, resource, response, uuid};
 
 /// A message-level call (`SendMessage`, `ReceiveMessage`, …).
 pub(super) fn write_message(j: &mut Json, rng: &mut fastrand::Rng, c: &Call, x: &mut Extra) {
     let t = c.target;
-    j.obj("requestParameters");
-    j.kv_with("queueUrl", |b| {
-        b.push_str("https://sqs.");
-        b.push_str(c.ctx.region);
-        b.push_str(".amazonaws.com/");
-        b.push_str(c.ctx.account);
-        b.push('/');
-        b.push_str(&t.name);
-    });
-    match c.ev.name {
-        "ReceiveMessage" => {
-            j.kv_u64("maxNumberOfMessages", 10);
-            j.kv_u64("waitTimeSeconds", 20);
-            j.kv_u64("visibilityTimeout", 30);
-            j.arr("attributeNames");
-            j.str("All");
-            j.close_arr();
-        }
-        "SendMessage" => {
-            j.kv("messageBody", "HIDDEN_DUE_TO_SECURITY_REASONS");
-            if rng.bool() {
-                j.obj("messageAttributes");
-                j.obj("traceparent");
-                j.kv("dataType", "String");
-                j.kv_with("stringValue", |b| {
-                    b.push_str("00-");
-                    push_hex(b, rng, 32);
-                    b.push('-');
-                    push_hex(b, rng, 16);
-                    b.push_str("-01");
-                });
-                j.close();
-                j.close();
+    let receipt_handle = |j: &mut Json, rng: &mut fastrand::Rng| j.kv_with("receiptHandle", |b| push_b64(b, rng, 180));
+    j.object("requestParameters", |j| {
+        j.kv_with("queueUrl", |b| {
+            b.push_str("https://sqs.");
+            b.push_str(c.ctx.region);
+            b.push_str(".amazonaws.com/");
+            b.push_str(c.ctx.account);
+            b.push('/');
+            b.push_str(&t.name);
+        });
+        match c.ev.name {
+            "ReceiveMessage" => {
+                j.kv_u64("maxNumberOfMessages", 10);
+                j.kv_u64("waitTimeSeconds", 20);
+                j.kv_u64("visibilityTimeout", 30);
+                j.array("attributeNames", |j| j.str("All"));
             }
-        }
-        "SendMessageBatch" => {
-            j.arr("entries");
-            for i in 0..rng.u64(2..11) {
-                j.open();
-                j.kv_with("id", |b| push_u64(b, i));
+            "SendMessage" => {
                 j.kv("messageBody", "HIDDEN_DUE_TO_SECURITY_REASONS");
-                j.close();
+                if rng.bool() {
+                    j.object("messageAttributes", |j| {
+                        j.object("traceparent", |j| {
+                            j.kv("dataType", "String");
+                            j.kv_with("stringValue", |b| {
+                                b.push_str("00-");
+                                push_hex(b, rng, 32);
+                                b.push('-');
+                                push_hex(b, rng, 16);
+                                b.push_str("-01");
+                            });
+                        });
+                    });
+                }
             }
-            j.close_arr();
+            "SendMessageBatch" => {
+                j.array("entries", |j| {
+                    for i in 0..rng.u64(2..11) {
+                        j.element(|j| {
+                            j.kv_with("id", |b| push_u64(b, i));
+                            j.kv("messageBody", "HIDDEN_DUE_TO_SECURITY_REASONS");
+                        });
+                    }
+                });
+            }
+            "ChangeMessageVisibility" => {
+                receipt_handle(j, rng);
+                j.kv_u64("visibilityTimeout", rng.u64(0..900));
+            }
+            _ => receipt_handle(j, rng),
         }
-        "ChangeMessageVisibility" => {
-            j.kv_with("receiptHandle", |b| push_b64(b, rng, 180));
-            j.kv_u64("visibilityTimeout", rng.u64(0..900));
-        }
-        _ => j.kv_with("receiptHandle", |b| push_b64(b, rng, 180)),
-    }
-    j.close();
-    if c.ev.name == "SendMessage" && !c.error {
-        j.obj("responseElements");
-        j.kv_with("mD5OfMessageBody", |b| push_hex(b, rng, 32));
-        j.kv_with("messageId", |b| push_uuid(b, rng));
-        j.close();
+    });
+    if c.ev.name == "SendMessage" {
+        response(j, c, |j| {
+            j.kv_with("mD5OfMessageBody", |b| push_hex(b, rng, 32));
+            uuid(j, rng, "messageId");
+        });
     } else {
         j.kv_null("responseElements");
     }

@@ -4,72 +4,64 @@ use crate::identity::{Kind, PEOPLE, ROLES, RoleUse};
 use crate::ids::{hash_str, mix2, push_b64, push_hex_from, push_upper, push_upper_from};
 use crate::json::{Json, push_u64};
 
-use super::{Call, Ctx, Extra, Target, generic, java_date, resource};
+use super::{Call, Ctx, Extra, Target, arn, generic, java_date, resource, response};
 
 /// STS bodies.
 pub(super) fn write(j: &mut Json, rng: &mut fastrand::Rng, c: &Call, x: &mut Extra) {
-    let ev = c.ev;
-    match ev.name {
+    match c.ev.name {
         "AssumeRole" | "AssumeRoleWithWebIdentity" | "AssumeRoleWithSAML" => assume_role(j, rng, c, x),
         "GetCallerIdentity" => {
             j.kv_null("requestParameters");
             j.kv_null("responseElements");
         }
         "GetSessionToken" | "GetFederationToken" => {
-            j.obj("requestParameters");
-            j.kv_u64("durationSeconds", if rng.bool() { 43_200 } else { 3_600 });
-            if ev.name == "GetFederationToken" {
-                j.kv("name", PEOPLE[rng.usize(0..PEOPLE.len())].split('@').next().unwrap_or("user"));
-            }
-            j.close();
-            if c.error {
-                j.kv_null("responseElements");
-            } else {
-                j.obj("responseElements");
-                credentials(j, rng, c.ctx, 43_200);
-                j.close();
-            }
+            j.object("requestParameters", |j| {
+                j.kv_u64("durationSeconds", if rng.bool() { 43_200 } else { 3_600 });
+                if c.ev.name == "GetFederationToken" {
+                    j.kv("name", PEOPLE[rng.usize(0..PEOPLE.len())].split('@').next().unwrap_or("user"));
+                }
+            });
+            response(j, c, |j| credentials(j, rng, c.ctx, 43_200));
         }
         _ => generic::write(j, rng, c, x),
     }
 }
 
+/// Temporary credentials that expire `duration` seconds after the call.
 fn credentials(j: &mut Json, rng: &mut fastrand::Rng, ctx: &Ctx, duration: i64) {
-    j.obj("credentials");
-    j.kv_with("accessKeyId", |b| {
-        b.push_str("ASIA");
-        push_upper(b, rng, 16);
+    j.object("credentials", |j| {
+        j.kv_with("accessKeyId", |b| {
+            b.push_str("ASIA");
+            push_upper(b, rng, 16);
+        });
+        j.kv_with("sessionToken", |b| {
+            b.push_str("IQoJb3JpZ2luX2VjE");
+            let n = 300 + rng.usize(0..500);
+            push_b64(b, rng, n);
+        });
+        java_date(j, "expiration", ctx.event_secs + duration);
     });
-    j.kv_with("sessionToken", |b| {
-        b.push_str("IQoJb3JpZ2luX2VjE");
-        let n = 300 + rng.usize(0..500);
-        push_b64(b, rng, n);
-    });
-    java_date(j, "expiration", ctx.event_secs + duration);
-    j.close();
 }
 
 fn assumed_role_user(j: &mut Json, t: &Target, session: &str) {
     let h = hash_str(&t.arn);
-    j.obj("assumedRoleUser");
-    j.kv_with("assumedRoleId", |b| {
-        b.push_str("AROA");
-        push_upper_from(b, h, 17);
-        b.push(':');
-        b.push_str(session);
+    j.object("assumedRoleUser", |j| {
+        j.kv_with("assumedRoleId", |b| {
+            b.push_str("AROA");
+            push_upper_from(b, h, 17);
+            b.push(':');
+            b.push_str(session);
+        });
+        j.kv_with("arn", |b| {
+            arn(b, "sts", "", &t.account, "assumed-role/", &t.name);
+            b.push('/');
+            b.push_str(session);
+        });
     });
-    j.kv_with("arn", |b| {
-        b.push_str("arn:aws:sts::");
-        b.push_str(&t.account);
-        b.push_str(":assumed-role/");
-        b.push_str(&t.name);
-        b.push('/');
-        b.push_str(session);
-    });
-    j.close();
 }
 
-fn assume_role(j: &mut Json, rng: &mut fastrand::Rng, c: &Call, x: &mut Extra) {
+/// The session name callers of each kind use.
+fn session_name(rng: &mut fastrand::Rng, c: &Call) -> String {
     let t = c.target;
     let mut session = String::with_capacity(40);
     match c.ev.name {
@@ -101,38 +93,35 @@ fn assume_role(j: &mut Json, rng: &mut fastrand::Rng, c: &Call, x: &mut Extra) {
             }
         },
     }
+    session
+}
+
+fn assume_role(j: &mut Json, rng: &mut fastrand::Rng, c: &Call, x: &mut Extra) {
+    let t = c.target;
+    let name = c.ev.name;
+    let session = session_name(rng, c);
     let duration = if rng.u8(0..4) == 0 { 43_200 } else { 3_600 };
-    j.obj("requestParameters");
-    j.kv_raw("roleArn", &t.arn);
-    j.kv("roleSessionName", &session);
-    if c.ev.name == "AssumeRoleWithSAML" {
-        j.kv_with("principalArn", |b| {
-            b.push_str("arn:aws:iam::");
-            b.push_str(&t.account);
-            b.push_str(":saml-provider/CorpIdP");
-        });
-    }
-    j.kv_u64("durationSeconds", duration);
-    if t.account != c.ctx.account && rng.bool() {
-        j.kv("externalId", "HIDDEN_DUE_TO_SECURITY_REASONS");
-    }
-    j.close();
-    if c.error {
-        j.kv_null("responseElements");
-    } else {
-        j.obj("responseElements");
+    j.object("requestParameters", |j| {
+        j.kv_raw("roleArn", &t.arn);
+        j.kv("roleSessionName", &session);
+        if name == "AssumeRoleWithSAML" {
+            j.kv_with("principalArn", |b| arn(b, "iam", "", &t.account, "saml-provider/", "CorpIdP"));
+        }
+        j.kv_u64("durationSeconds", duration);
+        if t.account != c.ctx.account && rng.bool() {
+            j.kv("externalId", "HIDDEN_DUE_TO_SECURITY_REASONS");
+        }
+    });
+    response(j, c, |j| {
         credentials(j, rng, c.ctx, duration as i64);
-        if c.ev.name == "AssumeRoleWithWebIdentity" {
+        if name == "AssumeRoleWithWebIdentity" {
             j.kv("subjectFromWebIdentityToken", "system:serviceaccount:kube-system:external-dns");
         }
         assumed_role_user(j, t, &session);
-        match c.ev.name {
+        match name {
             "AssumeRoleWithWebIdentity" => {
                 j.kv_with("provider", |b| {
-                    b.push_str("arn:aws:iam::");
-                    b.push_str(&t.account);
-                    b.push_str(":oidc-provider/oidc.eks.");
-                    b.push_str(c.ctx.region);
+                    arn(b, "iam", "", &t.account, "oidc-provider/oidc.eks.", c.ctx.region);
                     b.push_str(".amazonaws.com/id/");
                     push_upper_from(b, c.ctx.account_hash ^ 0x0D1C, 32);
                 });
@@ -150,12 +139,11 @@ fn assume_role(j: &mut Json, rng: &mut fastrand::Rng, c: &Call, x: &mut Extra) {
                 }
             }
         }
-        j.close();
-    }
-    if c.ev.name == "AssumeRole" && rng.u8(0..8) == 0 {
-        j.obj("additionalEventData");
-        j.kv("ExtendedRequestId", "MTpMYuW5DQvjMwgKo+ZVBSYZFlUVFt8UD6l+uykx9gFaGFGz4OLQ==");
-        j.close();
+    });
+    if name == "AssumeRole" && rng.u8(0..8) == 0 {
+        j.object("additionalEventData", |j| {
+            j.kv("ExtendedRequestId", "MTpMYuW5DQvjMwgKo+ZVBSYZFlUVFt8UD6l+uykx9gFaGFGz4OLQ==");
+        });
     }
     resource(x, Some(&t.account), "AWS::IAM::Role", &t.arn);
     // Cross-account role use is logged in both accounts with one sharedEventID.
