@@ -71,3 +71,29 @@ pub(super) fn write_glue(j: &mut Json, rng: &mut fastrand::Rng, c: &Call, x: &mu
         _ => generic::write(j, rng, c, x),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::body::testing::{ACCOUNT, call};
+
+    #[test]
+    fn athena_writes_results_to_the_account_bucket() {
+        let w = call("athena", "StartQueryExecution", 0, false);
+        let req = &w.body["requestParameters"];
+        assert_eq!(req["resultConfiguration"]["outputLocation"], format!("s3://athena-results-{ACCOUNT}/"));
+        assert!(req["queryString"].as_str().unwrap().contains("\"date\" = '2024/03/01'"));
+        assert_eq!(w.body["responseElements"]["queryExecutionId"].as_str().unwrap().len(), 36);
+    }
+
+    #[test]
+    fn glue_partitions_count_back_from_the_event_day() {
+        let w = call("glue", "BatchCreatePartition", 3, false);
+        let parts = w.body["requestParameters"]["partitionInputList"].as_array().expect("partitions");
+        assert!((1..4).contains(&parts.len()));
+        let days = ["02", "01", "29"];
+        let months = ["03", "03", "02"];
+        for (i, p) in parts.iter().enumerate() {
+            assert_eq!(p["values"], serde_json::json!(["2024", months[i], days[i]]), "partition {i}");
+        }
+    }
+}

@@ -108,3 +108,46 @@ pub(super) fn write_metrics(j: &mut Json, rng: &mut fastrand::Rng, c: &Call, x: 
         _ => generic::write(j, rng, c, x),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::body::testing::{EVENT_SECS, call, call_body, event_time, iam_user, java_date};
+
+    #[test]
+    fn log_streams_are_named_by_date_in_their_group() {
+        let w = call("logs", "CreateLogStream", 0, false);
+        let req = &w.body["requestParameters"];
+        assert_eq!(req["logGroupName"], w.name());
+        let stream = req["logStreamName"].as_str().expect("logStreamName");
+        assert!(stream.starts_with("2024/03/02/[$LATEST]"), "{stream}");
+        assert_eq!(stream.len(), "2024/03/02/[$LATEST]".len() + 32);
+    }
+
+    #[test]
+    fn queries_cover_the_day_before_the_call() {
+        let w = call("logs", "StartQuery", 1, false);
+        let req = &w.body["requestParameters"];
+        assert_eq!(req["endTime"], EVENT_SECS);
+        assert_eq!(req["startTime"], EVENT_SECS - 86_400);
+        assert!(req["queryString"].as_str().unwrap().contains("\n| filter"));
+        assert_eq!(w.body["responseElements"]["queryId"].as_str().unwrap().len(), 36);
+        let filter = call("logs", "FilterLogEvents", 1, false);
+        assert_eq!(filter.body["requestParameters"]["endTime"], EVENT_SECS * 1000);
+    }
+
+    #[test]
+    fn metric_bodies_name_metrics_and_time_ranges() {
+        // Not reached through the dispatch yet (see `body::write`); tested on their own.
+        let put = call_body("cloudwatch", "PutMetricData", 0, false, &iam_user(), super::write_metrics);
+        let data = put.body["requestParameters"]["metricData"].as_array().expect("metricData");
+        assert!((1..5).contains(&data.len()));
+        assert_eq!(data[0]["metricName"], "Latency");
+        assert_eq!(data[0]["dimensions"][0], serde_json::json!({"name": "Stage", "value": "prod"}));
+        let get = call_body("cloudwatch", "GetMetricData", 0, false, &iam_user(), super::write_metrics);
+        let req = &get.body["requestParameters"];
+        assert_eq!(java_date(&req["endTime"]), event_time());
+        assert_eq!(java_date(&req["startTime"]), event_time() - chrono::Duration::hours(3));
+        let stat = &req["metricDataQueries"][0]["metricStat"];
+        assert!(stat["metric"]["dimensions"][0]["value"].as_str().unwrap().starts_with("i-0"));
+    }
+}

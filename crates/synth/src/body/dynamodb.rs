@@ -68,3 +68,30 @@ fn key(j: &mut Json, rng: &mut fastrand::Rng, t: &Target) {
         }
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::body::testing::{ACCOUNT, REGION, call};
+
+    #[test]
+    fn item_calls_name_the_table_and_list_it() {
+        for name in ["GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "Scan"] {
+            let w = call("dynamodb", name, 3, false);
+            assert_eq!(w.body["requestParameters"]["tableName"], w.name(), "{name}");
+            assert!(w.body["responseElements"].is_null(), "{name}");
+            let t = w.resource("AWS::DynamoDB::Table").expect("table resource");
+            assert_eq!(t["ARN"], format!("arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{}", w.name()));
+        }
+        let get = call("dynamodb", "GetItem", 3, false);
+        assert!(get.body["requestParameters"]["key"]["pk"].as_str().unwrap().contains('#'));
+    }
+
+    #[test]
+    fn batch_calls_key_their_items_by_table() {
+        let w = call("dynamodb", "BatchWriteItem", 2, false);
+        let items = &w.body["requestParameters"]["requestItems"];
+        let keys = items[w.name()]["keys"].as_array().expect("keys of the table");
+        assert!((1..6).contains(&keys.len()), "{keys:?}");
+        assert!(keys.iter().all(|k| k["key"]["pk"].is_string()), "{keys:?}");
+    }
+}

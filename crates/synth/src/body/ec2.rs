@@ -270,3 +270,54 @@ fn run_instances(j: &mut Json, rng: &mut fastrand::Rng, c: &Call, x: &mut Extra)
         });
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::body::testing::{ACCOUNT, REGION, call, call_where};
+
+    #[test]
+    fn run_instances_lists_every_launched_instance() {
+        let w = call_where("ec2", "RunInstances", false, |w| {
+            w.body["requestParameters"]["instancesSet"]["items"][0]["minCount"].as_u64() > Some(1)
+        });
+        let count = w.body["requestParameters"]["instancesSet"]["items"][0]["minCount"].as_u64().unwrap();
+        let items = w.body["responseElements"]["instancesSet"]["items"].as_array().expect("instances");
+        assert_eq!(items.len() as u64, count);
+        assert_eq!(w.resources.len() as u64, count);
+        for (item, res) in items.iter().zip(&w.resources) {
+            let id = item["instanceId"].as_str().expect("instanceId");
+            assert!(id.starts_with("i-0") && id.len() == 19, "{id}");
+            assert_eq!(res["type"], "AWS::EC2::Instance");
+            assert_eq!(res["ARN"], format!("arn:aws:ec2:{REGION}:{ACCOUNT}:instance/{id}"));
+            assert!(item["placement"]["availabilityZone"].as_str().unwrap().starts_with(REGION));
+            let ip = item["privateIpAddress"].as_str().unwrap();
+            let dns = item["privateDnsName"].as_str().unwrap();
+            assert_eq!(dns, format!("ip-{}.ec2.internal", ip.replace('.', "-")));
+        }
+        let failed = call("ec2", "RunInstances", 0, true);
+        assert!(failed.body["responseElements"].is_null());
+        assert!(failed.resources.is_empty());
+    }
+
+    #[test]
+    fn security_group_rule_opens_one_port() {
+        let w = call("ec2", "AuthorizeSecurityGroupIngress", 2, false);
+        let perm = &w.body["requestParameters"]["ipPermissions"]["items"][0];
+        assert_eq!(perm["fromPort"], perm["toPort"]);
+        assert_eq!(w.body["requestParameters"]["groupId"], w.name());
+        let rule = &w.body["responseElements"]["securityGroupRuleSet"]["items"][0];
+        assert_eq!(rule["fromPort"], perm["fromPort"]);
+        assert_eq!(rule["cidrIpv4"], perm["ipRanges"]["items"][0]["cidrIp"]);
+        assert_eq!(rule["groupOwnerId"], ACCOUNT);
+    }
+
+    #[test]
+    fn stop_instances_reports_the_state_change() {
+        let w = call("ec2", "StopInstances", 0, false);
+        let item = &w.body["responseElements"]["instancesSet"]["items"][0];
+        assert_eq!(item["instanceId"], w.name());
+        assert_eq!(item["previousState"], serde_json::json!({"code": 16, "name": "running"}));
+        assert_eq!(item["currentState"], serde_json::json!({"code": 64, "name": "stopping"}));
+        assert_eq!(w.body["requestParameters"]["force"], false);
+    }
+}

@@ -161,3 +161,45 @@ fn created(j: &mut Json, rng: &mut fastrand::Rng, c: &Call) {
         }
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::body::testing::{ACCOUNT, REGION, call, call_where};
+
+    #[test]
+    fn creating_calls_name_the_resource_and_return_it() {
+        let w = call("states", "CreateStateMachine", 0, false);
+        assert_eq!(w.arn(), format!("arn:aws:states:{REGION}:{ACCOUNT}:state-machine/{}", w.name()));
+        let req = &w.body["requestParameters"];
+        assert_eq!(req["stateMachineArn"], w.arn(), "ARN-style services name resources by ARN: {req}");
+        let tags = req["tags"].as_array().expect("tags");
+        assert!((1..=5).contains(&tags.len()) && tags.iter().all(|t| t["key"].is_string() && t["value"].is_string()));
+        let created = &w.body["responseElements"]["stateMachine"];
+        assert_eq!(created["stateMachineArn"], w.arn());
+        assert_eq!(created["name"], w.name());
+        let stack = call("cloudformation", "CreateStack", 0, false);
+        assert_eq!(stack.body["requestParameters"]["stackName"], stack.name(), "name-style services use names");
+    }
+
+    #[test]
+    fn listed_resources_get_cloudformation_style_types() {
+        let w = call_where("events", "PutRule", false, |w| !w.resources.is_empty());
+        let r = &w.resources[0];
+        assert_eq!(r["type"], "AWS::Events::Rule");
+        assert_eq!(r["ARN"], w.arn());
+        assert_eq!(r["accountId"], ACCOUNT);
+    }
+
+    #[test]
+    fn reads_and_failures_return_nothing_and_collections_list_nothing() {
+        let mut unfiltered = 0;
+        for seed in 0..12 {
+            assert!(call("cloudformation", "DescribeStacks", seed, false).body["responseElements"].is_null());
+            assert!(call("cloudformation", "CreateStack", seed, true).body["responseElements"].is_null());
+            let list = call("cloudformation", "ListStacks", seed, false);
+            unfiltered += usize::from(list.body["requestParameters"].is_null());
+            assert!(list.resources.is_empty(), "{:?}", list.resources);
+        }
+        assert!(unfiltered > 0, "some listings send no parameters");
+    }
+}

@@ -164,3 +164,55 @@ fn new_entity(j: &mut Json, rng: &mut fastrand::Rng, c: &Call, names: [&str; 4],
         });
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::body::testing::{ACCOUNT, call, event_time, java_date};
+
+    #[test]
+    fn create_role_returns_the_role_and_lists_it() {
+        let w = call("iam", "CreateRole", 0, false);
+        assert_eq!(w.arn(), format!("arn:aws:iam::{ACCOUNT}:role/{}", w.name()));
+        assert_eq!(w.body["requestParameters"]["roleName"], w.name());
+        let doc = w.body["requestParameters"]["assumeRolePolicyDocument"].as_str().expect("policy document");
+        let doc: serde_json::Value = serde_json::from_str(doc).expect("the policy document is JSON text");
+        assert_eq!(doc["Statement"][0]["Action"], "sts:AssumeRole");
+        let role = &w.body["responseElements"]["role"];
+        assert_eq!(role["arn"], w.arn());
+        assert_eq!(role["roleName"], w.name());
+        assert!(role["roleId"].as_str().unwrap().starts_with("AROA"));
+        assert_eq!(java_date(&role["createDate"]), event_time());
+        assert_eq!(w.resource("AWS::IAM::Role").expect("role resource")["ARN"], w.arn());
+    }
+
+    #[test]
+    fn user_calls_list_the_user() {
+        let w = call("iam", "CreateUser", 1, false);
+        assert_eq!(w.arn(), format!("arn:aws:iam::{ACCOUNT}:user/{}", w.name()));
+        assert_eq!(w.body["responseElements"]["user"]["userName"], w.name());
+        assert!(w.body["responseElements"]["user"]["userId"].as_str().unwrap().starts_with("AIDA"));
+        assert_eq!(w.resource("AWS::IAM::User").expect("user resource")["ARN"], w.arn());
+        let key = call("iam", "CreateAccessKey", 1, false);
+        let created = &key.body["responseElements"]["accessKey"];
+        assert_eq!(created["userName"], key.name());
+        assert_eq!(created["status"], "Active");
+        assert!(created["accessKeyId"].as_str().unwrap().starts_with("AKIA"));
+        assert!(call("iam", "CreateAccessKey", 1, true).body["responseElements"].is_null());
+    }
+
+    #[test]
+    fn policy_documents_are_json_text() {
+        let w = call("iam", "CreatePolicy", 2, false);
+        let doc = w.body["requestParameters"]["policyDocument"].as_str().expect("policyDocument");
+        let doc: serde_json::Value = serde_json::from_str(doc).expect("the policy document is JSON text");
+        assert_eq!(doc["Version"], "2012-10-17");
+        assert_eq!(w.body["responseElements"]["policy"]["arn"], w.arn());
+        assert_eq!(w.resource("AWS::IAM::Policy").expect("policy resource")["ARN"], w.arn());
+    }
+
+    #[test]
+    fn reads_list_nothing() {
+        let w = call("iam", "GetRole", 0, false);
+        assert!(w.resources.is_empty(), "{:?}", w.resources);
+    }
+}

@@ -102,3 +102,43 @@ fn crypto(j: &mut Json, rng: &mut fastrand::Rng, c: &Call) {
 pub(super) fn key_resource(x: &mut Extra, c: &Call) {
     resource(x, Some(c.ctx.account), "AWS::KMS::Key", &c.target.arn);
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::body::testing::{ACCOUNT, REGION, call};
+
+    #[test]
+    fn decrypt_lists_the_key() {
+        for seed in 0..10 {
+            let w = call("kms", "Decrypt", seed, false);
+            assert!(w.arn().starts_with(&format!("arn:aws:kms:{REGION}:{ACCOUNT}:key/")), "{}", w.arn());
+            let key = w.resource("AWS::KMS::Key").expect("key resource");
+            assert_eq!(key["ARN"], w.arn());
+            assert_eq!(key["accountId"], ACCOUNT);
+            let req = &w.body["requestParameters"];
+            assert_eq!(req["encryptionAlgorithm"], "SYMMETRIC_DEFAULT");
+            assert!(req["encryptionContext"].as_object().is_some_and(|o| !o.is_empty()), "{req}");
+            assert!(w.body["responseElements"].is_null());
+        }
+    }
+
+    #[test]
+    fn create_grant_names_key_and_grantee() {
+        let w = call("kms", "CreateGrant", 1, false);
+        let req = &w.body["requestParameters"];
+        assert_eq!(req["keyId"], w.arn());
+        assert!(req["granteePrincipal"].as_str().unwrap().starts_with(&format!("arn:aws:iam::{ACCOUNT}:role/")));
+        assert!(req["operations"].as_array().unwrap().contains(&"Decrypt".into()));
+        assert_eq!(w.body["responseElements"]["keyId"], w.arn());
+        assert_eq!(w.body["responseElements"]["grantId"].as_str().unwrap().len(), 64);
+        let failed = call("kms", "CreateGrant", 1, true);
+        assert!(failed.body["responseElements"].is_null());
+        assert!(failed.resource("AWS::KMS::Key").is_some(), "failed calls still name their key");
+    }
+
+    #[test]
+    fn listing_keys_names_no_key() {
+        let w = call("kms", "ListKeys", 0, false);
+        assert!(w.resource("AWS::KMS::Key").is_none(), "{:?}", w.resources);
+    }
+}

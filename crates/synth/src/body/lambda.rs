@@ -125,3 +125,34 @@ fn function(j: &mut Json, rng: &mut fastrand::Rng, c: &Call) {
         });
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::body::testing::{ACCOUNT, REGION, call};
+
+    #[test]
+    fn invoke_names_the_function_and_its_version() {
+        let w = call("lambda", "Invoke", 0, false);
+        assert_eq!(w.arn(), format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:{}", w.name()));
+        assert_eq!(w.body["requestParameters"]["functionName"], w.arn());
+        assert_eq!(w.body["additionalEventData"]["functionVersion"], format!("{}:$LATEST", w.arn()));
+        let f = w.resource("AWS::Lambda::Function").expect("function resource");
+        assert_eq!(f["ARN"], w.arn());
+    }
+
+    #[test]
+    fn create_function_returns_its_configuration() {
+        let w = call("lambda", "CreateFunction20150331", 1, false);
+        let (req, res) = (&w.body["requestParameters"], &w.body["responseElements"]);
+        assert_eq!(res["functionArn"], w.arn());
+        assert_eq!(res["functionName"], w.name());
+        assert_eq!(res["role"], format!("arn:aws:iam::{ACCOUNT}:role/{}-role", w.name()));
+        for k in ["runtime", "memorySize", "timeout", "handler"] {
+            assert_eq!(res[k], req[k], "{k}");
+        }
+        assert_eq!(res["loggingConfig"]["logGroup"], format!("/aws/lambda/{}", w.name()));
+        let read = call("lambda", "GetFunction", 1, false);
+        assert!(read.body["responseElements"].is_null());
+        assert_eq!(read.body["requestParameters"], serde_json::json!({"functionName": read.name()}));
+    }
+}

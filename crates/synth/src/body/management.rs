@@ -159,3 +159,48 @@ pub(super) fn write_ecr(j: &mut Json, rng: &mut fastrand::Rng, c: &Call, x: &mut
         _ => generic::write(j, rng, c, x),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::body::testing::{ACCOUNT, call};
+
+    #[test]
+    fn secret_reads_name_the_secret_by_arn_or_name() {
+        for seed in 0..8 {
+            let w = call("secretsmanager", "GetSecretValue", seed, false);
+            let id = w.body["requestParameters"]["secretId"].as_str().expect("secretId").to_owned();
+            assert!(id == w.arn() || id == w.name(), "{id}");
+            assert!(w.body["responseElements"].is_null());
+        }
+    }
+
+    #[test]
+    fn quota_request_echoes_the_caller() {
+        let w = call("servicequotas", "RequestServiceQuotaIncrease", 0, false);
+        let quota = &w.body["responseElements"]["requestedQuota"];
+        let requester: serde_json::Value =
+            serde_json::from_str(quota["requester"].as_str().expect("requester")).expect("requester is JSON text");
+        assert_eq!(requester["accountId"], ACCOUNT);
+        assert_eq!(requester["callerArn"], "arn:aws:iam::111122223333:user/alice");
+        assert_eq!(quota["quotaCode"], w.body["requestParameters"]["quotaCode"]);
+    }
+
+    #[test]
+    fn image_pulls_name_and_list_the_repository() {
+        let w = call("ecr", "BatchGetImage", 0, false);
+        assert_eq!(w.body["requestParameters"]["repositoryName"], w.name());
+        assert_eq!(w.body["requestParameters"]["registryId"], ACCOUNT);
+        assert_eq!(w.resource("AWS::ECR::Repository").expect("repository")["ARN"], w.arn());
+        let layer = call("ecr", "GetDownloadUrlForLayer", 0, false);
+        let digest = layer.body["requestParameters"]["layerDigest"].as_str().unwrap();
+        assert!(digest.starts_with("sha256:") && digest.len() == 7 + 64, "{digest}");
+    }
+
+    #[test]
+    fn config_evaluations_return_no_failures() {
+        let w = call("config", "PutEvaluations", 2, false);
+        let evals = w.body["requestParameters"]["evaluations"].as_array().expect("evaluations");
+        assert!(evals.iter().all(|e| e["complianceResourceId"].as_str().unwrap().starts_with("sg-0")));
+        assert_eq!(w.body["responseElements"], serde_json::json!({"failedEvaluations": []}));
+    }
+}

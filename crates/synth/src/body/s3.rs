@@ -177,3 +177,66 @@ fn object_request(j: &mut Json, rng: &mut fastrand::Rng, c: &Call) {
         _ => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::body::testing::{ACCOUNT, REGION, call, call_where};
+
+    #[test]
+    fn get_object_names_bucket_and_key_and_lists_object_and_bucket() {
+        for seed in 0..20 {
+            let w = call("s3", "GetObject", seed, false);
+            let (bucket, key) = (w.name(), w.key());
+            let req = &w.body["requestParameters"];
+            assert_eq!(req["bucketName"], bucket, "seed {seed}");
+            assert_eq!(req["key"], key, "seed {seed}");
+            let host = req["Host"].as_str().expect("Host");
+            assert!(host.ends_with(&format!("s3.{REGION}.amazonaws.com")), "{host}");
+            assert!(w.body["responseElements"].is_null());
+            assert!(w.body["additionalEventData"]["bytesTransferredOut"].as_u64().unwrap() > 0);
+            assert_eq!(w.body["additionalEventData"]["bytesTransferredIn"], 0);
+            let object = w.resource("AWS::S3::Object").expect("object resource");
+            assert_eq!(object["ARN"], format!("arn:aws:s3:::{bucket}/{key}"));
+            assert!(object.get("accountId").is_none(), "objects carry no accountId: {object}");
+            let b = w.resource("AWS::S3::Bucket").expect("bucket resource");
+            assert_eq!(b["ARN"], format!("arn:aws:s3:::{bucket}"));
+            assert_eq!(b["accountId"], ACCOUNT);
+            assert!(w.s3_request_id);
+        }
+    }
+
+    #[test]
+    fn failed_get_object_transfers_nothing() {
+        let w = call("s3", "GetObject", 3, true);
+        assert_eq!(w.body["additionalEventData"]["bytesTransferredOut"], 0);
+        assert!(w.body["responseElements"].is_null());
+    }
+
+    #[test]
+    fn put_object_reports_encryption_and_uploaded_bytes() {
+        let w = call("s3", "PutObject", 5, false);
+        let sse = w.body["responseElements"]["x-amz-server-side-encryption"].as_str().expect("encryption");
+        assert!(["AES256", "aws:kms"].contains(&sse), "{sse}");
+        assert!(w.body["additionalEventData"]["bytesTransferredIn"].as_u64().unwrap() > 0);
+        let kms = call_where("s3", "PutObject", false, |w| {
+            w.body["requestParameters"].get("x-amz-server-side-encryption-aws-kms-key-id").is_some()
+        });
+        let key = kms.body["requestParameters"]["x-amz-server-side-encryption-aws-kms-key-id"].as_str().unwrap();
+        assert!(key.starts_with(&format!("arn:aws:kms:{REGION}:{ACCOUNT}:key/")), "{key}");
+    }
+
+    #[test]
+    fn list_buckets_has_no_bucket_and_no_resources() {
+        let w = call("s3", "ListBuckets", 1, false);
+        assert_eq!(w.body["requestParameters"], serde_json::json!({"Host": format!("s3.{REGION}.amazonaws.com")}));
+        assert!(w.resources.is_empty(), "{:?}", w.resources);
+    }
+
+    #[test]
+    fn bucket_sub_resources_are_empty_keys() {
+        let w = call("s3", "GetBucketAcl", 2, false);
+        assert_eq!(w.body["requestParameters"]["acl"], "");
+        assert_eq!(w.body["requestParameters"]["bucketName"], w.name());
+        assert!(w.resource("AWS::S3::Object").is_none());
+    }
+}

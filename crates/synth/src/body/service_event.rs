@@ -41,3 +41,37 @@ pub(super) fn write(j: &mut Json, rng: &mut fastrand::Rng, c: &Call, x: &mut Ext
         kms::key_resource(x, c);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::body::testing::{ACCOUNT, EVENT_SECS, REGION, call};
+
+    #[test]
+    fn backup_job_completed_is_described_in_details_only() {
+        let w = call("backup", "BackupJobCompleted", 0, false);
+        assert!(w.body["requestParameters"].is_null());
+        assert!(w.body["responseElements"].is_null());
+        let d = w.details.as_ref().expect("serviceEventDetails");
+        assert_eq!(d["state"], "COMPLETED");
+        assert_eq!(d["backupVaultArn"], format!("arn:aws:backup:{REGION}:{ACCOUNT}:backup-vault:Default"));
+        assert!(d["resourceArn"].as_str().unwrap().starts_with(&format!("arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/")));
+        assert_eq!(d["creationDate"]["seconds"], EVENT_SECS - 600);
+        assert!(w.resources.is_empty());
+    }
+
+    #[test]
+    fn key_rotation_names_and_lists_the_key() {
+        let w = call("kms", "RotateKey", 1, false);
+        let d = w.details.as_ref().expect("serviceEventDetails");
+        assert_eq!(d["keyId"], w.name());
+        assert_eq!(w.resource("AWS::KMS::Key").expect("key resource")["ARN"], w.arn());
+    }
+
+    #[test]
+    fn shared_snapshot_copy_names_the_source_account() {
+        let w = call("ec2", "SharedSnapshotCopyInitiated", 2, false);
+        let d = w.details.as_ref().expect("serviceEventDetails");
+        assert_eq!(d["snapshotId"], w.name());
+        assert_eq!(d["sourceAccountId"], "444455556666");
+    }
+}

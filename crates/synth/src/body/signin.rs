@@ -38,3 +38,33 @@ pub(super) fn write(j: &mut Json, rng: &mut fastrand::Rng, c: &Call, x: &mut Ext
         _ => j.kv("MobileVersion", "No"),
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::body::testing::{REGION, call};
+
+    #[test]
+    fn console_login_reports_success_or_failure_without_request_id() {
+        let ok = call("signin", "ConsoleLogin", 0, false);
+        assert!(ok.body["requestParameters"].is_null());
+        assert_eq!(ok.body["responseElements"], serde_json::json!({"ConsoleLogin": "Success"}));
+        assert!(ok.no_request_id);
+        let extra = &ok.body["additionalEventData"];
+        assert!(extra["LoginTo"].as_str().unwrap().contains(&format!("hashArgsFromTB_{REGION}_")));
+        // An IAM user signing in with MFA names the device next to the user.
+        assert_eq!(extra["MFAUsed"], "Yes");
+        assert_eq!(extra["MFAIdentifier"], "arn:aws:iam::111122223333:mfa/alice");
+
+        let failed = call("signin", "ConsoleLogin", 0, true);
+        assert_eq!(failed.body["responseElements"], serde_json::json!({"ConsoleLogin": "Failure"}));
+        assert_eq!(failed.body["additionalEventData"]["MFAUsed"], "No");
+        assert!(failed.body["additionalEventData"].get("MFAIdentifier").is_none());
+    }
+
+    #[test]
+    fn switch_role_names_where_it_came_from() {
+        let w = call("signin", "SwitchRole", 1, false);
+        assert_eq!(w.body["additionalEventData"]["SwitchFrom"], "arn:aws:iam::111122223333:user/alice");
+        assert_eq!(w.body["responseElements"]["SwitchRole"], "Success");
+    }
+}

@@ -69,3 +69,32 @@ pub(super) fn write_message(j: &mut Json, rng: &mut fastrand::Rng, c: &Call, x: 
     }
     resource(x, Some(c.ctx.account), "AWS::SQS::Queue", &t.arn);
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::body::testing::{ACCOUNT, REGION, call};
+
+    #[test]
+    fn send_message_addresses_the_queue_and_returns_an_id() {
+        let w = call("sqs", "SendMessage", 1, false);
+        let url = format!("https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{}", w.name());
+        assert_eq!(w.body["requestParameters"]["queueUrl"], url);
+        assert_eq!(w.body["requestParameters"]["messageBody"], "HIDDEN_DUE_TO_SECURITY_REASONS");
+        let id = w.body["responseElements"]["messageId"].as_str().expect("messageId");
+        assert_eq!(id.len(), 36, "{id}");
+        assert_eq!(w.body["responseElements"]["mD5OfMessageBody"].as_str().unwrap().len(), 32);
+        let q = w.resource("AWS::SQS::Queue").expect("queue resource");
+        assert_eq!(q["ARN"], format!("arn:aws:sqs:{REGION}:{ACCOUNT}:{}", w.name()));
+        assert!(call("sqs", "SendMessage", 1, true).body["responseElements"].is_null());
+    }
+
+    #[test]
+    fn batch_entries_are_numbered() {
+        let w = call("sqs", "SendMessageBatch", 4, false);
+        let entries = w.body["requestParameters"]["entries"].as_array().expect("entries");
+        assert!((2..11).contains(&entries.len()));
+        for (i, e) in entries.iter().enumerate() {
+            assert_eq!(e["id"], i.to_string());
+        }
+    }
+}

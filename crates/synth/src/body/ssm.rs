@@ -103,3 +103,31 @@ pub(super) fn write(j: &mut Json, rng: &mut fastrand::Rng, c: &Call, x: &mut Ext
         _ => generic::write(j, rng, c, x),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::body::testing::{REGION, call, event_time, java_date};
+
+    #[test]
+    fn agent_heartbeat_describes_one_private_host() {
+        let w = call("ssm", "UpdateInstanceInformation", 0, false);
+        let req = &w.body["requestParameters"];
+        let ip = req["iPAddress"].as_str().expect("iPAddress");
+        assert!(ip.starts_with("10.0."), "{ip}");
+        assert_eq!(req["computerName"], format!("ip-{}.ec2.internal", ip.replace('.', "-")));
+        let az = req["availabilityZone"].as_str().unwrap();
+        assert!(az.len() == REGION.len() + 1 && az.starts_with(REGION), "{az}");
+    }
+
+    #[test]
+    fn send_command_expires_an_hour_after_the_call() {
+        let w = call("ssm", "SendCommand", 1, false);
+        let cmd = &w.body["responseElements"]["command"];
+        assert_eq!(java_date(&cmd["requestedDateTime"]), event_time());
+        assert_eq!(java_date(&cmd["expiresAfter"]), event_time() + chrono::Duration::hours(1));
+        assert_eq!(cmd["comment"], w.body["requestParameters"]["comment"]);
+        let ids = w.body["requestParameters"]["instanceIds"].as_array().unwrap();
+        assert!((1..4).contains(&ids.len()));
+        assert!(call("ssm", "SendCommand", 1, true).body["responseElements"].is_null());
+    }
+}

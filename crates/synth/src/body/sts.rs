@@ -149,3 +149,64 @@ fn assume_role(j: &mut Json, rng: &mut fastrand::Rng, c: &Call, x: &mut Extra) {
     // Cross-account role use is logged in both accounts with one sharedEventID.
     x.shared = t.account != c.ctx.account || c.caller.account != c.ctx.account;
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::Duration;
+
+    use crate::body::testing::{ACCOUNT, REGION, call, call_where, event_time, java_date};
+
+    #[test]
+    fn assume_role_returns_credentials_expiring_after_the_call() {
+        for seed in 0..20 {
+            let w = call("sts", "AssumeRole", seed, false);
+            let req = &w.body["requestParameters"];
+            assert_eq!(req["roleArn"], w.arn());
+            let duration = req["durationSeconds"].as_i64().expect("durationSeconds");
+            assert!([3_600, 43_200].contains(&duration), "{duration}");
+            let creds = &w.body["responseElements"]["credentials"];
+            let expires = java_date(&creds["expiration"]);
+            assert_eq!(expires, event_time() + Duration::seconds(duration), "seed {seed}");
+            let key = creds["accessKeyId"].as_str().expect("accessKeyId");
+            assert!(key.starts_with("ASIA") && key.len() == 20, "{key}");
+            assert!(creds["sessionToken"].as_str().unwrap().len() > 300);
+            // The assumed-role ARN is the role's, in the role's account, with the session name.
+            let session = req["roleSessionName"].as_str().expect("roleSessionName");
+            let user = &w.body["responseElements"]["assumedRoleUser"];
+            let role_account = w.arn().split(':').nth(4).unwrap().to_owned();
+            assert_eq!(user["arn"], format!("arn:aws:sts::{role_account}:assumed-role/{}/{session}", w.name()));
+            assert!(user["assumedRoleId"].as_str().unwrap().ends_with(&format!(":{session}")));
+            let role = w.resource("AWS::IAM::Role").expect("role resource");
+            assert_eq!(role["ARN"], w.arn());
+            assert_eq!(role["accountId"], role_account);
+        }
+    }
+
+    #[test]
+    fn cross_account_assume_role_is_shared() {
+        let w = call_where("sts", "AssumeRole", false, |w| w.target.account != ACCOUNT);
+        assert!(w.shared);
+        assert!(w.arn().starts_with(&format!("arn:aws:iam::{}:role/", w.target.account)), "{}", w.arn());
+        let local = call_where("sts", "AssumeRole", false, |w| w.target.account == ACCOUNT);
+        assert!(!local.shared);
+    }
+
+    #[test]
+    fn web_identity_names_the_cluster_provider() {
+        let w = call("sts", "AssumeRoleWithWebIdentity", 4, false);
+        let res = &w.body["responseElements"];
+        let provider = res["provider"].as_str().expect("provider");
+        assert!(provider.contains(&format!(":oidc-provider/oidc.eks.{REGION}.amazonaws.com/id/")), "{provider}");
+        assert_eq!(res["audience"], "sts.amazonaws.com");
+    }
+
+    #[test]
+    fn failed_assume_role_returns_nothing_but_names_the_role() {
+        let w = call("sts", "AssumeRole", 7, true);
+        assert!(w.body["responseElements"].is_null());
+        assert_eq!(w.body["requestParameters"]["roleArn"], w.arn());
+        let (code, msg) = w.error.expect("an error");
+        assert!(["AccessDenied", "Throttling", "NotFound", "ValidationException"].contains(&code.as_str()), "{code}");
+        assert!(!msg.is_empty());
+    }
+}
