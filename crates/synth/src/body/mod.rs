@@ -320,17 +320,17 @@ const TAG_KEYS: &[(&str, &[&str])] = &[
 
 /// `"key":[{"<k>":…,"<v>":…},…]`: one to five tags, in the member names the service uses.
 fn tags(j: &mut Json, rng: &mut fastrand::Rng, key: &str, k: &str, v: &str) {
-    j.arr(key);
-    let n = rng.usize(1..=TAG_KEYS.len());
-    let start = rng.usize(0..TAG_KEYS.len());
-    for i in 0..n {
-        let (tk, vals) = TAG_KEYS[(start + i) % TAG_KEYS.len()];
-        j.element(|j| {
-            j.kv(k, tk);
-            j.kv(v, vals[rng.usize(0..vals.len())]);
-        });
-    }
-    j.close_arr();
+    j.array(key, |j| {
+        let n = rng.usize(1..=TAG_KEYS.len());
+        let start = rng.usize(0..TAG_KEYS.len());
+        for i in 0..n {
+            let (tk, vals) = TAG_KEYS[(start + i) % TAG_KEYS.len()];
+            j.element(|j| {
+                j.kv(k, tk);
+                j.kv(v, vals[rng.usize(0..vals.len())]);
+            });
+        }
+    });
 }
 
 /// `"k":"Mar 1, 2024, 12:00:00 AM"`, the date format of Java SDK-based services.

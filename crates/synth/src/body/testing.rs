@@ -110,9 +110,7 @@ pub(super) fn call_body(ns: &str, name: &str, seed: u64, failed: bool, caller: &
         (code, msg)
     });
     let (mut j, mut x) = (Json::default(), Extra::default());
-    j.open();
-    body(&mut j, &mut rng, &call, &mut x);
-    j.close();
+    j.element(|j| body(j, &mut rng, &call, &mut x));
     let parse = |what: &str, text: &str| -> Value {
         serde_json::from_str(text).unwrap_or_else(|e| panic!("{ns}:{name} {what} is not JSON ({e}): {text}"))
     };
