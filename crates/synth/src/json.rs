@@ -208,6 +208,30 @@ impl Json {
         self.open();
         self.close();
     }
+
+    /// `"k":{…}` with the members `f` writes.
+    #[inline]
+    pub(crate) fn object(&mut self, k: &str, f: impl FnOnce(&mut Json)) {
+        self.obj(k);
+        f(self);
+        self.close();
+    }
+
+    /// `"k":[…]` with the elements `f` writes.
+    #[inline]
+    pub(crate) fn array(&mut self, k: &str, f: impl FnOnce(&mut Json)) {
+        self.arr(k);
+        f(self);
+        self.close_arr();
+    }
+
+    /// `{…}` (an array element or a value after [`Json::key`]) with the members `f` writes.
+    #[inline]
+    pub(crate) fn element(&mut self, f: impl FnOnce(&mut Json)) {
+        self.open();
+        f(self);
+        self.close();
+    }
 }
 
 /// Appends `s` escaped for a JSON string (quotes, backslash and control characters).
@@ -299,6 +323,21 @@ mod tests {
         assert_eq!(j.buf, r#"{"a":"x\"y\n\u0001é","b":[1,1.50,{"n":null}],"e":{},"t":true}"#);
         let v: serde_json::Value = serde_json::from_str(&j.buf).unwrap();
         assert_eq!(v["a"], "x\"y\n\u{1}é");
+    }
+
+    #[test]
+    fn closures_write_the_same_text_as_open_and_close() {
+        let mut j = Json::default();
+        j.element(|j| {
+            j.object("o", |j| j.kv("k", "v"));
+            j.array("a", |j| {
+                j.element(|j| j.kv_u64("n", 1));
+                j.element(|_| {});
+            });
+            j.object("e", |_| {});
+            j.kv_bool("t", false);
+        });
+        assert_eq!(j.buf, r#"{"o":{"k":"v"},"a":[{"n":1},{}],"e":{},"t":false}"#);
     }
 
     #[test]
