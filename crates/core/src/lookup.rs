@@ -908,7 +908,27 @@ impl SparseFile {
         Some(range.start..end)
     }
 
+    /// The bytes from `start`: `len` of them, or (`None`) as many as the parts held run on
+    /// without a gap. Parts join where they meet or overlap: a column chunk fetched in two
+    /// requests (cut short where the tail began) reads as one, page headers across the seam too.
     fn slice(&self, start: u64, len: Option<usize>) -> parquet::errors::Result<bytes::Bytes> {
+        let len = match len {
+            Some(n) => Some(n),
+            None => {
+                // Where the contiguous run of held bytes from `start` ends.
+                let mut end = start;
+                while let Some(e) = self
+                    .parts
+                    .iter()
+                    .filter(|(o, b)| *o <= end && end < o + b.len() as u64)
+                    .map(|(o, b)| o + b.len() as u64)
+                    .max()
+                {
+                    end = e;
+                }
+                (end > start).then(|| (end - start) as usize)
+            }
+        };
         for (offset, bytes) in self.parts.iter().rev() {
             let end = offset + bytes.len() as u64;
             if *offset <= start && start <= end {
