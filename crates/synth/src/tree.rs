@@ -341,7 +341,9 @@ impl SynthFiles {
             return SLOT;
         }
         let remaining = u128::from(self.opts.target_json_bytes.saturating_sub(self.json_total));
-        let rounds_left = (remaining * u128::from(self.round) / u128::from(self.json_total)).max(1);
+        // Rounded up: rounded down, a first round holding one very large file made the estimate
+        // "one round left", which put the next round at the span's end and every later one there.
+        let rounds_left = (remaining * u128::from(self.round)).div_ceil(u128::from(self.json_total)).max(1);
         (left / rounds_left).max(1) as i64
     }
 
