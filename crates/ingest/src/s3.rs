@@ -107,12 +107,11 @@ impl Default for S3Limits {
 impl S3Settings {
     /// Settings for the CLI from the environment: [`S3Limits::cli`], and
     /// `PARQUETRAIL_S3_PATH_STYLE=true|false` overrides the default addressing.
-    pub fn from_env() -> Result<Self, String> {
+    pub fn from_env() -> Result<Self, parquetrail_core::UnknownValue> {
         let force_path_style = match std::env::var("PARQUETRAIL_S3_PATH_STYLE") {
-            Ok(v) => Some(
-                parse_bool(&v)
-                    .ok_or_else(|| format!("PARQUETRAIL_S3_PATH_STYLE: expected true or false, got {v:?}"))?,
-            ),
+            Ok(v) => Some(parse_bool(&v).ok_or_else(|| {
+                parquetrail_core::UnknownValue::new("PARQUETRAIL_S3_PATH_STYLE value", v, "true or false")
+            })?),
             Err(_) => None,
         };
         Ok(S3Settings { force_path_style, limits: S3Limits::cli(), ..S3Settings::default() })
@@ -514,9 +513,22 @@ struct S3File {
     done: bool,
 }
 
+/// A storage failure as the I/O error a sink returns: the [`StorageError`] itself inside (so it
+/// can be recovered), under the kind that carries its verdict to the core, which decides on the
+/// kind ([`parquetrail_core::io_retryable`]).
 fn to_io(e: StorageError) -> io::Error {
-    let kind = if e.is_retryable() { io::ErrorKind::Other } else { io::ErrorKind::PermissionDenied };
-    io::Error::new(kind, e.message)
+    io::Error::new(io_kind(e.kind), e)
+}
+
+/// The I/O error kind of a storage failure: permanent ones get a kind the core never retries.
+fn io_kind(kind: ErrorKind) -> io::ErrorKind {
+    match kind {
+        ErrorKind::Retryable => io::ErrorKind::Other,
+        ErrorKind::Permanent => io::ErrorKind::InvalidInput,
+        ErrorKind::NotFound => io::ErrorKind::NotFound,
+        // Another writer's request on the same key was in flight: it settles, so try again.
+        ErrorKind::Conflict => io::ErrorKind::ResourceBusy,
+    }
 }
 
 impl S3File {
