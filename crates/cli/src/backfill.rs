@@ -178,8 +178,8 @@ pub fn backfill(args: &BackfillArgs) -> Result<ExitCode> {
     if args.checkpoint_objects == 0 {
         bail!("--checkpoint-objects must be at least 1");
     }
-    let source = trail_root(Location::parse(&args.source).map_err(anyhow::Error::msg)?);
-    let dest = Location::parse(&args.dest).map_err(anyhow::Error::msg)?;
+    let source = trail_root(Location::parse(&args.source)?);
+    let dest = Location::parse(&args.dest)?;
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let concurrency = match args.concurrency {
         Some(0) => bail!("--concurrency must be at least 1"),
@@ -527,14 +527,14 @@ async fn batch_operations(
     let run = run_id();
     let batch_dir = join(dest_prefix, &format!("_batch/{run}"));
     let manifest_location = match &args.manifest {
-        Some(m) => Location::parse(m).map_err(anyhow::Error::msg)?,
+        Some(m) => Location::parse(m)?,
         None => Location::S3 { bucket: dest_bucket.clone(), prefix: format!("{batch_dir}/manifest.csv") },
     };
     let Location::S3 { bucket: manifest_bucket, prefix: manifest_key } = &manifest_location else {
         bail!("--manifest must be an s3:// URL (Batch Operations reads it from S3)");
     };
     let (report_bucket, report_prefix) = match &args.report {
-        Some(r) => match Location::parse(r).map_err(anyhow::Error::msg)? {
+        Some(r) => match Location::parse(r)? {
             Location::S3 { bucket, prefix } => (bucket, prefix),
             Location::Local(_) => bail!("--report must be an s3:// URL"),
         },

@@ -20,9 +20,10 @@ use chrono::{DateTime, NaiveDate, Utc};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use parquetrail_core::archive::{ExportFormat, Exporter, RowFilter, Summary};
 use parquetrail_core::convert::{self, FileReport, FileTotals, Options};
+use parquetrail_ingest::error::storage_retryable;
 use parquetrail_ingest::ledger::{Candidate, Checkpoint, Claims, Entry, Ledger, Naming};
 use parquetrail_ingest::s3::S3Settings;
-use parquetrail_ingest::{Location, Pipeline, Storage};
+use parquetrail_ingest::{Location, Pipeline, Storage, StorageError};
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -169,14 +170,16 @@ pub fn run_convert(files: &[SourceFile], sink: &DirSink, options: &Options, jobs
             let entry = Entry::for_file(None, &file.key, None, file.size, report, ledger.run());
             ledger.record(&entry.with_source(&identities[*i], distinct));
         }
-        let result = result.as_ref().map_err(|e| (e.to_string(), !e.is_permanent()));
+        let result = result.as_ref().map_err(|e| (e.to_string(), e.retryable()));
         summary.add(&file.key, result, &mut partitions);
     }
     if let Some(e) = unlisted {
-        summary.add_unfinished(parquetrail_ingest::manifest::MANIFESTS, &format!("{e:#}: the outputs are committed, but readers going through manifests do not see them until a rerun lists them"));
+        // Failures other than the storage's (starting a runtime) are worth a rerun too.
+        let retryable = e.downcast_ref::<StorageError>().is_none_or(storage_retryable);
+        summary.add_unfinished(parquetrail_ingest::manifest::MANIFESTS, &format!("{e:#}: the outputs are committed, but readers going through manifests do not see them until a rerun lists them"), retryable);
     }
     if let Err(e) = runtime.block_on(ledger.flush()) {
-        summary.add_unfinished(parquetrail_ingest::ledger::LEDGER_DIR, &format!("{e}: the run is not recorded, so a later run cannot tell which object owns these output names until a rerun records it"));
+        summary.add_unfinished(parquetrail_ingest::ledger::LEDGER_DIR, &format!("{e}: the run is not recorded, so a later run cannot tell which object owns these output names until a rerun records it"), storage_retryable(&e));
     }
     let committed = committed_rows(sink.root(), results.iter().filter_map(|(_, r)| r.as_ref().ok()))?;
     summary.finish(partitions, started, committed);
@@ -293,19 +296,19 @@ impl RunSummary {
             self.failures.push(Failure {
                 key: u.path.display().to_string(),
                 reason: format!("cannot read it: {}", u.reason),
-                retryable: true,
+                retryable: u.retryable,
                 quarantine_path: None,
             });
         }
     }
 
     /// Names a step after the conversion that failed (listing in manifests, the ledger): not a
-    /// file, but an I/O failure a rerun repairs, so the run exits 2 with its summary.
-    fn add_unfinished(&mut self, what: &str, reason: &str) {
+    /// file, but a storage failure a rerun may repair (then the run exits 2 with its summary).
+    fn add_unfinished(&mut self, what: &str, reason: &str, retryable: bool) {
         self.failures.push(Failure {
             key: what.to_string(),
             reason: reason.to_string(),
-            retryable: true,
+            retryable,
             quarantine_path: None,
         });
     }
@@ -346,7 +349,7 @@ enum Item {
 /// [`run_convert`], and every converted object is recorded in the archive's ledger.
 async fn run_convert_s3(args: &ConvertArgs, options: Options, jobs: usize) -> Result<RunSummary> {
     let settings = S3Settings::from_env().map_err(anyhow::Error::msg)?;
-    let dest = Location::parse(&args.out).map_err(anyhow::Error::msg)?;
+    let dest = Location::parse(&args.out)?;
     let dest_storage = dest.storage(&settings).await;
     let mut ledger = Ledger::open(dest_storage.clone(), dest.prefix(), Checkpoint::default())
         .await
@@ -358,7 +361,7 @@ async fn run_convert_s3(args: &ConvertArgs, options: Options, jobs: usize) -> Re
     let mut items = Vec::new();
     let mut unreadable = Vec::new();
     for source in &args.sources {
-        match Location::parse(source).map_err(anyhow::Error::msg)? {
+        match Location::parse(source)? {
             location @ Location::S3 { .. } => {
                 let storage = location.storage(&settings).await;
                 let objects = storage.list(location.prefix()).await.with_context(|| format!("listing {location}"))?;
@@ -1002,7 +1005,7 @@ pub fn ddl(args: &DdlArgs) -> Result<ExitCode> {
         regions: args.regions.clone(),
         since,
     };
-    let ddl = parquetrail_core::ddl::ddl(&options).map_err(anyhow::Error::msg)?;
+    let ddl = parquetrail_core::ddl::ddl(&options)?;
     outln!("{ddl}");
     Ok(ExitCode::SUCCESS)
 }

@@ -22,6 +22,8 @@ pub struct SourceFile {
 pub struct Unreadable {
     pub path: PathBuf,
     pub reason: String,
+    /// Whether a rerun may read it ([`parquetrail_core::io_retryable`] of the failure).
+    pub retryable: bool,
 }
 
 /// Lists the files of the given sources (files or directories, walked recursively in sorted
@@ -58,7 +60,11 @@ pub fn list_sources(sources: &[PathBuf], archive: Option<&Path>) -> io::Result<(
 /// Walks `dir`, except the directory `skip`; whatever cannot be listed or examined goes to
 /// `unreadable`, and the walk goes on.
 fn walk(root: &Path, dir: &Path, skip: Option<&Path>, out: &mut Vec<SourceFile>, unreadable: &mut Vec<Unreadable>) {
-    let failed = |path: &Path, e: io::Error| Unreadable { path: path.to_path_buf(), reason: e.to_string() };
+    let failed = |path: &Path, e: io::Error| Unreadable {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+        retryable: parquetrail_core::io_retryable(&e),
+    };
     let mut entries = match fs::read_dir(dir).and_then(|d| d.collect::<io::Result<Vec<_>>>()) {
         Ok(entries) => entries,
         Err(e) => return unreadable.push(failed(dir, e)),

@@ -115,7 +115,10 @@ pub struct WriterArgs {
 impl WriterArgs {
     /// The writer settings these flags ask for.
     pub fn settings(&self) -> anyhow::Result<WriterSettings> {
-        let codec = self.compression.parse().map_err(|e: String| anyhow::anyhow!("--compression: {e}"))?;
+        let codec = self
+            .compression
+            .parse::<parquetrail_core::encode::Codec>()
+            .map_err(|e| anyhow::anyhow!("--compression: {e}"))?;
         if self.row_group_rows == 0 {
             anyhow::bail!("--row-group-rows must be at least 1");
         }
@@ -148,7 +151,7 @@ impl ShapingArgs {
         let mut sets = Vec::new();
         for (on, name) in [(self.drop_noise, "noise"), (self.redact_secrets, "secrets")] {
             if on {
-                sets.push(Shaping::builtin(name).map_err(anyhow::Error::msg)?);
+                sets.push(Shaping::builtin(name)?);
             }
         }
         for path in &self.shaping_rules {
@@ -466,7 +469,7 @@ fn short_lived() {
 /// exist (a typo would otherwise read as an empty archive).
 fn archive_location(arg: &str) -> anyhow::Result<parquetrail_ingest::Location> {
     use parquetrail_ingest::Location;
-    let location = Location::parse(arg).map_err(anyhow::Error::msg)?;
+    let location = Location::parse(arg)?;
     if let Location::Local(path) = &location
         && !path.is_dir()
     {

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use clap::Args;
 use parquetrail_core::digest::{PublicKey, PublicKeys};
 use parquetrail_ingest::s3::S3Settings;
-use parquetrail_ingest::verify::{KeySource, LogStatus, Report, Verify};
+use parquetrail_ingest::verify::{KeySource, KeysError, LogStatus, Report, Verify};
 use parquetrail_ingest::{Location, Storage};
 
 #[derive(Debug, Args)]
@@ -69,7 +69,7 @@ impl KeySource for CloudTrailKeys {
         home_region: &str,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
-    ) -> Result<PublicKeys, String> {
+    ) -> Result<PublicKeys, KeysError> {
         use aws_sdk_cloudtrail::primitives::DateTime as SdkTime;
         let config = aws_sdk_cloudtrail::config::Builder::from(&self.config)
             .region(aws_config::Region::new(home_region.to_string()))
@@ -85,10 +85,11 @@ impl KeySource for CloudTrailKeys {
                 .set_next_token(token.take())
                 .send()
                 .await
-                .map_err(|e| format!("ListPublicKeys: {}", aws_sdk_cloudtrail::error::DisplayErrorContext(&e)))?;
+                .map_err(|e| KeysError::Fetch { what: "ListPublicKeys".into(), source: Box::new(e) })?;
             for listed in out.public_key_list() {
                 let (Some(fingerprint), Some(value)) = (listed.fingerprint(), listed.value()) else { continue };
-                let key = PublicKey::from_der(value.as_ref()).map_err(|e| format!("key {fingerprint}: {e}"))?;
+                let key = PublicKey::from_der(value.as_ref())
+                    .map_err(|source| KeysError::Invalid { fingerprint: fingerprint.to_string(), source })?;
                 keys.insert(fingerprint, key);
             }
             match out.next_token() {
@@ -104,14 +105,13 @@ pub fn verify(args: &VerifyArgs) -> Result<ExitCode> {
     if args.concurrency == 0 {
         bail!("--concurrency must be at least 1");
     }
-    let source = crate::backfill::trail_root(Location::parse(&args.source).map_err(anyhow::Error::msg)?);
-    let archive = args.archive.as_deref().map(Location::parse).transpose().map_err(anyhow::Error::msg)?;
+    let source = crate::backfill::trail_root(Location::parse(&args.source)?);
+    let archive = args.archive.as_deref().map(Location::parse).transpose()?;
     let file_keys = match &args.public_keys {
         Some(path) => {
             let text = std::fs::read(path).with_context(|| format!("--public-keys {}", path.display()))?;
-            let keys = PublicKeys::from_list_json(&text)
-                .map_err(anyhow::Error::msg)
-                .with_context(|| format!("--public-keys {}", path.display()))?;
+            let keys =
+                PublicKeys::from_list_json(&text).with_context(|| format!("--public-keys {}", path.display()))?;
             if keys.is_empty() {
                 bail!("--public-keys {}: no keys in it", path.display());
             }

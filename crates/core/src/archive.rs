@@ -14,10 +14,10 @@ use parquet::file::reader::ChunkReader;
 use serde::Deserialize;
 
 use crate::record::{Row, UserIdentity};
-use crate::{Error, Result};
+use crate::{DataError, Error, Result};
 
-fn archive_error(path: &str, e: impl std::fmt::Display) -> Error {
-    Error::Archive { path: path.to_string(), reason: e.to_string() }
+fn archive_error(path: &str, e: impl Into<DataError>) -> Error {
+    Error::Archive { path: path.to_string(), source: e.into() }
 }
 
 /// Reads every row of one Parquet file of the archive. `path` only names the file in errors.

@@ -67,7 +67,7 @@ use crate::convert::Dataset;
 use crate::encode::{Counting, SinkFault, WriterSettings};
 use crate::lookup::index::{FileIndex, FileIndexer};
 use crate::sink::Sink;
-use crate::{Error, Result};
+use crate::{DataError, Error, Result};
 
 /// How a partition is compacted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -214,8 +214,8 @@ pub fn compact(
     Ok(report)
 }
 
-fn archive_error(path: &str, e: impl std::fmt::Display) -> Error {
-    Error::Archive { path: path.to_string(), reason: e.to_string() }
+fn archive_error(path: &str, e: impl Into<DataError>) -> Error {
+    Error::Archive { path: path.to_string(), source: e.into() }
 }
 
 /// A dataset's table as the compactor sees it: its schema, and how a row's sort and identity keys
@@ -237,10 +237,10 @@ struct Table {
 impl Table {
     fn new(dataset: Dataset, out_dir: &str) -> Result<Table> {
         let schema = dataset_schema(dataset);
-        let setup = |reason: String| Error::Encode { key: out_dir.into(), path: out_dir.into(), reason };
-        let parquet = ArrowSchemaConverter::new().convert(&schema).map_err(|e| setup(e.to_string()))?;
-        let inferred = parquet_to_arrow_schema(&parquet, None).map_err(|e| setup(e.to_string()))?.into();
-        let index = |name: &str| schema.index_of(name).map_err(|e| setup(e.to_string()));
+        let setup = |source: DataError| Error::Encode { key: out_dir.into(), path: out_dir.into(), source };
+        let parquet = ArrowSchemaConverter::new().convert(&schema).map_err(|e| setup(e.into()))?;
+        let inferred = parquet_to_arrow_schema(&parquet, None).map_err(|e| setup(e.into()))?.into();
+        let index = |name: &str| schema.index_of(name).map_err(|e| setup(e.into()));
         let lineage: Vec<usize> = lineage_columns(dataset).iter().map(|c| index(c)).collect::<Result<_>>()?;
         let time = index(time_column(dataset))?;
         let identity: Vec<usize> = std::iter::once(time)
@@ -248,7 +248,7 @@ impl Table {
             .collect();
         let converter = |columns: &[usize]| {
             let fields = columns.iter().map(|&i| SortField::new(schema.field(i).data_type().clone())).collect();
-            RowConverter::new(fields).map_err(|e| setup(e.to_string()))
+            RowConverter::new(fields).map_err(|e| setup(e.into()))
         };
         let identity_rows = converter(&identity)?;
         let lineage_rows = converter(&lineage)?;
@@ -267,7 +267,7 @@ impl Table {
         let plain = ArrowReaderOptions::new().with_skip_arrow_metadata(true);
         let metadata = ArrowReaderMetadata::load(&data, plain).map_err(|e| archive_error(name, e))?;
         if let Some(difference) = first_difference(self.inferred.fields(), metadata.schema().fields(), "") {
-            return Err(archive_error(name, format!("not the dataset's schema: {difference}")));
+            return Err(archive_error(name, DataError::model(format!("not the dataset's schema: {difference}"))));
         }
         // Read as the dataset's own Arrow schema (map entry names, nullability), so batches can be
         // written as they are.
@@ -444,10 +444,10 @@ impl<'a> Outputs<'a> {
         }
     }
 
-    fn encode_error(&self, e: impl std::fmt::Display) -> Error {
+    fn encode_error(&self, e: impl Into<DataError>) -> Error {
         match &self.current {
             Some(open) => open.fault.classify(e).into_error(self.out_dir, &open.path),
-            None => Error::Encode { key: self.out_dir.into(), path: self.path(), reason: e.to_string() },
+            None => Error::Encode { key: self.out_dir.into(), path: self.path(), source: e.into() },
         }
     }
 
@@ -945,11 +945,11 @@ mod tests {
             let err = compact(Dataset::Events, input, &out, DIR, "c", &CompactOptions::default()).unwrap_err();
             let message = err.to_string();
             assert!(message.starts_with(&format!("{name}: ")) && message.contains(want), "{name}: {message}");
-            assert!(err.is_permanent(), "{name}");
+            assert!(!err.retryable(), "{name}");
             assert!(out.paths().is_empty(), "{name}: the failure comes before any output is closed");
         }
         // An error from the caller's input stream is returned as is.
-        let failing = vec![Err(Error::Archive { path: "x".into(), reason: "fetch failed".into() })];
+        let failing = vec![Err(Error::Archive { path: "x".into(), source: DataError::model("fetch failed") })];
         let err = compact(Dataset::Events, failing, &MemorySink::default(), DIR, "c", &CompactOptions::default());
         assert!(err.unwrap_err().to_string().contains("fetch failed"));
     }

@@ -119,15 +119,15 @@ pub enum Category {
 }
 
 impl std::str::FromStr for Category {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
+    type Err = crate::UnknownValue;
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
         match s.trim().to_ascii_lowercase().as_str() {
             "management" => Ok(Category::Management),
             "data" => Ok(Category::Data),
             "insight" | "insights" => Ok(Category::Insight),
             "networkactivity" | "network" => Ok(Category::NetworkActivity),
             other => {
-                Err(format!("unknown event category {other:?} (expected management, data, insight or networkactivity)"))
+                Err(crate::UnknownValue::new("event category", other, "management, data, insight or networkactivity"))
             }
         }
     }
@@ -143,13 +143,13 @@ pub enum ReadWrite {
 }
 
 impl std::str::FromStr for ReadWrite {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
+    type Err = crate::UnknownValue;
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
         match s.trim().to_ascii_lowercase().as_str() {
             "all" => Ok(ReadWrite::All),
             "read" | "readonly" => Ok(ReadWrite::ReadOnly),
             "write" | "writeonly" => Ok(ReadWrite::WriteOnly),
-            other => Err(format!("unknown read/write selector {other:?} (expected all, readonly or writeonly)")),
+            other => Err(crate::UnknownValue::new("read/write selector", other, "all, readonly or writeonly")),
         }
     }
 }
@@ -452,7 +452,7 @@ pub fn output_stem(source: &Source<'_>) -> String {
 /// against, so a summary states what is in the archive rather than what was attempted.
 pub fn committed_rows<R: parquet::file::reader::ChunkReader + 'static>(reader: R, path: &str) -> Result<u64> {
     let reader = parquet::file::reader::SerializedFileReader::new(reader)
-        .map_err(|e| Error::Archive { path: path.to_string(), reason: e.to_string() })?;
+        .map_err(|e| Error::Archive { path: path.to_string(), source: e.into() })?;
     let rows = parquet::file::reader::FileReader::metadata(&reader).file_metadata().num_rows();
     Ok(u64::try_from(rows).unwrap_or(0))
 }
@@ -506,15 +506,14 @@ pub fn convert_source(
         Err(ReadFault::Sink(e)) => return Err(e),
         Err(ReadFault::Source(err)) => {
             drop(state); // discards every uncommitted output
-            if let ReadError::Io { source, offset } = &err
-                && !is_corrupt(source)
-            {
-                return Err(Error::Read {
-                    key: key.to_string(),
-                    offset: *offset,
-                    source: io::Error::new(source.kind(), source.to_string()),
-                });
-            }
+            // A source that failed for now is retried, its error kept whole; corrupt content
+            // is quarantined.
+            let err = match err {
+                ReadError::Io { source: error, offset } if !is_corrupt(&error) => {
+                    return Err(Error::Read { key: key.to_string(), offset, source: error });
+                }
+                err => err,
+            };
             report.failure = Some(quarantine_read_error(source, &err, sink, options, &stem)?);
             return Ok(report);
         }
@@ -840,13 +839,14 @@ fn convert_digest(
     let row = match crate::digest_table::DigestRow::parse(&inflated, object, source.signature) {
         Ok(row) => row,
         Err(reason) => {
+            let reason = reason.to_string();
             report.failure = Some(quarantine_file(source, "malformed_digest", &reason, 0, sink, options, &stem)?);
             return Ok(report);
         }
     };
     let path = format!("{}/{}/{stem}.parquet", options.layout.digests, row.partition.path());
     let bytes = crate::digest_table::encode(std::slice::from_ref(&row), &options.writer)
-        .map_err(|reason| Error::Encode { key: key.into(), path: path.clone(), reason })?;
+        .map_err(|source| Error::Encode { key: key.into(), path: path.clone(), source })?;
     let write = |source| Error::Write { key: key.into(), path: path.clone(), source };
     let mut file = sink.create(&path).map_err(write)?;
     file.write_all(&bytes).map_err(write)?;
@@ -1357,5 +1357,55 @@ mod tests {
         let outcome = wait.recv_timeout(std::time::Duration::from_secs(60)).expect("the conversion returns");
         let error = outcome.expect_err("the sink failed").to_string();
         assert!(error.contains("quota exceeded"), "{error}");
+    }
+
+    /// A sink that refuses an output for good (a name the file system or S3 will not take) fails
+    /// the conversion with a permanent error, whether it refuses at create or in a write of the
+    /// Parquet writer (which sees only a copy of the sink's error, under a kind that says
+    /// nothing); a sink that fails for now (a full disk) leaves it retryable.
+    #[test]
+    fn a_sink_that_refuses_for_good_fails_permanently() {
+        /// Fails every output: at create, or on its first write, with an error of `kind` wrapped
+        /// the way an adapter wraps its own (under `Other`).
+        struct Failing {
+            kind: io::ErrorKind,
+            at_create: bool,
+        }
+        struct FailingFile(io::ErrorKind);
+        impl Write for FailingFile {
+            fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+                Err(io::Error::other(io::Error::new(self.0, "refused")))
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        impl SinkFile for FailingFile {
+            fn commit(self: Box<Self>) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        impl Sink for Failing {
+            fn create(&self, path: &str) -> io::Result<Box<dyn SinkFile>> {
+                if self.at_create {
+                    return Err(io::Error::new(self.kind, format!("{path}: refused")));
+                }
+                Ok(Box::new(FailingFile(self.kind)))
+            }
+        }
+        for (kind, retryable) in [
+            (io::ErrorKind::InvalidFilename, false),
+            (io::ErrorKind::InvalidInput, false),
+            (io::ErrorKind::StorageFull, true),
+            (io::ErrorKind::Other, true),
+        ] {
+            for at_create in [true, false] {
+                let sink = Failing { kind, at_create };
+                let error = convert("k.json", FILE.as_bytes(), &sink, &Options::default()).expect_err("the sink fails");
+                assert!(matches!(error, Error::Write { .. }), "{kind:?} at_create={at_create}: {error:?}");
+                assert_eq!(error.retryable(), retryable, "{kind:?} at_create={at_create}: {error}");
+                assert!(error.to_string().contains("refused"), "{error}");
+            }
+        }
     }
 }

@@ -116,15 +116,30 @@ pub struct DdlOptions {
 /// The view adding the official table's `timestamp` partition column to the events table.
 pub const OFFICIAL_VIEW: &str = "cloudtrail_logs";
 
-fn valid_identifier(what: &str, name: &str) -> Result<(), String> {
+/// An option the statements cannot be made with: the value, and what is expected instead.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DdlError {
+    /// A database name or table prefix Athena would not keep as given.
+    #[error("{what} {name:?}: use lowercase letters, digits and _ (Athena folds case)")]
+    Identifier { what: &'static str, name: String },
+    /// A location the engine cannot read, or one that would break out of its quoted literal.
+    #[error("location {location:?}: expected {expected}")]
+    Location { location: String, expected: &'static str },
+    #[error("account {0:?}: expected an account id such as 123456789012")]
+    Account(String),
+    #[error("region {0:?}: expected a region such as us-east-1")]
+    Region(String),
+}
+
+fn valid_identifier(what: &'static str, name: &str) -> Result<(), DdlError> {
     let ok = !name.is_empty()
         && name.len() <= 255
         && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
         && !name.starts_with(|c: char| c.is_ascii_digit());
-    if ok { Ok(()) } else { Err(format!("{what} {name:?}: use lowercase letters, digits and _ (Athena folds case)")) }
+    if ok { Ok(()) } else { Err(DdlError::Identifier { what, name: name.to_string() }) }
 }
 
-fn valid_location(engine: Engine, location: &str) -> Result<(), String> {
+fn valid_location(engine: Engine, location: &str) -> Result<(), DdlError> {
     let scheme_ok = match engine {
         Engine::Athena => location.starts_with("s3://") && location.len() > 5,
         Engine::Spark => {
@@ -139,7 +154,7 @@ fn valid_location(engine: Engine, location: &str) -> Result<(), String> {
     if scheme_ok && !location.contains('\'') {
         Ok(())
     } else {
-        Err(format!("location {location:?}: expected {expected}"))
+        Err(DdlError::Location { location: location.to_string(), expected })
     }
 }
 
@@ -150,7 +165,7 @@ fn valid_location(engine: Engine, location: &str) -> Result<(), String> {
 /// `storage.location.template` naming each partition's manifest directory, read with
 /// [`SYMLINK_INPUT_FORMAT`] and [`PARQUET_SERDE`]. For Spark each is a directory table over
 /// `<root>/<dataset>/`.
-pub fn ddl(options: &DdlOptions) -> Result<String, String> {
+pub fn ddl(options: &DdlOptions) -> Result<String, DdlError> {
     valid_identifier("database", &options.database)?;
     if !options.table_prefix.is_empty() {
         valid_identifier("table prefix", &options.table_prefix)?;
@@ -159,12 +174,12 @@ pub fn ddl(options: &DdlOptions) -> Result<String, String> {
     valid_location(options.engine, location)?;
     for account in &options.accounts {
         if account.is_empty() || !account.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-            return Err(format!("account {account:?}: expected an account id such as 123456789012"));
+            return Err(DdlError::Account(account.clone()));
         }
     }
     for region in &options.regions {
         if region.is_empty() || !region.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
-            return Err(format!("region {region:?}: expected a region such as us-east-1"));
+            return Err(DdlError::Region(region.clone()));
         }
     }
     let regions: Vec<&str> = if options.regions.is_empty() {

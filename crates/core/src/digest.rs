@@ -227,15 +227,39 @@ fn inflated_reader<'r>(reader: impl Read + 'r) -> io::Result<Box<dyn Read + 'r>>
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublicKey(RsaPublicKey);
 
+/// Why public keys could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// The bytes are neither encoding of an RSA public key.
+    #[error("not a PKCS#1 or SubjectPublicKeyInfo RSA public key: {0}")]
+    Der(rsa::pkcs8::spki::Error),
+    /// The text is not what `aws cloudtrail list-public-keys` prints.
+    #[error("expected the JSON of `aws cloudtrail list-public-keys`: {0}")]
+    List(#[source] serde_json::Error),
+    #[error("key {fingerprint}: Value is not base64: {source}")]
+    Base64 {
+        fingerprint: String,
+        #[source]
+        source: base64::DecodeError,
+    },
+    /// One listed key is not a key.
+    #[error("key {fingerprint}: {source}")]
+    Listed {
+        fingerprint: String,
+        #[source]
+        source: Box<KeyError>,
+    },
+}
+
 impl PublicKey {
     /// Reads a DER public key: PKCS#1 `RSAPublicKey` (what the API reference says `Value` is) or
     /// X.509 `SubjectPublicKeyInfo` (what part of AWS's own sample response is). Both are tried
     /// because AWS warns that the encoding "is subject to change".
-    pub fn from_der(der: &[u8]) -> Result<PublicKey, String> {
+    pub fn from_der(der: &[u8]) -> Result<PublicKey, KeyError> {
         RsaPublicKey::from_pkcs1_der(der)
             .or_else(|_| RsaPublicKey::from_public_key_der(der))
             .map(PublicKey)
-            .map_err(|e| format!("not a PKCS#1 or SubjectPublicKeyInfo RSA public key: {e}"))
+            .map_err(KeyError::Der)
     }
 
     /// Whether `signature` is this key's RSA PKCS#1 v1.5 signature of SHA-256(`message`).
@@ -276,7 +300,7 @@ impl PublicKeys {
     /// Reads what `aws cloudtrail list-public-keys` prints — `{"PublicKeyList": [{"Fingerprint":
     /// "…", "Value": "<base64 DER>", …}]}` — or a JSON array of such objects (one per home
     /// region), so keys saved ahead of time allow offline verification.
-    pub fn from_list_json(text: &[u8]) -> Result<PublicKeys, String> {
+    pub fn from_list_json(text: &[u8]) -> Result<PublicKeys, KeyError> {
         use base64::Engine as _;
         #[derive(Deserialize)]
         #[serde(rename_all = "PascalCase")]
@@ -295,18 +319,19 @@ impl PublicKeys {
             One(List),
             Many(Vec<List>),
         }
-        let file: File = serde_json::from_slice(text)
-            .map_err(|e| format!("expected the JSON of `aws cloudtrail list-public-keys`: {e}"))?;
+        let file: File = serde_json::from_slice(text).map_err(KeyError::List)?;
         let lists = match file {
             File::One(list) => vec![list],
             File::Many(lists) => lists,
         };
         let mut keys = PublicKeys::default();
         for listed in lists.into_iter().flat_map(|l| l.public_key_list) {
+            let fingerprint = &listed.fingerprint;
             let der = base64::engine::general_purpose::STANDARD
                 .decode(listed.value.trim())
-                .map_err(|e| format!("key {}: Value is not base64: {e}", listed.fingerprint))?;
-            let key = PublicKey::from_der(&der).map_err(|e| format!("key {}: {e}", listed.fingerprint))?;
+                .map_err(|source| KeyError::Base64 { fingerprint: fingerprint.clone(), source })?;
+            let key = PublicKey::from_der(&der)
+                .map_err(|e| KeyError::Listed { fingerprint: fingerprint.clone(), source: Box::new(e) })?;
             keys.insert(&listed.fingerprint, key);
         }
         Ok(keys)

@@ -22,8 +22,9 @@ use serde::Serialize;
 use serde_arrow::ArrayBuilder;
 use serde_json::value::RawValue;
 
-use crate::digest::{Digest, DigestKey, hex, sha256};
+use crate::digest::{Digest, DigestError, DigestKey, hex, sha256};
 use crate::encode::WriterSettings;
+use crate::error::DataError;
 use crate::object_key::ObjectKey;
 use crate::partition::PartitionKey;
 use crate::schema::{ColumnDoc, Origin};
@@ -201,15 +202,32 @@ const KNOWN: [&str; 15] = [
 const KNOWN_LOG_FILE: [&str; 6] =
     ["s3Bucket", "s3Object", "hashValue", "hashAlgorithm", "newestEventTime", "oldestEventTime"];
 
+/// Why a digest cannot be a row; the file is quarantined with this as its reason.
+#[derive(Debug, thiserror::Error)]
+pub enum DigestRowError {
+    #[error("not a CloudTrail digest: {0}")]
+    Digest(#[source] DigestError),
+    #[error("not a CloudTrail digest: {0}")]
+    Json(#[source] serde_json::Error),
+    #[error("not a CloudTrail digest: logFiles: {0}")]
+    LogFiles(#[source] serde_json::Error),
+    #[error("digestEndTime {0:?} is not an RFC 3339 time")]
+    EndTime(String),
+}
+
 impl DigestRow {
     /// The row of an inflated digest read from `object`. `Err` says why the digest cannot be a row
     /// (not JSON, a required field missing, a field of the wrong type, no usable `digestEndTime`):
     /// such a file is quarantined.
-    pub fn parse(inflated: &[u8], object: &ObjectKey<'_>, signature: Signature<'_>) -> Result<DigestRow, String> {
-        let digest = Digest::parse(inflated).map_err(|e| format!("not a CloudTrail digest: {e}"))?;
-        let end = digest.end_time().ok_or_else(|| {
-            format!("digestEndTime {:?} is not an RFC 3339 time", digest.digest_end_time.as_deref().unwrap_or_default())
-        })?;
+    pub fn parse(
+        inflated: &[u8],
+        object: &ObjectKey<'_>,
+        signature: Signature<'_>,
+    ) -> Result<DigestRow, DigestRowError> {
+        let digest = Digest::parse(inflated).map_err(DigestRowError::Digest)?;
+        let end = digest
+            .end_time()
+            .ok_or_else(|| DigestRowError::EndTime(digest.digest_end_time.clone().unwrap_or_default()))?;
         let unmapped = unmapped(inflated)?;
         let key = DigestKey::parse(object.key);
         let chain = key.as_ref().map(|k| &k.chain);
@@ -266,14 +284,13 @@ impl DigestRow {
 
 /// The fields the typed columns do not hold, as `{"fields":{<JSON Pointer>:<value>}}`, values
 /// exactly as written.
-fn unmapped(inflated: &[u8]) -> Result<Option<String>, String> {
-    let top: BTreeMap<String, &RawValue> =
-        serde_json::from_slice(inflated).map_err(|e| format!("not a CloudTrail digest: {e}"))?;
+fn unmapped(inflated: &[u8]) -> Result<Option<String>, DigestRowError> {
+    let top: BTreeMap<String, &RawValue> = serde_json::from_slice(inflated).map_err(DigestRowError::Json)?;
     let mut fields: Vec<(String, &str)> = Vec::new();
     for (name, value) in &top {
         if name == "logFiles" {
             let entries: Vec<BTreeMap<String, &RawValue>> =
-                serde_json::from_str(value.get()).map_err(|e| format!("not a CloudTrail digest: logFiles: {e}"))?;
+                serde_json::from_str(value.get()).map_err(DigestRowError::LogFiles)?;
             for (i, entry) in entries.iter().enumerate() {
                 for (field, value) in entry.iter().filter(|(f, _)| !KNOWN_LOG_FILE.contains(&f.as_str())) {
                     fields.push((format!("/logFiles/{i}/{}", pointer_token(field)), value.get()));
@@ -300,17 +317,17 @@ fn pointer_token(name: &str) -> String {
 
 /// Rows → one Parquet file in memory, with the run's writer settings (a digest is a few KB: no
 /// streaming needed).
-pub fn encode(rows: &[DigestRow], settings: &WriterSettings) -> Result<Vec<u8>, String> {
-    let mut builder = ArrayBuilder::from_arrow(schema().fields()).map_err(|e| e.to_string())?;
+pub fn encode(rows: &[DigestRow], settings: &WriterSettings) -> Result<Vec<u8>, DataError> {
+    let mut builder = ArrayBuilder::from_arrow(schema().fields())?;
     for row in rows {
-        builder.push(row).map_err(|e| e.to_string())?;
+        builder.push(row)?;
     }
-    let batch = builder.to_record_batch().map_err(|e| e.to_string())?;
+    let batch = builder.to_record_batch()?;
     // Like the events files: Parquet's logical types carry every type used, so no Arrow schema copy.
     let options = ArrowWriterOptions::new().with_properties(settings.properties()).with_skip_arrow_metadata(true);
-    let mut writer = ArrowWriter::try_new_with_options(Vec::new(), schema(), options).map_err(|e| e.to_string())?;
-    writer.write(&batch).map_err(|e| e.to_string())?;
-    writer.into_inner().map_err(|e| e.to_string())
+    let mut writer = ArrowWriter::try_new_with_options(Vec::new(), schema(), options)?;
+    writer.write(&batch)?;
+    Ok(writer.into_inner()?)
 }
 
 #[cfg(test)]
@@ -366,7 +383,9 @@ pub(crate) mod tests {
             ),
         ];
         for (name, json, want) in cases {
-            let err = DigestRow::parse(json.as_bytes(), &ObjectKey::parse(KEY), Signature::default()).unwrap_err();
+            let err = DigestRow::parse(json.as_bytes(), &ObjectKey::parse(KEY), Signature::default())
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(want), "{name}: {err}");
         }
     }

@@ -36,6 +36,7 @@ use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterPropertiesBuilder, WriterVersion};
 use parquet::schema::types::{ColumnPath, SchemaDescriptor};
 
+use crate::error::DataError;
 use crate::record::Row;
 use crate::schema::schema;
 use crate::sink::SinkFile;
@@ -52,18 +53,18 @@ pub enum Codec {
 }
 
 impl std::str::FromStr for Codec {
-    type Err = String;
+    type Err = crate::UnknownValue;
     /// `zstd`, `zstd:LEVEL`, `snappy` or `none`.
-    fn from_str(s: &str) -> Result<Self, String> {
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.split_once(':') {
             None if s == "zstd" => Ok(Codec::Zstd(3)),
             None if s == "snappy" => Ok(Codec::Snappy),
             None if s == "none" || s == "uncompressed" => Ok(Codec::None),
             Some(("zstd", level)) => match level.parse::<i32>() {
                 Ok(l) if (1..=22).contains(&l) => Ok(Codec::Zstd(l)),
-                _ => Err(format!("zstd level must be 1 to 22, got {level:?}")),
+                _ => Err(crate::UnknownValue::new("zstd level", level, "1 to 22")),
             },
-            _ => Err(format!("unknown compression {s:?} (expected zstd, zstd:LEVEL, snappy or none)")),
+            _ => Err(crate::UnknownValue::new("compression", s, "zstd, zstd:LEVEL, snappy or none")),
         }
     }
 }
@@ -316,8 +317,8 @@ impl std::fmt::Debug for Columns {
 
 impl Columns {
     /// Builders for `fields`; `Err` names a data type the model does not produce.
-    pub(crate) fn new(fields: &Fields) -> Result<Self, String> {
-        fn add(field: &Field, nodes: &mut Vec<Node>) -> Result<(), String> {
+    pub(crate) fn new(fields: &Fields) -> Result<Self, DataError> {
+        fn add(field: &Field, nodes: &mut Vec<Node>) -> Result<(), DataError> {
             match field.data_type() {
                 DataType::Utf8 => nodes.push(Node::Utf8(StringBuilder::with_capacity(0, 0))),
                 DataType::Boolean => nodes.push(Node::Boolean(BooleanBuilder::with_capacity(0))),
@@ -343,7 +344,7 @@ impl Columns {
                     nodes.push(Node::Map { offsets: OffsetBufferBuilder::new(0), nulls: NullBufferBuilder::new(0) });
                     add(entries, nodes)?;
                 }
-                other => return Err(format!("column {:?}: no builder for {other}", field.name())),
+                other => return Err(DataError::model(format!("column {:?}: no builder for {other}", field.name()))),
             }
             Ok(())
         }
@@ -360,12 +361,14 @@ impl Columns {
     }
 
     /// Ends a row, which must have visited every node.
-    fn end_row(&mut self) -> Result<(), String> {
+    fn end_row(&mut self) -> Result<(), DataError> {
         if self.at != self.nodes.len() {
             self.fail(self.at);
         }
         match self.mismatch {
-            Some(at) => Err(format!("the row model and the output schema disagree at column node {at}")),
+            Some(at) => {
+                Err(DataError::model(format!("the row model and the output schema disagree at column node {at}")))
+            }
             None => Ok(()),
         }
     }
@@ -454,9 +457,9 @@ impl Columns {
     }
 
     /// The rows pushed since the last call, as a batch of `schema`; the builders start over.
-    pub(crate) fn finish(&mut self, schema: &arrow_schema::SchemaRef) -> Result<RecordBatch, String> {
-        fn build(field: &Field, nodes: &mut std::slice::IterMut<'_, Node>) -> Result<ArrayRef, String> {
-            let mismatch = || format!("column {:?} does not match the row model", field.name());
+    pub(crate) fn finish(&mut self, schema: &arrow_schema::SchemaRef) -> Result<RecordBatch, DataError> {
+        fn build(field: &Field, nodes: &mut std::slice::IterMut<'_, Node>) -> Result<ArrayRef, DataError> {
+            let mismatch = || DataError::model(format!("column {:?} does not match the row model", field.name()));
             let node = nodes.next().ok_or_else(mismatch)?;
             let array: ArrayRef = match (field.data_type(), node) {
                 (DataType::Utf8, Node::Utf8(b)) => Arc::new(b.finish()),
@@ -468,23 +471,20 @@ impl Columns {
                 (DataType::Struct(children), Node::Struct(nulls)) => {
                     let nulls = nulls.finish();
                     let arrays = children.iter().map(|c| build(c, nodes)).collect::<Result<Vec<_>, _>>()?;
-                    Arc::new(StructArray::try_new(children.clone(), arrays, nulls).map_err(|e| e.to_string())?)
+                    Arc::new(StructArray::try_new(children.clone(), arrays, nulls)?)
                 }
                 (DataType::List(item), Node::List { offsets, nulls, .. }) => {
                     let offsets = std::mem::replace(offsets, OffsetBufferBuilder::new(0)).finish();
                     let nulls = nulls.finish();
                     let values = build(item, nodes)?;
-                    Arc::new(ListArray::try_new(item.clone(), offsets, values, nulls).map_err(|e| e.to_string())?)
+                    Arc::new(ListArray::try_new(item.clone(), offsets, values, nulls)?)
                 }
                 (DataType::Map(entries, ordered), Node::Map { offsets, nulls }) => {
                     let offsets = std::mem::replace(offsets, OffsetBufferBuilder::new(0)).finish();
                     let nulls = nulls.finish();
                     let values = build(entries, nodes)?;
                     let values = values.as_struct_opt().ok_or_else(mismatch)?.clone();
-                    Arc::new(
-                        MapArray::try_new(entries.clone(), offsets, values, nulls, *ordered)
-                            .map_err(|e| e.to_string())?,
-                    )
+                    Arc::new(MapArray::try_new(entries.clone(), offsets, values, nulls, *ordered)?)
                 }
                 _ => return Err(mismatch()),
             };
@@ -492,7 +492,7 @@ impl Columns {
         }
         let mut nodes = self.nodes.iter_mut();
         let columns = schema.fields().iter().map(|f| build(f, &mut nodes)).collect::<Result<Vec<_>, _>>()?;
-        RecordBatch::try_new(schema.clone(), columns).map_err(|e| e.to_string())
+        Ok(RecordBatch::try_new(schema.clone(), columns)?)
     }
 }
 
@@ -512,39 +512,60 @@ impl Counting {
 
 impl Write for Counting {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf).inspect_err(|e| self.fault.record(e))?;
+        let n = self.inner.write(buf).map_err(|e| self.fault.record(e))?;
         self.bytes += n as u64;
         Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush().inspect_err(|e| self.fault.record(e))
+        self.inner.flush().map_err(|e| self.fault.record(e))
     }
 }
 
-/// The first error a sink file returned to the Parquet writer. The writer flattens I/O errors into
-/// its own error type (and, from the encoder thread, into text), so without this a failed upload
+/// The first error a sink file returned to the Parquet writer. The writer wraps I/O errors in its
+/// own error type (or reports a later, unrelated failure), so without this a failed upload
 /// would read as an encoding failure — permanent — and a file lost to an S3 blip would be
-/// acknowledged with nothing archived. Every writer error is checked against it first.
+/// acknowledged with nothing archived. Every writer error is checked against it first. The
+/// error is kept whole (its kind and what it wraps, such as a storage adapter's own error), so
+/// whether it is worth retrying is decided on the sink's words, not the writer's.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct SinkFault(Arc<Mutex<Option<(io::ErrorKind, String)>>>);
+pub(crate) struct SinkFault(Arc<Mutex<Option<Arc<io::Error>>>>);
+
+/// A copy of the sink's first error: displays as it, and has it as its source.
+#[derive(Debug)]
+struct SinkCopy(Arc<io::Error>);
+
+impl std::fmt::Display for SinkCopy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for SinkCopy {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(self.0.as_ref())
+    }
+}
 
 impl SinkFault {
-    fn record(&self, e: &io::Error) {
+    /// Keeps `e` if it is the sink's first error; returns a copy for the writer.
+    fn record(&self, e: io::Error) -> io::Error {
+        let kind = e.kind();
         let mut slot = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        slot.get_or_insert_with(|| (e.kind(), e.to_string()));
+        let first = slot.get_or_insert_with(|| Arc::new(e));
+        io::Error::new(kind, SinkCopy(first.clone()))
     }
 
     /// The sink's error, if the sink failed (a copy: every later call reports it too).
     pub(crate) fn error(&self) -> Option<io::Error> {
         let slot = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        slot.as_ref().map(|(kind, message)| io::Error::new(*kind, message.clone()))
+        slot.as_ref().map(|first| io::Error::new(first.kind(), SinkCopy(first.clone())))
     }
 
-    /// `reason` as an [`OutputError`]: the sink's failure when there was one, else an encoding one.
-    pub(crate) fn classify(&self, reason: impl std::fmt::Display) -> OutputError {
+    /// `error` as an [`OutputError`]: the sink's failure when there was one, else an encoding one.
+    pub(crate) fn classify(&self, error: impl Into<DataError>) -> OutputError {
         match self.error() {
             Some(e) => OutputError::Sink(e),
-            None => OutputError::Encode(reason.to_string()),
+            None => OutputError::Encode(error.into()),
         }
     }
 }
@@ -557,7 +578,13 @@ pub enum OutputError {
     Sink(#[source] io::Error),
     /// The rows could not be encoded: retrying the same rows cannot help.
     #[error("{0}")]
-    Encode(String),
+    Encode(#[source] DataError),
+}
+
+impl From<DataError> for OutputError {
+    fn from(e: DataError) -> Self {
+        OutputError::Encode(e)
+    }
 }
 
 /// One Parquet output being written.
@@ -582,29 +609,41 @@ enum Writer {
     /// so that encoding and compressing one batch overlaps with parsing the rows of the next, and a
     /// single large file uses two cores. The channel is a rendezvous: one batch is being encoded
     /// while the next is built, never more, so memory stays bounded.
-    Background { batches: SyncSender<RecordBatch>, encoder: JoinHandle<Result<ArrowWriter<Counting>, String>> },
+    Background {
+        batches: SyncSender<RecordBatch>,
+        encoder: JoinHandle<Result<ArrowWriter<Counting>, parquet::errors::ParquetError>>,
+    },
     /// The encoder thread stopped on an error, already reported.
     Failed,
 }
 
 impl Writer {
-    fn background(mut writer: ArrowWriter<Counting>) -> Result<Writer, String> {
+    /// Encodes on a thread of its own, or inline when no thread can be started (the writer is
+    /// handed over only once the thread runs, so it is never lost with one that did not start).
+    fn background(writer: ArrowWriter<Counting>) -> Writer {
         let (batches, queue) = std::sync::mpsc::sync_channel::<RecordBatch>(0);
-        let encoder = std::thread::Builder::new()
-            .name("parquet-encode".into())
-            .spawn(move || {
-                for batch in queue {
-                    writer.write(&batch).map_err(|e| e.to_string())?;
-                }
-                Ok(writer)
-            })
-            .map_err(|e| format!("cannot start an encoder thread: {e}"))?;
-        Ok(Writer::Background { batches, encoder })
+        let (hand_over, handed) = std::sync::mpsc::channel::<ArrowWriter<Counting>>();
+        let encoder = std::thread::Builder::new().name("parquet-encode".into()).spawn(move || {
+            let Ok(mut writer) = handed.recv() else {
+                return Err(parquet::errors::ParquetError::General("no writer was handed to the encoder".into()));
+            };
+            for batch in queue {
+                writer.write(&batch)?;
+            }
+            Ok(writer)
+        });
+        match encoder {
+            Ok(encoder) => match hand_over.send(writer) {
+                Ok(()) => Writer::Background { batches, encoder },
+                Err(unsent) => Writer::Inline(Box::new(unsent.0)),
+            },
+            Err(_) => Writer::Inline(Box::new(writer)),
+        }
     }
 
-    fn write(&mut self, batch: RecordBatch) -> Result<(), String> {
+    fn write(&mut self, batch: RecordBatch) -> Result<(), DataError> {
         match self {
-            Writer::Inline(writer) => writer.write(&batch).map_err(|e| e.to_string()),
+            Writer::Inline(writer) => Ok(writer.write(&batch)?),
             // A send fails only when the encoder stopped, on an error it returns at `finish`.
             Writer::Background { batches, .. } => {
                 if batches.send(batch).is_ok() {
@@ -614,24 +653,33 @@ impl Writer {
                 let stopped = std::mem::replace(self, Writer::Failed);
                 match stopped.into_writer() {
                     Err(e) => Err(e),
-                    Ok(_) => Err("the encoder thread stopped".into()),
+                    Ok(_) => Err(stopped_error()),
                 }
             }
-            Writer::Failed => Err("the encoder thread stopped".into()),
+            Writer::Failed => Err(stopped_error()),
         }
     }
 
-    /// The writer, once every batch sent is encoded (the encoder's error if one failed).
-    fn into_writer(self) -> Result<ArrowWriter<Counting>, String> {
+    /// The writer, once every batch sent is encoded (the encoder's error if one failed). A panic
+    /// of the encoder continues on the calling thread, as one of the conversion itself would.
+    fn into_writer(self) -> Result<ArrowWriter<Counting>, DataError> {
         match self {
             Writer::Inline(writer) => Ok(*writer),
             Writer::Background { batches, encoder } => {
                 drop(batches);
-                encoder.join().map_err(|_| "the encoder thread panicked".to_string())?
+                match encoder.join() {
+                    Ok(written) => Ok(written?),
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
             }
-            Writer::Failed => Err("the encoder thread stopped".into()),
+            Writer::Failed => Err(stopped_error()),
         }
     }
+}
+
+/// A writer used after its encoder stopped (on an error reported then).
+fn stopped_error() -> DataError {
+    DataError::model("the encoder stopped on an earlier error")
 }
 
 impl std::fmt::Debug for ParquetOutput {
@@ -642,7 +690,7 @@ impl std::fmt::Debug for ParquetOutput {
 
 impl ParquetOutput {
     pub fn new(file: Box<dyn SinkFile>, settings: &WriterSettings) -> Result<Self, OutputError> {
-        let columns = Columns::new(schema().fields()).map_err(OutputError::Encode)?;
+        let columns = Columns::new(schema().fields())?;
         Ok(ParquetOutput {
             columns,
             pending: 0,
@@ -655,8 +703,8 @@ impl ParquetOutput {
     }
 
     /// Opens the writer; `background` encodes on a thread of its own (see [`Writer`]).
-    fn open(&mut self, properties: WriterProperties, background: bool) -> Result<&mut Writer, String> {
-        let file = self.file.take().ok_or("the Parquet writer was already opened")?;
+    fn open(&mut self, properties: WriterProperties, background: bool) -> Result<&mut Writer, DataError> {
+        let file = self.file.take().ok_or_else(|| DataError::model("the Parquet writer was already opened"))?;
         // Parquet's own logical types carry every type we use (UTC timestamps, maps, lists), so the
         // embedded copy of the Arrow schema (6 KB per file) is left out.
         let options = ArrowWriterOptions::new()
@@ -665,8 +713,8 @@ impl ParquetOutput {
             .with_skip_arrow_metadata(true);
         let (counting, fault) = Counting::new(file);
         self.fault = fault;
-        let writer = ArrowWriter::try_new_with_options(counting, schema(), options).map_err(|e| e.to_string())?;
-        let writer = if background { Writer::background(writer)? } else { Writer::Inline(Box::new(writer)) };
+        let writer = ArrowWriter::try_new_with_options(counting, schema(), options)?;
+        let writer = if background { Writer::background(writer) } else { Writer::Inline(Box::new(writer)) };
         Ok(self.writer.insert(writer))
     }
 
@@ -674,7 +722,7 @@ impl ParquetOutput {
     pub fn push(&mut self, row: &Row<'_>) -> Result<(), OutputError> {
         self.columns.begin_row();
         row.push_columns(&mut self.columns);
-        self.columns.end_row().map_err(OutputError::Encode)?;
+        self.columns.end_row()?;
         self.pending += 1;
         self.rows += 1;
         if self.pending >= self.settings.batch_rows.max(1) {
@@ -684,7 +732,7 @@ impl ParquetOutput {
     }
 
     /// Hands the pending rows to the writer; `last` when no row will follow.
-    fn flush_batch(&mut self, last: bool) -> Result<(), String> {
+    fn flush_batch(&mut self, last: bool) -> Result<(), DataError> {
         if self.pending == 0 {
             return Ok(());
         }
@@ -710,13 +758,13 @@ impl ParquetOutput {
         finished.map_err(|e| self.fault.classify(e))
     }
 
-    fn finish_inner(&mut self) -> Result<(u64, u64, Box<dyn SinkFile>), String> {
+    fn finish_inner(&mut self) -> Result<(u64, u64, Box<dyn SinkFile>), DataError> {
         self.flush_batch(true)?;
         if self.writer.is_none() {
             self.open(self.settings.properties(), false)?;
         }
-        let writer = self.writer.take().ok_or("the Parquet writer is open")?.into_writer()?;
-        let counting = writer.into_inner().map_err(|e| e.to_string())?;
+        let writer = self.writer.take().ok_or_else(|| DataError::model("no Parquet writer is open"))?.into_writer()?;
+        let counting = writer.into_inner()?;
         Ok((self.rows, counting.bytes, counting.inner))
     }
 }
@@ -866,7 +914,7 @@ mod tests {
         assert_eq!("zstd:9".parse(), Ok(Codec::Zstd(9)));
         assert_eq!("snappy".parse(), Ok(Codec::Snappy));
         assert!("zstd:0".parse::<Codec>().is_err());
-        assert!("gzip".parse::<Codec>().unwrap_err().contains("unknown compression"));
+        assert!("gzip".parse::<Codec>().unwrap_err().to_string().contains("unknown compression"));
     }
 
     /// Write → read back → compare, across the writer settings we ship.
@@ -962,6 +1010,6 @@ mod tests {
         let error = out.finish().map(|_| ()).unwrap_err();
         assert!(matches!(&error, OutputError::Sink(e) if e.to_string() == "disk on fire"), "{error:?}");
         let core = error.into_error("key", "x.parquet");
-        assert!(!core.is_permanent(), "a sink failure must be retryable: {core}");
+        assert!(core.retryable(), "a sink failure must be retryable: {core}");
     }
 }

@@ -53,5 +53,5 @@ pub mod schema;
 pub mod shaping;
 pub mod sink;
 
-pub use error::{Error, Result};
+pub use error::{DataError, Error, Result, UnknownValue, io_retryable};
 pub use json::compact;

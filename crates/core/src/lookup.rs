@@ -46,7 +46,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::record::Row;
-use crate::{Error, Result};
+use crate::{DataError, Error, Result};
 
 pub mod index;
 
@@ -783,7 +783,7 @@ pub fn row_groups_in_range(metadata: &ParquetMetaData, from: i64, to: i64, path:
 
 /// Each row group's `eventtime_ts` (min, max) from its statistics (`None` where absent).
 pub fn group_time_ranges(metadata: &ParquetMetaData, path: &str) -> Result<Vec<(Option<i64>, Option<i64>)>> {
-    let error = |e: parquet::errors::ParquetError| Error::Archive { path: path.to_string(), reason: e.to_string() };
+    let error = |e: parquet::errors::ParquetError| Error::Archive { path: path.to_string(), source: e.into() };
     let schema =
         parquet::arrow::parquet_to_arrow_schema(metadata.file_metadata().schema_descr(), None).map_err(error)?;
     let converter = StatisticsConverter::try_new("eventtime_ts", &schema, metadata.file_metadata().schema_descr())
@@ -825,7 +825,7 @@ pub fn read_hits<R: ChunkReader + Clone + 'static>(
     query: &LookupQuery,
     cursor: Option<&Cursor>,
 ) -> Result<FileHits<'static>> {
-    let error = |e: parquet::errors::ParquetError| Error::Archive { path: path.to_string(), reason: e.to_string() };
+    let error = |e: parquet::errors::ParquetError| Error::Archive { path: path.to_string(), source: e.into() };
     let metadata = ArrowReaderMetadata::load(&reader, ArrowReaderOptions::new()).map_err(error)?;
     let groups = plan_row_groups(metadata.metadata(), path, query, cursor)?;
     decode_hits(reader, metadata, groups, path, query, cursor)
@@ -861,7 +861,7 @@ pub enum Footer {
 
 /// Parses a Parquet footer from `tail`, the last `tail.len()` bytes of a file of `file_len`.
 pub fn parse_footer(tail: &bytes::Bytes, file_len: u64, path: &str) -> Result<Footer> {
-    let error = |e: parquet::errors::ParquetError| Error::Archive { path: path.to_string(), reason: e.to_string() };
+    let error = |e: parquet::errors::ParquetError| Error::Archive { path: path.to_string(), source: e.into() };
     let mut reader = parquet::file::metadata::ParquetMetaDataReader::new();
     match reader.try_parse_sized(tail, file_len) {
         Ok(()) => {}
@@ -1113,7 +1113,7 @@ pub fn select_hits<R: ChunkReader + 'static>(
     query: &LookupQuery,
     cursor: Option<&Cursor>,
 ) -> Result<Selection> {
-    let error = |e: String| Error::Archive { path: path.to_string(), reason: e };
+    let error = |e: DataError| Error::Archive { path: path.to_string(), source: e };
     let mut selection = Selection {
         groups: Vec::new(),
         times: Vec::new(),
@@ -1148,11 +1148,11 @@ pub fn select_hits<R: ChunkReader + 'static>(
         .with_projection(mask)
         .with_batch_size(8192)
         .build()
-        .map_err(|e| error(e.to_string()))?;
+        .map_err(|e| error(e.into()))?;
     let mut at = 0usize;
     for batch in batches {
-        let batch = batch.map_err(|e| error(e.to_string()))?;
-        let rows: Vec<Row<'_>> = serde_arrow::from_record_batch(&batch).map_err(|e| error(e.to_string()))?;
+        let batch = batch.map_err(|e| error(e.into()))?;
+        let rows: Vec<Row<'_>> = serde_arrow::from_record_batch(&batch).map_err(|e| error(e.into()))?;
         for (i, row) in rows.iter().enumerate() {
             if query.matches(row) && cursor.is_none_or(|c| c.is_before(row)) {
                 selection.times.push(row.eventtime_ts.unwrap_or(i64::MIN));
@@ -1190,7 +1190,7 @@ pub fn with_offset_index<R: ChunkReader>(
     path: &str,
 ) -> Result<ArrowReaderMetadata> {
     use parquet::file::metadata::{PageIndexPolicy, ParquetMetaDataReader};
-    let error = |e: parquet::errors::ParquetError| Error::Archive { path: path.to_string(), reason: e.to_string() };
+    let error = |e: parquet::errors::ParquetError| Error::Archive { path: path.to_string(), source: e.into() };
     let mut loader = ParquetMetaDataReader::new_with_metadata(metadata.metadata().as_ref().clone())
         .with_offset_index_policy(PageIndexPolicy::Required);
     loader.read_page_indexes(reader).map_err(error)?;
@@ -1258,7 +1258,7 @@ pub fn decode_selected<R: ChunkReader + 'static>(
     query: &LookupQuery,
 ) -> Result<FileHits<'static>> {
     use parquet::arrow::arrow_reader::{RowSelection, RowSelector};
-    let error = |e: String| Error::Archive { path: path.to_string(), reason: e };
+    let error = |e: DataError| Error::Archive { path: path.to_string(), source: e };
     let mut hits =
         FileHits { rows: Vec::new(), row_groups: selection.row_groups, row_groups_read: selection.row_groups_read };
     if selection.groups.is_empty() {
@@ -1285,10 +1285,10 @@ pub fn decode_selected<R: ChunkReader + 'static>(
         .with_row_selection(RowSelection::from(selectors))
         .with_batch_size(8192)
         .build()
-        .map_err(|e| error(e.to_string()))?;
+        .map_err(|e| error(e.into()))?;
     for batch in batches {
-        let batch = batch.map_err(|e| error(e.to_string()))?;
-        let rows: Vec<Row<'static>> = serde_arrow::from_record_batch(&batch).map_err(|e| error(e.to_string()))?;
+        let batch = batch.map_err(|e| error(e.into()))?;
+        let rows: Vec<Row<'static>> = serde_arrow::from_record_batch(&batch).map_err(|e| error(e.into()))?;
         // The filter ran on these rows' own values; checking again costs little and keeps a
         // projection that missed a column from ever widening the answer.
         hits.rows.extend(rows.into_iter().filter(|r| query.matches(r)));

@@ -124,25 +124,37 @@ pub struct Outcome {
     pub redacted: Vec<(String, u32)>,
 }
 
+/// Why a rule set was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum RuleSetError {
+    #[error("not a rule set: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("rule set name {0:?}: must be non-empty, without '/', '@' or ','")]
+    Name(String),
+    #[error("rule set {set}: rule id {id:?} appears twice")]
+    DuplicateId { set: String, id: String },
+    #[error("rule {set}/{id}: a redact rule needs `keys`")]
+    RedactWithoutKeys { set: String, id: String },
+    #[error("rule {set}/{id}: `keys` is for redact rules")]
+    KeysOnDrop { set: String, id: String },
+    #[error("no built-in rule set {0:?} (there are: noise, secrets)")]
+    UnknownBuiltin(String),
+}
+
 impl Shaping {
     /// Parses and checks a set: known actions, unique ids, keys only on `redact` rules.
-    pub fn parse_set(json: &str) -> Result<RuleSet, String> {
-        let set: RuleSet = serde_json::from_str(json).map_err(|e| format!("not a rule set: {e}"))?;
+    pub fn parse_set(json: &str) -> Result<RuleSet, RuleSetError> {
+        let set: RuleSet = serde_json::from_str(json)?;
         if set.name.is_empty() || set.name.contains(['/', '@', ',']) {
-            return Err(format!("rule set name {:?}: must be non-empty, without '/', '@' or ','", set.name));
+            return Err(RuleSetError::Name(set.name));
         }
         let mut ids = std::collections::BTreeSet::new();
         for rule in &set.rules {
-            if !ids.insert(&rule.id) {
-                return Err(format!("rule set {}: rule id {:?} appears twice", set.name, rule.id));
-            }
+            let (set, id) = (set.name.clone(), rule.id.clone());
             match rule.action {
-                Action::Redact if rule.keys.is_empty() => {
-                    return Err(format!("rule {}/{}: a redact rule needs `keys`", set.name, rule.id));
-                }
-                Action::Drop if !rule.keys.is_empty() => {
-                    return Err(format!("rule {}/{}: `keys` is for redact rules", set.name, rule.id));
-                }
+                _ if !ids.insert(&rule.id) => return Err(RuleSetError::DuplicateId { set, id }),
+                Action::Redact if rule.keys.is_empty() => return Err(RuleSetError::RedactWithoutKeys { set, id }),
+                Action::Drop if !rule.keys.is_empty() => return Err(RuleSetError::KeysOnDrop { set, id }),
                 _ => {}
             }
         }
@@ -150,11 +162,11 @@ impl Shaping {
     }
 
     /// The built-in sets by name: `noise`, `secrets`.
-    pub fn builtin(name: &str) -> Result<RuleSet, String> {
+    pub fn builtin(name: &str) -> Result<RuleSet, RuleSetError> {
         match name {
             "noise" => Self::parse_set(NOISE),
             "secrets" => Self::parse_set(SECRETS),
-            other => Err(format!("no built-in rule set {other:?} (there are: noise, secrets)")),
+            other => Err(RuleSetError::UnknownBuiltin(other.to_string())),
         }
     }
 
@@ -339,7 +351,7 @@ mod tests {
             assert_eq!(set.name, name);
             assert!(set.version >= 1 && !set.rules.is_empty());
         }
-        assert!(Shaping::builtin("other").unwrap_err().contains("noise, secrets"));
+        assert!(Shaping::builtin("other").unwrap_err().to_string().contains("noise, secrets"));
     }
 
     #[test]
@@ -356,7 +368,7 @@ mod tests {
             ),
         ];
         for (json, expected) in cases {
-            let err = Shaping::parse_set(json).unwrap_err();
+            let err = Shaping::parse_set(json).unwrap_err().to_string();
             assert!(err.contains(expected), "{json}: {err}");
         }
     }

@@ -27,8 +27,8 @@ use tokio_util::sync::CancellationToken;
 use parquetrail_core::convert::{FileTotals, Options};
 
 use crate::ledger::{Checkpoint, Entry, Ledger, full_identity, identity_hash};
-use crate::listing::{Discovered, Selection, list_objects};
-use crate::pipeline::{Outcome, Pipeline};
+use crate::listing::{Discovered, ListFailure, Selection, list_objects};
+use crate::pipeline::{IngestError, Outcome, Pipeline};
 use crate::storage::{ObjectMeta, Storage, StorageError};
 
 /// A backfill: where from, where to, what, and how hard.
@@ -136,9 +136,9 @@ impl Report {
         self.days = found.days;
         self.list_requests = found.requests;
         self.failures.extend(found.failures.into_iter().map(|f| Failure {
-            key: f.split(": ").next().unwrap_or_default().to_string(),
+            key: f.uri(),
             reason: format!("could not be listed: {f}"),
-            retryable: true,
+            retryable: f.retryable(),
         }));
     }
 }
@@ -157,7 +157,7 @@ pub struct Plan {
     /// Objects and stored bytes still to convert.
     pub objects: u64,
     pub bytes: u64,
-    pub failures: Vec<String>,
+    pub failures: Vec<ListFailure>,
 }
 
 /// A written S3 Batch Operations manifest.
@@ -169,7 +169,7 @@ pub struct Manifest {
     pub bytes: u64,
     /// Its ETag (CreateJob names the manifest by ARN and ETag), when the storage gives one.
     pub etag: Option<String>,
-    pub failures: Vec<String>,
+    pub failures: Vec<ListFailure>,
 }
 
 /// Characters percent-encoded in a manifest key: everything but unreserved characters and `/`.
@@ -240,9 +240,10 @@ impl Backfill {
                 Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
                     let (object, outcome, named) = match joined {
                         Ok(done) => done,
-                        Err(e) => {
+                        Err(source) => {
                             // A panic in a conversion: name nothing we cannot, but never hide it.
-                            report.failures.push(Failure { key: "?".into(), reason: format!("conversion task failed: {e}"), retryable: true });
+                            let e = IngestError::from(crate::Error::Task { key: "?".into(), source });
+                            report.failures.push(Failure { key: "?".into(), reason: e.message, retryable: e.retryable });
                             continue;
                         }
                     };

@@ -515,16 +515,17 @@ impl Compactor {
         let joined = tokio::task::spawn_blocking(move || {
             let fetch = inputs.into_iter().map(|path| {
                 let key = join(&root, &path);
-                handle.block_on(storage.read(&key)).map(|b| (path.clone(), Bytes::from(b))).map_err(|e| {
-                    parquetrail_core::Error::Read { key: path, offset: 0, source: std::io::Error::other(e.message) }
-                })
+                handle
+                    .block_on(storage.read(&key))
+                    .map(|b| (path.clone(), Bytes::from(b)))
+                    .map_err(|e| parquetrail_core::Error::Read { key: path, offset: 0, source: e.into() })
             });
             parquetrail_core::compact::compact(dataset, fetch, sink.as_ref(), &dir, &stem, &options)
         })
         .await
         .map_err(|e| StorageError::new(ErrorKind::Retryable, format!("{what}: compaction task failed: {e}")))?;
         joined.map_err(|e| {
-            let kind = if e.is_permanent() { ErrorKind::Permanent } else { ErrorKind::Retryable };
+            let kind = if e.retryable() { ErrorKind::Retryable } else { ErrorKind::Permanent };
             StorageError::new(kind, format!("compacting {what}: {e}"))
         })
     }

@@ -5,6 +5,8 @@
 //! through a sink that streams multipart uploads. This crate is async and knows AWS; the core
 //! knows neither.
 //!
+//! - [`error`]: the crate's one error type, whose [`Error::retryable`] is the verdict the Lambda,
+//!   the CLI and backfill reports act on.
 //! - [`storage`]: the one small [`storage::Storage`] trait, with S3 and local-disk implementations.
 //! - [`location`]: `s3://bucket/prefix` or a local path.
 //! - [`notifications`]: every way S3 announces an object (S3 events, SNS, SQS, EventBridge,
@@ -25,6 +27,7 @@
 
 pub mod backfill;
 pub mod compaction;
+pub mod error;
 pub mod idle;
 pub mod insights;
 pub mod ledger;
@@ -39,6 +42,7 @@ pub mod s3;
 pub mod storage;
 pub mod verify;
 
+pub use error::{Error, Result};
 pub use location::Location;
 pub use pipeline::{IngestError, Outcome, Pipeline};
 pub use storage::{ListPage, ObjectMeta, Opened, Storage, StorageError};

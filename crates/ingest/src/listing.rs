@@ -41,15 +41,20 @@ pub enum DatasetChoice {
     All,
 }
 
+/// A dataset name that is none of [`DatasetChoice`]'s.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not events, insights, digests or all")]
+pub struct UnknownDataset(pub String);
+
 impl FromStr for DatasetChoice {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownDataset;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "events" => Ok(DatasetChoice::Events),
             "insights" => Ok(DatasetChoice::Insights),
             "digests" => Ok(DatasetChoice::Digests),
             "all" => Ok(DatasetChoice::All),
-            other => Err(format!("{other:?} is not events, insights, digests or all")),
+            other => Err(UnknownDataset(other.to_string())),
         }
     }
 }
@@ -134,7 +139,37 @@ pub struct Discovered {
     pub requests: u64,
     /// Prefixes that could not be listed (after retries): their objects were not seen, so a
     /// run that has any is incomplete and must say so.
-    pub failures: Vec<String>,
+    pub failures: Vec<ListFailure>,
+}
+
+/// A prefix that could not be listed, and the storage's failure. Shown (and serialized) as
+/// `LOCATION/PREFIX: REASON`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{location}/{prefix}: {source}")]
+pub struct ListFailure {
+    /// The storage, as it describes itself (`s3://bucket`, a directory).
+    pub location: String,
+    pub prefix: String,
+    #[source]
+    pub source: StorageError,
+}
+
+impl ListFailure {
+    /// The prefix with its storage: what a report names.
+    pub fn uri(&self) -> String {
+        format!("{}/{}", self.location, self.prefix)
+    }
+
+    /// Whether a rerun may list it ([`crate::error::storage_retryable`]).
+    pub fn retryable(&self) -> bool {
+        crate::error::storage_retryable(&self.source)
+    }
+}
+
+impl serde::Serialize for ListFailure {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
 }
 
 /// How many times a listing (or verification) request is tried before it is reported as failed
@@ -215,6 +250,12 @@ impl Walk<'_> {
         self.cancel.is_cancelled() || self.tx.is_closed()
     }
 
+    /// Records that `prefix` could not be listed.
+    fn fail(&mut self, prefix: &str, source: StorageError) {
+        let failure = ListFailure { location: self.storage.describe(), prefix: prefix.to_string(), source };
+        self.found.failures.push(failure);
+    }
+
     /// The common prefixes under `prefix`, or none (recorded as a failure).
     async fn dirs(&mut self, prefix: &str) -> Vec<String> {
         self.found.requests += 1;
@@ -222,7 +263,7 @@ impl Walk<'_> {
             Ok(dirs) => dirs,
             Err(e) => {
                 tracing::error!(prefix, error = %e, "listing failed");
-                self.found.failures.push(format!("{}/{prefix}: {e}", self.storage.describe()));
+                self.fail(prefix, e);
                 Vec::new()
             }
         }
@@ -308,7 +349,7 @@ impl Walk<'_> {
                 Ok(page) => page,
                 Err(e) => {
                     tracing::error!(prefix, error = %e, "listing failed");
-                    self.found.failures.push(format!("{}/{prefix}: {e}", self.storage.describe()));
+                    self.fail(prefix, e);
                     return;
                 }
             };

@@ -15,24 +15,35 @@ pub enum Location {
     Local(PathBuf),
 }
 
+/// Why a text is not a location; each names the text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LocationError {
+    #[error("{0:?}: missing bucket name (expected s3://bucket/prefix)")]
+    MissingBucket(String),
+    #[error("{text:?}: {bucket:?} is not a valid S3 bucket name")]
+    InvalidBucket { text: String, bucket: String },
+    #[error("{0:?}: only s3:// URLs and local paths are supported")]
+    UnsupportedScheme(String),
+}
+
 impl Location {
     /// Parses `s3://bucket[/prefix]` or a local path. Errors name what is wrong.
-    pub fn parse(text: &str) -> Result<Location, String> {
+    pub fn parse(text: &str) -> Result<Location, LocationError> {
         if let Some(rest) = text.strip_prefix("s3://") {
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
             if bucket.is_empty() {
-                return Err(format!("{text:?}: missing bucket name (expected s3://bucket/prefix)"));
+                return Err(LocationError::MissingBucket(text.to_string()));
             }
             if !bucket.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
                 || bucket.len() < 3
                 || bucket.len() > 63
             {
-                return Err(format!("{text:?}: {bucket:?} is not a valid S3 bucket name"));
+                return Err(LocationError::InvalidBucket { text: text.to_string(), bucket: bucket.to_string() });
             }
             return Ok(Location::S3 { bucket: bucket.to_string(), prefix: prefix.trim_end_matches('/').to_string() });
         }
         if text.contains("://") {
-            return Err(format!("{text:?}: only s3:// URLs and local paths are supported"));
+            return Err(LocationError::UnsupportedScheme(text.to_string()));
         }
         Ok(Location::Local(PathBuf::from(text)))
     }

@@ -17,15 +17,29 @@ use parquetrail_core::object_key::ObjectKey;
 use serde::Serialize;
 use tokio_util::io::SyncIoBridge;
 
+use crate::error::Error;
 use crate::storage::{ErrorKind, Storage};
 
-/// Why an object was not converted; `retryable` decides between "try again" (SQS redrive,
+/// Why an object was not converted, as reports and responses carry it: an [`Error`]'s verdict
+/// ([`Error::retryable`]) and message. `retryable` decides between "try again" (SQS redrive,
 /// `TemporaryFailure`, a Lambda retry) and "never" (the object is gone or invalid).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
 #[error("{message}")]
 pub struct IngestError {
     pub retryable: bool,
     pub message: String,
+}
+
+impl From<&Error> for IngestError {
+    fn from(e: &Error) -> Self {
+        IngestError { retryable: e.retryable(), message: e.to_string() }
+    }
+}
+
+impl From<Error> for IngestError {
+    fn from(e: Error) -> Self {
+        IngestError::from(&e)
+    }
 }
 
 /// What happened to one object.
@@ -158,13 +172,13 @@ impl Pipeline {
         let opened = match opened {
             Ok(o) => o,
             Err(e) => {
-                let message = match e.kind {
+                let error = match e.kind {
                     ErrorKind::NotFound => {
-                        format!("{}/{used}: object not found (deleted since announced?): {e}", source.describe())
+                        Error::NotFound { location: source.describe(), key: used.clone(), source: e }
                     }
-                    _ => e.message,
+                    _ => Error::Storage(e),
                 };
-                return (used, None, Err(IngestError { retryable: e.kind == ErrorKind::Retryable, message }));
+                return (used, None, Err(error.into()));
             }
         };
         let version = version_id.map(str::to_string).or(opened.version_id.clone());
@@ -172,7 +186,7 @@ impl Pipeline {
         let distinct = distinct.map(<[u8]>::to_vec);
         let result =
             self.convert_opened(opened, source.bucket().map(str::to_string), used.clone(), version, distinct).await;
-        (used, etag, result)
+        (used, etag, result.map_err(IngestError::from))
     }
 
     /// Converts a local file under the given key (its CloudTrail key, so outputs are named as if
@@ -196,8 +210,9 @@ impl Pipeline {
                 };
                 self.convert_opened(opened, None, key.to_string(), None, distinct.map(<[u8]>::to_vec)).await
             }
-            Err(e) => Err(IngestError { retryable: false, message: format!("{}: {e}", path.display()) }),
+            Err(source) => Err(Error::File { path: path.to_path_buf(), source }),
         };
+        let result = result.map_err(IngestError::from);
         let outcome = Outcome {
             bucket: None,
             key: key.to_string(),
@@ -217,7 +232,7 @@ impl Pipeline {
         key: String,
         version: Option<String>,
         distinct: Option<Vec<u8>>,
-    ) -> Result<FileReport, IngestError> {
+    ) -> Result<FileReport, Error> {
         let sink = self.dest.sink(&self.dest_prefix);
         let reader = SyncIoBridge::new(opened.reader);
         let options = self.options.clone();
@@ -241,12 +256,10 @@ impl Pipeline {
         // acknowledged with nothing archived and nothing quarantined would be lost silently.
         let (class, reason) = match joined {
             Ok(Ok(report)) => return self.publish(report).await,
-            Ok(Err(e)) if e.is_permanent() => ("unconvertible", e.to_string()),
-            Ok(Err(e)) => return Err(IngestError { retryable: true, message: e.to_string() }),
+            Ok(Err(e)) if !e.retryable() => ("unconvertible", e.to_string()),
+            Ok(Err(e)) => return Err(Error::Convert(e)),
             Err(e) if e.is_panic() => ("crashed", format!("the conversion panicked: {}", panic_text(e.into_panic()))),
-            Err(e) => {
-                return Err(IngestError { retryable: true, message: format!("{used}: conversion task failed: {e}") });
-            }
+            Err(source) => return Err(Error::Task { key: used, source }),
         };
         tracing::error!(key = %used, class, reason = %reason, "quarantining the whole object");
         let sink = self.dest.sink(&self.dest_prefix);
@@ -263,11 +276,12 @@ impl Pipeline {
             quarantine_object(source, class, &reason, sink.as_ref(), &options)
         })
         .await;
-        match written {
-            Ok(Ok(report)) => Ok(report),
-            Ok(Err(e)) => Err(IngestError { retryable: true, message: format!("{used}: quarantining it: {e}") }),
-            Err(e) => Err(IngestError { retryable: true, message: format!("{used}: quarantining it: {e}") }),
-        }
+        let failed = match written {
+            Ok(Ok(report)) => return Ok(report),
+            Ok(Err(e)) => Error::Convert(e),
+            Err(source) => Error::Task { key: used.clone(), source },
+        };
+        Err(Error::Quarantine { key: used, source: Box::new(failed) })
     }
 }
 
@@ -283,7 +297,7 @@ impl Pipeline {
     /// Lists a converted file's outputs in their partitions' manifests: until then no reader
     /// sees them, and a failure here is retryable like a failed write (the outputs are rewritten
     /// identically and listed on the next attempt).
-    async fn publish(&self, report: FileReport) -> Result<FileReport, IngestError> {
+    async fn publish(&self, report: FileReport) -> Result<FileReport, Error> {
         let paths: Vec<String> = report.outputs.iter().map(|o| o.path.clone()).collect();
         if paths.is_empty() {
             return Ok(report);
@@ -299,10 +313,7 @@ impl Pipeline {
                 }
                 Ok(report)
             }
-            Err(e) => Err(IngestError {
-                retryable: e.kind != ErrorKind::Permanent,
-                message: format!("{}: listing outputs in the manifest: {e}", report.key),
-            }),
+            Err(source) => Err(Error::Publish { key: report.key, source }),
         }
     }
 }
@@ -444,5 +455,46 @@ mod tests {
         assert_eq!(marker["class"], "crashed");
         let listed = archive.list("").await.unwrap();
         assert_eq!(listed.len(), 1, "only the marker: {listed:?}");
+    }
+
+    /// Writes `json` gzipped under `key` of `storage`.
+    async fn put_gzipped(storage: &LocalStorage, key: &str, json: &str) {
+        use std::io::Write as _;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(json.as_bytes()).unwrap();
+        storage.put(key, gz.finish().unwrap()).await.unwrap();
+    }
+
+    /// An archive that refuses every output for good (a directory name longer than the file
+    /// system takes, as an over-long partition value gives) fails the object at once, as not
+    /// retryable: not even its quarantine marker can be written, and retrying would hold it (and
+    /// its queue) forever. An archive that fails for now (a file where a directory must go, which
+    /// an operator can remove) is retried, then reported retryable.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn write_failures_are_retried_only_when_they_may_pass() {
+        let dir = tempfile::tempdir().unwrap();
+        let trail = LocalStorage::new(dir.path().join("trail"));
+        let key = "AWSLogs/111122223333/CloudTrail/us-east-1/2024/01/01/111122223333_CloudTrail_us-east-1_20240101T0000Z_Write.json.gz";
+        put_gzipped(&trail, key, r#"{"Records":[{"eventTime":"2024-01-01T00:00:00Z","eventID":"a"}]}"#).await;
+
+        let refusing = Arc::new(LocalStorage::new(dir.path().join("refusing")));
+        let too_long = "p".repeat(300);
+        let pipeline = Pipeline::new(refusing, too_long, Options::default()).with_retries(3, Duration::ZERO);
+        let outcome = pipeline.process(&trail, key, None, None).await;
+        let err = outcome.result.expect_err("nothing can be written");
+        assert!(!err.retryable, "{err}");
+        assert_eq!(outcome.attempts, 1, "a permanent failure is not retried: {err}");
+        assert!(err.message.contains("quarantining it"), "{err}");
+
+        let full = dir.path().join("blocked");
+        std::fs::create_dir_all(&full).unwrap();
+        std::fs::write(full.join("events"), b"a file where the dataset's directory goes").unwrap();
+        let pipeline =
+            Pipeline::new(Arc::new(LocalStorage::new(&full)), "", Options::default()).with_retries(3, Duration::ZERO);
+        let outcome = pipeline.process(&trail, key, None, None).await;
+        let err = outcome.result.expect_err("the outputs cannot be written");
+        assert!(err.retryable, "{err}");
+        assert_eq!(outcome.attempts, 3, "{err}");
+        assert!(err.message.contains("cannot write output events/"), "{err}");
     }
 }

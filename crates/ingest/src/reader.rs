@@ -399,7 +399,10 @@ impl ArchiveReader {
                     Footer::NeedTail(n) => {
                         return Err(parquetrail_core::Error::Archive {
                             path: what,
-                            reason: format!("the footer needs {n} bytes and {} did not do", tail.len()),
+                            source: parquetrail_core::DataError::model(format!(
+                                "the footer needs {n} bytes and {} did not do",
+                                tail.len()
+                            )),
                         }
                         .into());
                     }

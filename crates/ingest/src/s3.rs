@@ -107,12 +107,11 @@ impl Default for S3Limits {
 impl S3Settings {
     /// Settings for the CLI from the environment: [`S3Limits::cli`], and
     /// `PARQUETRAIL_S3_PATH_STYLE=true|false` overrides the default addressing.
-    pub fn from_env() -> Result<Self, String> {
+    pub fn from_env() -> Result<Self, parquetrail_core::UnknownValue> {
         let force_path_style = match std::env::var("PARQUETRAIL_S3_PATH_STYLE") {
-            Ok(v) => Some(
-                parse_bool(&v)
-                    .ok_or_else(|| format!("PARQUETRAIL_S3_PATH_STYLE: expected true or false, got {v:?}"))?,
-            ),
+            Ok(v) => Some(parse_bool(&v).ok_or_else(|| {
+                parquetrail_core::UnknownValue::new("PARQUETRAIL_S3_PATH_STYLE value", v, "true or false")
+            })?),
             Err(_) => None,
         };
         Ok(S3Settings { force_path_style, limits: S3Limits::cli(), ..S3Settings::default() })
@@ -514,11 +513,6 @@ struct S3File {
     done: bool,
 }
 
-fn to_io(e: StorageError) -> io::Error {
-    let kind = if e.is_retryable() { io::ErrorKind::Other } else { io::ErrorKind::PermissionDenied };
-    io::Error::new(kind, e.message)
-}
-
 impl S3File {
     fn what(&self) -> String {
         format!("s3://{}/{}", self.sink.bucket, self.key)
@@ -538,7 +532,7 @@ impl S3File {
                         .content_type(content_type(&self.key))
                         .send(),
                 )
-                .map_err(|e| to_io(sdk_error(&self.what(), e)))?;
+                .map_err(|e| std::io::Error::from(sdk_error(&self.what(), e)))?;
             self.upload_id = out.upload_id().map(str::to_string);
         }
         let number = i32::try_from(self.parts.len() + 1).unwrap_or(i32::MAX);
@@ -555,7 +549,7 @@ impl S3File {
                     .body(body)
                     .send(),
             )
-            .map_err(|e| to_io(sdk_error(&self.what(), e)))?;
+            .map_err(|e| std::io::Error::from(sdk_error(&self.what(), e)))?;
         self.parts
             .push(CompletedPart::builder().set_e_tag(out.e_tag().map(str::to_string)).part_number(number).build());
         Ok(())
@@ -591,7 +585,7 @@ impl SinkFile for S3File {
                         .body(body)
                         .send(),
                 )
-                .map_err(|e| to_io(sdk_error(&self.what(), e)))?;
+                .map_err(|e| std::io::Error::from(sdk_error(&self.what(), e)))?;
         } else {
             if !self.buf.is_empty() {
                 self.flush_part()?;
@@ -607,7 +601,7 @@ impl SinkFile for S3File {
                         .multipart_upload(upload)
                         .send(),
                 )
-                .map_err(|e| to_io(sdk_error(&self.what(), e)))?;
+                .map_err(|e| std::io::Error::from(sdk_error(&self.what(), e)))?;
         }
         self.done = true;
         Ok(())

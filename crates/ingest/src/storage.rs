@@ -40,6 +40,22 @@ impl StorageError {
     }
 }
 
+/// A storage failure as an I/O error (what the core's sinks and readers speak): the
+/// [`StorageError`] stays inside, and the kind says what the core needs to know — a permanent
+/// failure gets a kind the core never retries.
+impl From<StorageError> for std::io::Error {
+    fn from(e: StorageError) -> Self {
+        let kind = match e.kind {
+            ErrorKind::Retryable => std::io::ErrorKind::Other,
+            ErrorKind::Permanent => std::io::ErrorKind::InvalidInput,
+            ErrorKind::NotFound => std::io::ErrorKind::NotFound,
+            // Another writer's request on the same key was in flight: it settles, so try again.
+            ErrorKind::Conflict => std::io::ErrorKind::ResourceBusy,
+        };
+        std::io::Error::new(kind, e)
+    }
+}
+
 /// An object opened for streaming.
 pub struct Opened {
     pub reader: Box<dyn AsyncRead + Send + Unpin>,

@@ -56,6 +56,41 @@ pub struct Verify {
     pub concurrency: usize,
 }
 
+/// Why a [`KeySource`] has no keys to give.
+#[derive(Debug, thiserror::Error)]
+pub enum KeysError {
+    /// The request for them failed (`what` names it); the message follows the whole chain of
+    /// causes, as an SDK error keeps the useful part a few levels down.
+    #[error("{what}: {}", causes(source.as_ref()))]
+    Fetch {
+        what: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A key was given, but it is not a key.
+    #[error("key {fingerprint}: {source}")]
+    Invalid {
+        fingerprint: String,
+        #[source]
+        source: parquetrail_core::digest::KeyError,
+    },
+}
+
+/// An error and its sources, `: `-separated.
+fn causes(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut next = error.source();
+    while let Some(e) = next {
+        let more = e.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        next = e.source();
+    }
+    text
+}
+
 /// Public keys for a trail's home region and a time range.
 #[async_trait::async_trait]
 pub trait KeySource: Send + Sync + std::fmt::Debug {
@@ -65,13 +100,13 @@ pub trait KeySource: Send + Sync + std::fmt::Debug {
         home_region: &str,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
-    ) -> Result<PublicKeys, String>;
+    ) -> Result<PublicKeys, KeysError>;
 }
 
 /// Keys given up front (a `--public-keys` file): the same for every region and time.
 #[async_trait::async_trait]
 impl KeySource for PublicKeys {
-    async fn public_keys(&self, _: &str, _: DateTime<Utc>, _: DateTime<Utc>) -> Result<PublicKeys, String> {
+    async fn public_keys(&self, _: &str, _: DateTime<Utc>, _: DateTime<Utc>) -> Result<PublicKeys, KeysError> {
         Ok(self.clone())
     }
 }
@@ -222,7 +257,7 @@ impl Verify {
             }
         }
         match lister.await {
-            Ok(found) => report.failures.extend(found.failures),
+            Ok(found) => report.failures.extend(found.failures.iter().map(ToString::to_string)),
             Err(e) => report.failures.push(format!("listing task failed: {e}")),
         }
 

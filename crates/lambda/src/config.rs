@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use parquetrail_core::UnknownValue;
 use parquetrail_core::convert::{EventFilter, Layout, Options};
 use parquetrail_core::encode::WriterSettings;
 use parquetrail_ingest::Location;
@@ -17,8 +18,8 @@ pub struct ConfigError {
     pub message: String,
 }
 
-fn err(variable: &str, message: impl Into<String>) -> ConfigError {
-    ConfigError { variable: variable.to_string(), message: message.into() }
+fn err(variable: &str, message: impl std::fmt::Display) -> ConfigError {
+    ConfigError { variable: variable.to_string(), message: message.to_string() }
 }
 
 /// Every variable the function reads, with its meaning (also the `--help` of the deployment).
@@ -135,14 +136,14 @@ impl Config {
 
         let destination = get("PARQUETRAIL_DESTINATION")
             .ok_or_else(|| err("PARQUETRAIL_DESTINATION", "is required, e.g. s3://my-archive-bucket/cloudtrail"))?;
-        let destination = Location::parse(destination).map_err(|m| err("PARQUETRAIL_DESTINATION", m))?;
+        let destination = Location::parse(destination).map_err(|e| err("PARQUETRAIL_DESTINATION", e))?;
         if !destination.is_s3() {
             return Err(err("PARQUETRAIL_DESTINATION", "must be an s3:// URL in the Lambda"));
         }
 
         let mut writer = WriterSettings::default();
         if let Some(v) = get("PARQUETRAIL_COMPRESSION") {
-            writer.codec = v.parse().map_err(|m: String| err("PARQUETRAIL_COMPRESSION", m))?;
+            writer.codec = v.parse().map_err(|m: UnknownValue| err("PARQUETRAIL_COMPRESSION", m))?;
         }
         if let Some(v) = get("PARQUETRAIL_ROW_GROUP_ROWS") {
             writer.row_group_rows = v.parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(|| {
@@ -165,11 +166,11 @@ impl Config {
         let mut filter = EventFilter::default();
         if let Some(v) = get("PARQUETRAIL_EVENT_CATEGORIES") {
             for c in list(v) {
-                filter.categories.insert(c.parse().map_err(|m: String| err("PARQUETRAIL_EVENT_CATEGORIES", m))?);
+                filter.categories.insert(c.parse().map_err(|m: UnknownValue| err("PARQUETRAIL_EVENT_CATEGORIES", m))?);
             }
         }
         if let Some(v) = get("PARQUETRAIL_READ_WRITE") {
-            filter.read_write = v.parse().map_err(|m: String| err("PARQUETRAIL_READ_WRITE", m))?;
+            filter.read_write = v.parse().map_err(|m: UnknownValue| err("PARQUETRAIL_READ_WRITE", m))?;
         }
         if let Some(v) = get("PARQUETRAIL_EXCLUDE_EVENT_SOURCES") {
             for s in list(v) {
@@ -187,13 +188,13 @@ impl Config {
         if let Some(v) = get("PARQUETRAIL_SHAPING") {
             for name in list(v) {
                 let set =
-                    parquetrail_core::shaping::Shaping::builtin(name).map_err(|m| err("PARQUETRAIL_SHAPING", m))?;
+                    parquetrail_core::shaping::Shaping::builtin(name).map_err(|e| err("PARQUETRAIL_SHAPING", e))?;
                 shaping.sets.push(set);
             }
         }
         if let Some(v) = get("PARQUETRAIL_SHAPING_RULES") {
             let set =
-                parquetrail_core::shaping::Shaping::parse_set(v).map_err(|m| err("PARQUETRAIL_SHAPING_RULES", m))?;
+                parquetrail_core::shaping::Shaping::parse_set(v).map_err(|e| err("PARQUETRAIL_SHAPING_RULES", e))?;
             if shaping.sets.iter().any(|s| s.name == set.name) {
                 return Err(err(
                     "PARQUETRAIL_SHAPING_RULES",

@@ -30,7 +30,7 @@ use parquetrail_ingest::notifications::{
     BatchInvocation, BatchResponse, BatchResult, ObjectRef, ResultCode, Trigger, parse_trigger,
 };
 use parquetrail_ingest::s3::S3Storage;
-use parquetrail_ingest::{IngestError, Location, Outcome, Pipeline, Storage, StorageError};
+use parquetrail_ingest::{Error, IngestError, Location, Outcome, Pipeline, Storage, StorageError};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 use tokio::sync::Semaphore;
@@ -256,18 +256,13 @@ async fn process_one(app: &App, pipeline: &Pipeline, object: &ObjectRef) -> Outc
         let etag = outcome.etag.as_deref().or(object.etag.as_deref());
         let entry = Entry::for_file(Some(&object.bucket), &outcome.key, etag, file.bytes_in, file, &run);
         let (dest, prefix) = pipeline.destination();
-        if let Err(e) = record_object(dest.as_ref(), prefix, &entry).await {
-            tracing::error!(key = %outcome.key, error = %e, "outputs written but the ledger line was not");
-            outcome.result = Err(IngestError {
-                retryable: true,
-                message: format!("outputs written, but the ledger line could not be: {e}"),
-            });
-        } else if let Err(e) = record_shaping_once(app, dest.as_ref(), prefix).await {
-            tracing::error!(error = %e, "outputs written but the shaping rules were not recorded");
-            outcome.result = Err(IngestError {
-                retryable: true,
-                message: format!("outputs written, but the archive's record of its shaping rules could not be: {e}"),
-            });
+        if let Err(source) = record_object(dest.as_ref(), prefix, &entry).await {
+            tracing::error!(key = %outcome.key, error = %source, "outputs written but the ledger line was not");
+            outcome.result = Err(IngestError::from(Error::Record { what: "the ledger line", source }));
+        } else if let Err(source) = record_shaping_once(app, dest.as_ref(), prefix).await {
+            tracing::error!(error = %source, "outputs written but the shaping rules were not recorded");
+            let what = "the archive's record of its shaping rules";
+            outcome.result = Err(IngestError::from(Error::Record { what, source }));
         }
     }
     outcome
@@ -331,15 +326,10 @@ async fn process_bounded(
             Outcome {
                 bucket: Some(object.bucket.clone()),
                 key: object.key.clone(),
-                result: Err(IngestError {
-                    retryable: true,
-                    message: format!(
-                        "s3://{}/{}: not finished before the invocation's deadline (after {:.1} s); it will be retried",
-                        object.bucket,
-                        object.key,
-                        started.elapsed().as_secs_f64()
-                    ),
-                }),
+                result: Err(IngestError::from(Error::Deadline {
+                    uri: format!("s3://{}/{}", object.bucket, object.key),
+                    seconds: started.elapsed().as_secs_f64(),
+                })),
                 etag: None,
                 attempts: 1,
                 seconds: started.elapsed().as_secs_f64(),

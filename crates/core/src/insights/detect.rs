@@ -104,18 +104,19 @@ impl Default for Model {
 
 impl Model {
     /// Checks the knobs, with a message a user can act on.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), super::InvalidSetting> {
+        use super::InvalidSetting;
         if self.baseline_days < 7 {
-            return Err(format!("baseline days must be at least 7 (got {})", self.baseline_days));
+            return Err(InvalidSetting::BaselineDays(self.baseline_days));
         }
         if !(self.sigmas >= 0.0 && self.ratio >= 1.0) {
-            return Err("sigmas must be ≥ 0 and ratio ≥ 1".into());
+            return Err(InvalidSetting::Thresholds);
         }
         if !(0.0..1.0).contains(&self.drop_ratio) {
-            return Err(format!("drop ratio must be in [0, 1) (got {})", self.drop_ratio));
+            return Err(InvalidSetting::DropRatio(self.drop_ratio));
         }
         if self.end_after_minutes == 0 {
-            return Err("end-after minutes must be at least 1".into());
+            return Err(InvalidSetting::EndAfter);
         }
         Ok(())
     }

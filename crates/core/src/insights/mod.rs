@@ -23,3 +23,20 @@ pub mod table;
 
 #[cfg(test)]
 mod tests;
+
+/// A query or model setting out of range, with a message a client or user can act on.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum InvalidSetting {
+    #[error("Period must be 60, 300 or 3600, not {0}")]
+    Period(u32),
+    #[error("StartTime must be before EndTime")]
+    Range,
+    #[error("baseline days must be at least 7 (got {0})")]
+    BaselineDays(u32),
+    #[error("sigmas must be ≥ 0 and ratio ≥ 1")]
+    Thresholds,
+    #[error("drop ratio must be in [0, 1) (got {0})")]
+    DropRatio(f64),
+    #[error("end-after minutes must be at least 1")]
+    EndAfter,
+}

@@ -30,12 +30,12 @@ pub struct MetricQuery {
 
 impl MetricQuery {
     /// Checks the period and the range, with a message a client can act on.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), super::InvalidSetting> {
         if !PERIODS.contains(&self.period) {
-            return Err(format!("Period must be 60, 300 or 3600, not {}", self.period));
+            return Err(super::InvalidSetting::Period(self.period));
         }
         if self.start >= self.end {
-            return Err("StartTime must be before EndTime".into());
+            return Err(super::InvalidSetting::Range);
         }
         Ok(())
     }

@@ -17,10 +17,10 @@ use parquet::file::reader::ChunkReader;
 use serde::{Deserialize, Serialize};
 
 use super::metrics::{EventFields, MetricRow, Metrics, MinuteCell, SeriesKey, TopValues, ValueCount};
-use crate::{Error, Result};
+use crate::{DataError, Error, Result};
 
-fn error(path: &str, e: impl std::fmt::Display) -> Error {
-    Error::Archive { path: path.to_string(), reason: e.to_string() }
+fn error(path: &str, e: impl Into<DataError>) -> Error {
+    Error::Archive { path: path.to_string(), source: e.into() }
 }
 
 #[derive(Serialize, Deserialize)]

@@ -409,7 +409,7 @@ fn metric_data_periods_and_fill() {
         assert_eq!(at(metric_data(&m, &query)), want, "{name}");
     }
     let mut bad = q(120, false, InsightType::ApiCallRateInsight, 0, 1);
-    assert!(bad.validate().unwrap_err().contains("Period"));
+    assert!(bad.validate().unwrap_err().to_string().contains("Period"));
     bad.period = 60;
     bad.end = bad.start;
     assert!(bad.validate().is_err());

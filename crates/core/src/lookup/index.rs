@@ -85,11 +85,11 @@ impl FileIndexer {
     }
 
     /// Adds the rows of `batch` (a batch of the dataset's schema, or of its [`COLUMNS`]).
-    pub fn add(&mut self, batch: &RecordBatch) -> Result<(), String> {
+    pub fn add(&mut self, batch: &RecordBatch) -> Result<(), crate::DataError> {
         let schema = batch.schema();
         let wanted: Vec<usize> = COLUMNS.iter().filter_map(|c| schema.index_of(c).ok()).collect();
-        let projected = batch.project(&wanted).map_err(|e| e.to_string())?;
-        let rows: Vec<Row<'static>> = serde_arrow::from_record_batch(&projected).map_err(|e| e.to_string())?;
+        let projected = batch.project(&wanted)?;
+        let rows: Vec<Row<'static>> = serde_arrow::from_record_batch(&projected)?;
         for row in &rows {
             self.index.rows += 1;
             if let Some(t) = row.eventtime_ts {

@@ -212,3 +212,54 @@ async fn transient_s3_errors_are_retried_without_loss() {
     assert!(err.message.contains(key), "{err}");
     assert_eq!(outcome.attempts, 3);
 }
+
+/// S3 refusing a write as such (`400 KeyTooLongError`: a partition value too long for a key) is
+/// permanent end to end: the object's outputs are not retried; the object is quarantined when
+/// its marker can be written, and reported as not retryable when even that is refused, so no
+/// queue redelivers it forever. The storage's own error is kept inside the sink's I/O error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn permanent_s3_write_errors_are_not_retried() {
+    let test = "permanent_s3_write_errors_are_not_retried";
+    let Some(moto) = MotoServer::start(test) else { return };
+    moto.create_bucket("trail").await;
+    moto.create_bucket("archive").await;
+    let direct = moto.client().await;
+    let key = "AWSLogs/111122223333/CloudTrail/us-east-1/2024/03/01/111122223333_CloudTrail_us-east-1_20240301T0000Z_refusedrefused00.json.gz";
+    direct.put_object().bucket("trail").key(key).body(ByteStream::from(synthetic_log())).send().await.unwrap();
+
+    // Only the Parquet outputs are refused: the object is quarantined, after one attempt.
+    let proxy = moto.faulty_endpoint(FaultPlan::new().fail_when("PUT *.parquet", Fault::KeyTooLong, 1000, |r| {
+        r.method() == "PUT" && r.path().starts_with("/archive/") && r.path().ends_with(".parquet")
+    }));
+    let client = proxy.client().await;
+    let archive = S3Storage::new(client.clone(), "archive");
+    let pipeline =
+        Pipeline::new(Arc::new(archive.clone()), "", Options::default()).with_retries(3, Duration::from_millis(10));
+    let outcome = pipeline.process(&S3Storage::new(client.clone(), "trail"), key, None, None).await;
+    assert_eq!(outcome.attempts, 1, "{:?}", outcome.result);
+    let report = outcome.result.expect("quarantined, not failed");
+    let failure = report.failure.expect("the whole object is quarantined");
+    assert_eq!(failure.class, "unconvertible", "{failure:?}");
+    assert!(failure.reason.contains("KeyTooLongError"), "{failure:?}");
+    let injected = proxy.injections();
+    assert!(!injected.is_empty() && injected.iter().all(|i| i.starts_with("KeyTooLongError PUT")), "{injected:?}");
+    assert!(archive.read(&failure.quarantine_path).await.is_ok(), "the marker is in the archive");
+
+    // Every write refused: not even the marker; reported as not retryable, not retried.
+    proxy.set_plan(FaultPlan::new().fail("PUT", "/archive/", Fault::KeyTooLong, 1000));
+    let outcome = pipeline.process(&S3Storage::new(client.clone(), "trail"), key, None, None).await;
+    let err = outcome.result.expect_err("nothing can be written");
+    assert!(!err.retryable, "{err}");
+    assert_eq!(outcome.attempts, 1, "{err}");
+    assert!(err.message.contains("KeyTooLongError") && err.message.contains(key), "{err}");
+
+    // Through the sink alone, the storage's verdict is recoverable from the I/O error.
+    let sink = S3Sink::new(client, "archive", "direct");
+    let mut file = sink.create("x.parquet").unwrap();
+    file.write_all(b"bytes").unwrap();
+    let error = tokio::task::spawn_blocking(move || file.commit()).await.unwrap().expect_err("refused");
+    assert_eq!(error.kind(), std::io::ErrorKind::InvalidInput, "{error}");
+    let storage = error.get_ref().and_then(|e| e.downcast_ref::<parquetrail_ingest::StorageError>());
+    assert_eq!(storage.map(|e| e.kind), Some(parquetrail_ingest::storage::ErrorKind::Permanent), "{error:?}");
+    assert!(!parquetrail_core::io_retryable(&error));
+}

@@ -232,3 +232,48 @@ async fn a_frozen_endpoint_is_given_up_before_the_deadline() {
     assert_eq!(response["batchItemFailures"], json!([{"itemIdentifier": "m-frozen"}]), "{response}");
     drop(frozen);
 }
+
+/// S3 refusing the archive's writes as such (`400 KeyTooLongError`, as for a partition value too
+/// long for a key) is permanent in every trigger's terms: the object is quarantined when its
+/// marker can be written, and reported as a permanent failure when nothing can be — never
+/// redelivered to fail the same way until the DLQ.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_refused_for_good_is_not_redelivered() {
+    let Some(w) = world("a_write_refused_for_good_is_not_redelivered").await else { return };
+    let archive_put = |r: &parquetrail_testkit::moto::FaultRequest<'_>| {
+        r.method().eq_ignore_ascii_case("PUT") && r.path().starts_with(&format!("/{ARCHIVE}/"))
+    };
+    let proxy =
+        w.moto.faulty_endpoint(FaultPlan::new().fail_when("PUT *.parquet", Fault::KeyTooLong, usize::MAX, move |r| {
+            archive_put(r) && r.path().ends_with(".parquet")
+        }));
+    let config =
+        Config::from_vars([("PARQUETRAIL_DESTINATION".to_string(), format!("s3://{ARCHIVE}/cloudtrail"))]).unwrap();
+    let app = App::new(config, proxy.client().await, "parquetrail-test");
+    let stem = "AbCdEfGhIjKlMnOp";
+
+    // Only the Parquet outputs are refused: quarantined, acknowledged.
+    let response = handle(&app, sqs_event(&[("m-good", s3_event(TRAIL, &[keys::GOOD]).to_string())])).await.unwrap();
+    assert_eq!(response["batchItemFailures"], json!([]), "{response}");
+    assert!(proxy.injected() > 0, "the refusal was exercised");
+    assert!(w.rows().await.is_empty(), "no output was written");
+    let archive = w.objects(ARCHIVE).await;
+    let marker = archive.iter().find(|(k, _)| k.contains(stem) && !k.contains("/_ledger/") && k.ends_with(".json"));
+    let (_, marker) = marker.unwrap_or_else(|| panic!("a quarantine marker: {:?}", archive.keys().collect::<Vec<_>>()));
+    let marker: Value = serde_json::from_slice(marker).unwrap();
+    assert!(marker.to_string().contains("KeyTooLongError"), "{marker}");
+
+    // Every write refused, the marker too: a permanent failure, in SQS, S3 and Batch terms.
+    proxy.set_plan(FaultPlan::new().fail_when("PUT archive", Fault::KeyTooLong, usize::MAX, archive_put));
+    let response = handle(&app, sqs_event(&[("m-good", s3_event(TRAIL, &[keys::GOOD]).to_string())])).await.unwrap();
+    assert_eq!(response["batchItemFailures"], json!([]), "not redelivered: {response}");
+    let response = handle(&app, s3_event(TRAIL, &[keys::GOOD])).await;
+    assert!(response.is_ok(), "an async invoke is not retried: {response:?}");
+    let batch = json!({
+        "invocationSchemaVersion": "2.0", "invocationId": "inv", "job": {"id": "job"},
+        "tasks": [{"taskId": "t", "s3Key": keys::GOOD, "s3VersionId": null, "s3Bucket": TRAIL}]
+    });
+    let response = handle(&app, batch).await.unwrap();
+    assert_eq!(response["results"][0]["resultCode"], "PermanentFailure", "{response}");
+    assert!(response["results"][0]["resultString"].as_str().unwrap().contains("KeyTooLongError"), "{response}");
+}

@@ -284,7 +284,7 @@ fn series_request(pairs: &[(String, String)]) -> Result<SeriesRequest, ApiError>
         period,
         fill_with_zeros: true,
     };
-    metric.validate().map_err(ApiError::bad_request)?;
+    metric.validate().map_err(|e| ApiError::bad_request(e.to_string()))?;
     Ok(SeriesRequest { account, region, metric })
 }
 

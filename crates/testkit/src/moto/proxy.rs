@@ -2,7 +2,8 @@
 //!
 //! moto's own control API (`/moto-api/...`: reset, seed, config, state transitions, recorder) has no way to make S3
 //! requests fail, so this proxy does it: it forwards requests to moto, except that the first N requests matching a
-//! rule are answered with an S3 error (`503 SlowDown`, `500 InternalError`, `412 PreconditionFailed`) without
+//! rule are answered with an S3 error (`503 SlowDown`, `500 InternalError`, `412 PreconditionFailed`,
+//! `400 KeyTooLongError`) without
 //! reaching moto, or stalled: held without an answer, or answered with headers and then no body for a while.
 //!
 //! One thread per client connection; client connections are kept alive (HTTP/1.1 with `Content-Length` or chunked
@@ -31,6 +32,9 @@ pub enum Fault {
     /// `412 Precondition Failed` with S3 error code `PreconditionFailed`: a conditional write (`If-Match`,
     /// `If-None-Match`) refused, as if another writer had always just changed the object.
     PreconditionFailed,
+    /// `400 Bad Request` with S3 error code `KeyTooLongError`: a request S3 refuses as such (a key over 1,024
+    /// bytes), which no retry changes.
+    KeyTooLong,
     /// A frozen endpoint: the request is read and then nothing is sent for this long (or until the client gives
     /// up and closes); then the connection is closed without an answer.
     Stall(Duration),
@@ -46,6 +50,7 @@ impl Fault {
             Fault::SlowDown => Some(503),
             Fault::InternalError => Some(500),
             Fault::PreconditionFailed => Some(412),
+            Fault::KeyTooLong => Some(400),
             Fault::Stall(_) | Fault::StallBody(_) => None,
         }
     }
@@ -57,6 +62,7 @@ impl Fault {
             Fault::SlowDown => "SlowDown",
             Fault::InternalError => "InternalError",
             Fault::PreconditionFailed => "PreconditionFailed",
+            Fault::KeyTooLong => "KeyTooLongError",
             Fault::Stall(_) => "Stall",
             Fault::StallBody(_) => "StallBody",
         }
@@ -67,6 +73,7 @@ impl Fault {
             Fault::SlowDown => "Slow Down",
             Fault::InternalError => "Internal Server Error",
             Fault::PreconditionFailed => "Precondition Failed",
+            Fault::KeyTooLong => "Bad Request",
             Fault::Stall(_) | Fault::StallBody(_) => "",
         }
     }
@@ -76,6 +83,7 @@ impl Fault {
             Fault::SlowDown => "Please reduce your request rate.",
             Fault::InternalError => "We encountered an internal error. Please try again.",
             Fault::PreconditionFailed => "At least one of the pre-conditions you specified did not hold",
+            Fault::KeyTooLong => "Your key is too long",
             Fault::Stall(_) | Fault::StallBody(_) => "",
         }
     }
