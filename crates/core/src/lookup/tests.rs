@@ -543,3 +543,23 @@ fn sparse_files_fetch_only_what_they_lack_and_join_parts() {
     std::io::Read::read_to_end(&mut sparse.get_read(5).unwrap(), &mut streamed).unwrap();
     assert_eq!(streamed, &data[5..20], "a stream stops at a gap");
 }
+
+#[test]
+fn hits_are_placed_at_their_rows_across_the_slices_rows_are_decoded_in() {
+    // One row group of 700 rows: more than two slices of DESERIALIZE_ROWS, the last one short.
+    // Hits on both sides of each slice boundary must come back at their own row indices.
+    let records: Vec<String> = (0..700)
+        .map(|i| A.replace("\"e-1\"", &format!("\"e-{i:03}\"")).replace("\"AKIAA\"", &format!("\"AKIA{i:03}\"")))
+        .collect();
+    let file = bytes::Bytes::from(parquet_of(&records, 1000));
+    let len = file.len() as u64;
+    let Footer::Parsed(metadata) = parse_footer(&file, len, "f").unwrap() else { panic!("whole file given") };
+    assert_eq!(metadata.metadata().num_row_groups(), 1);
+    let t = |h: u32| Utc.with_ymd_and_hms(2024, 3, 1, h, 0, 0).unwrap();
+    for row in [0usize, 255, 256, 511, 512, 699] {
+        let mut q = LookupQuery::new(t(0), t(23));
+        q.attributes.push((AttributeKey::AccessKeyId, format!("AKIA{row:03}")));
+        let selection = select_hits(file.clone(), metadata.clone(), vec![0], "f", &q, None).unwrap();
+        assert_eq!(selection.groups, vec![(0, vec![row])], "access key of row {row}");
+    }
+}
