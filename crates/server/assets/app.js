@@ -499,6 +499,11 @@
   // --- Insights -----------------------------------------------------------------------------
   // The API's rate per period (a point each) against the Insight's baseline average (a dashed
   // line), the episode shaded. Every label is text.
+  // An average as people read it: at most two decimals (the exact value stays in data-average).
+  function rounded(v) {
+    return v === null || v === undefined ? "" : String(Math.round(Number(v) * 100) / 100);
+  }
+
   function insightChart(id, points, periodSeconds, baseline, episode, linkOf) {
     const width = 900, height = 200, pad = 40;
     const max = Math.max(1, baseline || 0, ...points.map((p) => p.count));
@@ -508,7 +513,7 @@
     const x = (t) => pad + ((t - t0) * (width - 2 * pad)) / Math.max(1, t1 - t0);
     const y = (n) => height - pad - (n * (height - 2 * pad)) / max;
     const chart = svg("svg", { viewBox: "0 0 " + width + " " + height, class: "chart insight-chart", id: id, role: "img",
-      "aria-label": "Events per " + periodSeconds + " s, " + points.length + " points, against a baseline of " + baseline });
+      "aria-label": "Events per " + periodSeconds + " s, " + points.length + " points, against a baseline of " + rounded(baseline) });
     if (episode.start) {
       const a = x(new Date(episode.start).getTime());
       const b = episode.end ? x(new Date(episode.end).getTime()) : a + 2;
@@ -517,7 +522,7 @@
     axes(chart, width, height, pad, max);
     if (baseline !== null && baseline !== undefined) {
       chart.appendChild(svg("line", { class: "baseline", x1: pad, x2: width - pad, y1: y(baseline), y2: y(baseline), "data-average": baseline }));
-      chart.appendChild(svg("text", { x: width - pad, y: y(baseline) - 4, "text-anchor": "end", text: "baseline " + baseline }));
+      chart.appendChild(svg("text", { class: "baseline-label", x: width - pad, y: y(baseline) - 4, "text-anchor": "end", text: "baseline " + rounded(baseline) }));
     }
     const mid = (i) => x(times[i] + (periodSeconds * 1000) / 2);
     plot(chart, points, mid, y, linkOf, 2);
@@ -531,7 +536,7 @@
     for (let i = 0; i < n; i++) {
       const cell = (side) => {
         const v = (a[side] || [])[i];
-        return v ? [el("td", { text: String(v.value) }), el("td", { class: "num", text: String(v.average) })] : [el("td", {}), el("td", {})];
+        return v ? [el("td", { text: String(v.value) }), el("td", { class: "num", text: rounded(v.average) })] : [el("td", {}), el("td", {})];
       };
       rows.push(el("tr", {}, ...cell("insight"), ...cell("baseline")));
     }

@@ -305,6 +305,7 @@ fn insights_page_in_a_real_browser() {
                 error: c.dataset.errorCode === undefined ? null : c.dataset.errorCode,
                 points: Array.from(c.querySelectorAll('.insight-chart circle')).map(p => [p.dataset.start, Number(p.dataset.count)]),
                 baseline: c.querySelector('.insight-chart .baseline') ? Number(c.querySelector('.insight-chart .baseline').dataset.average) : null,
+                baseline_label: c.querySelector('.insight-chart .baseline-label') ? c.querySelector('.insight-chart .baseline-label').textContent : null,
                 start_link: c.querySelector('a.start-event') ? c.querySelector('a.start-event').getAttribute('href') : null,
                 cells: Array.from(c.querySelectorAll('.attributions td')).map(t => t.textContent) }))",
         )
@@ -335,7 +336,10 @@ fn insights_page_in_a_real_browser() {
             assert!((minutes as i64 - 60 - episode as i64).abs() <= 5, "the episode and an hour around it: {minutes}");
             let shown: Vec<u64> = points.iter().map(|p| p[1].as_u64().unwrap()).collect();
             assert_eq!(shown, fixture.per_minute(e, from, minutes), "{e}");
-            assert!(card["baseline"].as_f64().is_some(), "{card}");
+            let baseline = card["baseline"].as_f64().unwrap_or_else(|| panic!("no baseline: {card}"));
+            // Shown to two decimals at most; the exact average stays in the line's data.
+            let shown = format!("baseline {}", (baseline * 100.0).round() / 100.0);
+            assert_eq!(card["baseline_label"].as_str(), Some(shown.as_str()), "{card}");
             assert!(card["start_link"].as_str().unwrap().starts_with("/event?id="), "{card}");
             let identity = e["identity"].as_str().unwrap();
             assert!(
