@@ -551,7 +551,7 @@
 
   function insightCard(insight, index, base) {
     const st = insight.statistics || {};
-    const avg = (side) => (st[side] && st[side].average !== undefined ? st[side].average : null);
+    const avg = (side) => (st[side] && st[side].average !== undefined ? rounded(st[side].average) : null);
     const title = [insight.event_source, insight.event_name].filter(Boolean).join(" · ");
     const facts = [
       ["Insight type", insight.insight_type], ["Error code", insight.error_code], ["Account", insight.account],

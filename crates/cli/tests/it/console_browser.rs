@@ -306,11 +306,16 @@ fn insights_page_in_a_real_browser() {
                 points: Array.from(c.querySelectorAll('.insight-chart circle')).map(p => [p.dataset.start, Number(p.dataset.count)]),
                 baseline: c.querySelector('.insight-chart .baseline') ? Number(c.querySelector('.insight-chart .baseline').dataset.average) : null,
                 baseline_label: c.querySelector('.insight-chart .baseline-label') ? c.querySelector('.insight-chart .baseline-label').textContent : null,
+                facts: Array.from(c.querySelectorAll('table.facts td')).map(t => t.textContent),
                 start_link: c.querySelector('a.start-event') ? c.querySelector('a.start-event').getAttribute('href') : null,
                 cells: Array.from(c.querySelectorAll('.attributions td')).map(t => t.textContent) }))",
         )
         .await;
         let cards = cards.as_array().unwrap();
+        // The page fits the window's width (1280 px): a wide facts table scrolls in its card.
+        let widths =
+            js(&client, "return [document.documentElement.scrollWidth, document.documentElement.clientWidth]").await;
+        assert!(widths[0].as_u64() <= widths[1].as_u64(), "the page scrolls sideways: {widths}");
         for e in &fixture.injected {
             let card = cards
                 .iter()
@@ -340,6 +345,13 @@ fn insights_page_in_a_real_browser() {
             // Shown to two decimals at most; the exact average stays in the line's data.
             let shown = format!("baseline {}", (baseline * 100.0).round() / 100.0);
             assert_eq!(card["baseline_label"].as_str(), Some(shown.as_str()), "{card}");
+            // So are the averages of the facts table (the API gives them to 10 decimals).
+            for fact in card["facts"].as_array().unwrap() {
+                let text = fact.as_str().unwrap();
+                if text.parse::<f64>().is_ok() {
+                    assert!(text.split('.').nth(1).is_none_or(|d| d.len() <= 2), "{text}: {card}");
+                }
+            }
             assert!(card["start_link"].as_str().unwrap().starts_with("/event?id="), "{card}");
             let identity = e["identity"].as_str().unwrap();
             assert!(
