@@ -59,6 +59,7 @@ use bytes::Bytes;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
 use parquet::arrow::arrow_writer::ArrowWriterOptions;
 use parquet::arrow::{ArrowSchemaConverter, ArrowWriter, parquet_to_arrow_schema};
+use parquet::file::properties::WriterProperties;
 use parquet::schema::types::SchemaDescriptor;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -205,7 +206,7 @@ pub fn compact(
             chunk.push(batch, identity, lineage, size);
         }
     }
-    report.duplicates_removed += chunk.write(&mut seen, &mut output)?;
+    report.duplicates_removed += chunk.write_last(&mut seen, &mut output)?;
     let (outputs, index) = output.finish()?;
     report.outputs = outputs;
     report.lookup_indexes = crate::lookup::index::encode_parts(&index);
@@ -359,6 +360,15 @@ impl Chunk {
 
     /// Sorts the rows, drops those whose identity was already `seen` (in this chunk or an earlier
     /// one), writes the rest; returns how many were dropped.
+    /// [`Chunk::write`] for the last chunk. When nothing was written before it, it holds every
+    /// row of the outputs, and their codecs are chosen per column from what it holds.
+    fn write_last(self, seen: &mut HashSet<u128>, output: &mut Outputs<'_>) -> Result<u64> {
+        if output.current.is_none() && output.done.is_empty() {
+            output.properties = output.options.settings.compacted_properties_for(&output.table.parquet, &self.batches);
+        }
+        self.write(seen, output)
+    }
+
     fn write(self, seen: &mut HashSet<u128>, output: &mut Outputs<'_>) -> Result<u64> {
         let mut order: Vec<(usize, usize)> =
             self.batches.iter().enumerate().flat_map(|(b, batch)| (0..batch.num_rows()).map(move |r| (b, r))).collect();
@@ -422,6 +432,9 @@ struct Outputs<'a> {
     out_dir: &'a str,
     stem: &'a str,
     options: &'a CompactOptions,
+    /// The writer properties of every output: [`WriterSettings::compacted_properties`], or, for
+    /// a partition compacted in one chunk, [`WriterSettings::compacted_properties_for`] its rows.
+    properties: WriterProperties,
     current: Option<Open>,
     done: Vec<CompactedFile>,
     index: Vec<FileIndex>,
@@ -429,7 +442,8 @@ struct Outputs<'a> {
 
 impl<'a> Outputs<'a> {
     fn new(table: &'a Table, sink: &'a dyn Sink, out_dir: &'a str, stem: &'a str, options: &'a CompactOptions) -> Self {
-        Outputs { table, sink, out_dir, stem, options, current: None, done: Vec::new(), index: Vec::new() }
+        let properties = options.settings.compacted_properties();
+        Outputs { table, sink, out_dir, stem, options, properties, current: None, done: Vec::new(), index: Vec::new() }
     }
 
     fn batch_rows(&self) -> usize {
@@ -461,7 +475,7 @@ impl<'a> Outputs<'a> {
         // As the per-delivery writer: the run's settings (plus page indexes and bloom filters),
         // and no embedded Arrow schema (Parquet's logical types carry every type used).
         let options = ArrowWriterOptions::new()
-            .with_properties(self.options.settings.compacted_properties())
+            .with_properties(self.properties.clone())
             .with_parquet_schema(self.table.parquet.clone())
             .with_skip_arrow_metadata(true);
         let (counting, fault) = Counting::new(file);
@@ -624,6 +638,12 @@ mod tests {
         let metadata = reader.metadata();
         let time = metadata.row_group(0).columns().iter().find(|c| c.column_path().string() == "eventtime_ts").unwrap();
         assert!(time.column_index_range().is_some() && time.offset_index_range().is_some(), "page index");
+        // Ten input rows compacted in one go: columns of a few hundred bytes are not compressed,
+        // so a reader makes no codec for them (their bloom filters and page index stay).
+        for name in ["eventid", "eventname", "awsregion", "errormessage"] {
+            let chunk = metadata.row_group(0).columns().iter().find(|c| c.column_path().string() == name).unwrap();
+            assert_eq!(chunk.compression(), parquet::basic::Compression::UNCOMPRESSED, "{name}");
+        }
         let group = reader.get_row_group(0).unwrap();
         let column = |name: &str| {
             metadata.file_metadata().schema_descr().columns().iter().position(|c| c.path().string() == name).unwrap()
@@ -679,6 +699,13 @@ mod tests {
         let Footer::Parsed(metadata) = lookup::parse_footer(&file, len, "f").unwrap() else { panic!("whole file") };
         let md = metadata.metadata().clone();
         assert_eq!(md.num_row_groups(), 1, "one row group of {rows} rows");
+        // One batch holds the whole partition, so each column's codec follows its size: 5,120
+        // request parameters of 64 random hex digits are compressed, an empty column is not.
+        let codec = |name: &str| {
+            md.row_group(0).columns().iter().find(|c| c.column_path().string() == name).unwrap().compression()
+        };
+        assert!(matches!(codec("requestparameters"), parquet::basic::Compression::ZSTD(_)));
+        assert_eq!(codec("errormessage"), parquet::basic::Compression::UNCOMPRESSED);
 
         let wanted = "id-03333";
         let t = |h: u32| chrono::Utc.with_ymd_and_hms(2024, 3, 1, h, 0, 0).unwrap();
@@ -781,8 +808,16 @@ mod tests {
         assert_eq!(output.file_metadata().key_value_metadata(), None, "no embedded Arrow schema");
         let groups: Vec<i64> = output.row_groups().iter().map(|g| g.num_rows()).collect();
         assert_eq!(groups, [4, 3], "row groups of settings.row_group_rows");
-        let column = output.row_group(0).column(0);
-        assert_eq!(column.compression(), parquet::basic::Compression::SNAPPY);
+        // The partition was compacted in one go, so each column's codec is chosen as a
+        // delivery's: the ten input rows' source keys pass a KiB and have the configured codec,
+        // the other columns are smaller and not compressed.
+        for column in output.row_group(0).columns() {
+            let want = match column.column_path().string().as_str() {
+                "source_key" => parquet::basic::Compression::SNAPPY,
+                _ => parquet::basic::Compression::UNCOMPRESSED,
+            };
+            assert_eq!(column.compression(), want, "{}", column.column_path());
+        }
     }
 
     /// Realistic records (synth) of one partition, many small deliveries with duplicates across
@@ -832,6 +867,15 @@ mod tests {
         assert_eq!(out.paths(), names);
         let rows = read(&out, &report);
         assert_eq!(identities(&rows), identities(&reference), "the same records, deduplicated across chunks");
+        // Written chunk by chunk, the outputs cannot know what the whole partition holds: every
+        // column has the configured codec.
+        for path in out.paths() {
+            use parquet::file::reader::{FileReader, SerializedFileReader};
+            let file = SerializedFileReader::new(Bytes::from(out.get(&path).unwrap())).unwrap();
+            for column in file.metadata().row_group(0).columns() {
+                assert!(matches!(column.compression(), parquet::basic::Compression::ZSTD(_)), "{path}");
+            }
+        }
         let mut again = MemorySink::default();
         let rerun = compact(Dataset::Events, inputs(&sink, DIR), &again, DIR, "c", &small).unwrap();
         assert_eq!((rerun, again.files()), (report, out.files()));

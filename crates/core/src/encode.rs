@@ -125,6 +125,24 @@ impl WriterSettings {
     /// - Parquet bloom filters on [`BLOOM_FILTER_COLUMNS`] (Athena, Trino, Spark and DuckDB
     ///   read them), sized for a row group and folded to their content.
     pub fn compacted_properties(&self) -> WriterProperties {
+        self.compacted_builder().build()
+    }
+
+    /// [`WriterSettings::compacted_properties`] for outputs whose rows are all among `batches`
+    /// (a partition compacted in one go, as most are): the same page index, page size and bloom
+    /// filters, with each leaf's codec chosen from what it holds in `batches`, as a delivery's is
+    /// ([`WriterSettings::properties_for_single_batch`]). A reader opens a zstd context pair per
+    /// compressed column chunk, and on x86-64 virtual machines a pair costs more than decoding
+    /// the few hundred bytes such a chunk holds (`BENCHMARKS.md`, "Codecs of small compacted
+    /// files"). `parquet` is the Parquet schema of the batches.
+    pub fn compacted_properties_for(&self, parquet: &SchemaDescriptor, batches: &[RecordBatch]) -> WriterProperties {
+        match leaf_totals(parquet, batches) {
+            Some(sizes) => self.per_leaf_codecs(self.compacted_builder(), parquet, &sizes),
+            None => self.compacted_properties(),
+        }
+    }
+
+    fn compacted_builder(&self) -> WriterPropertiesBuilder {
         let mut builder = self
             .builder()
             .set_statistics_enabled(EnabledStatistics::Page)
@@ -139,7 +157,7 @@ impl WriterSettings {
                 .set_column_bloom_filter_fpp(path.clone(), 0.01)
                 .set_column_bloom_filter_max_ndv(path, self.row_group_rows.max(1) as u64);
         }
-        builder.build()
+        builder
     }
 
     /// The properties of an output whose rows are all in `batch` (every delivery-sized output),
@@ -152,16 +170,29 @@ impl WriterSettings {
     /// Such an output has one page per column chunk (short of a column over 1 MiB), so its offset
     /// index would only repeat the column chunk's own metadata and is left out.
     fn properties_for_single_batch(&self, batch: &RecordBatch) -> WriterProperties {
-        let leaves = parquet_schema().columns();
-        let sizes = leaf_sizes(batch);
-        if sizes.len() != leaves.len() {
-            return self.properties();
+        match leaf_totals(parquet_schema(), std::slice::from_ref(batch)) {
+            Some(sizes) => {
+                self.per_leaf_codecs(self.builder().set_offset_index_disabled(true), parquet_schema(), &sizes)
+            }
+            None => self.properties(),
         }
+    }
+
+    /// Sets each leaf column's codec and dictionary from `sizes`, what it holds in all the rows
+    /// of the outputs to be written ([`leaf_totals`]): no value at all, neither compressed nor
+    /// dictionary-encoded; under [`MIN_COMPRESSED_BYTES`], not compressed; the rest, the
+    /// configured codec.
+    fn per_leaf_codecs(
+        &self,
+        builder: WriterPropertiesBuilder,
+        parquet: &SchemaDescriptor,
+        sizes: &[LeafSize],
+    ) -> WriterProperties {
         // Most leaves of a delivery-sized output are small: "uncompressed" is the default and the
         // few large ones are named, which keeps the per-output property map short.
-        let mut builder = self.builder().set_compression(Compression::UNCOMPRESSED).set_offset_index_disabled(true);
         let codec = self.compression();
-        for (leaf, size) in leaves.iter().zip(sizes) {
+        let mut builder = builder.set_compression(Compression::UNCOMPRESSED);
+        for (leaf, size) in parquet.columns().iter().zip(sizes) {
             if size.values == 0 {
                 builder = builder.set_column_dictionary_enabled(leaf.path().clone(), false);
             } else if size.bytes >= MIN_COMPRESSED_BYTES && codec != Compression::UNCOMPRESSED {
@@ -239,6 +270,23 @@ struct LeafSize {
     values: usize,
     /// An upper bound of their PLAIN-encoded bytes.
     bytes: usize,
+}
+
+/// For each leaf column of `parquet`, how much it holds in all of `batches`; `None` when a batch
+/// does not have those leaves.
+fn leaf_totals(parquet: &SchemaDescriptor, batches: &[RecordBatch]) -> Option<Vec<LeafSize>> {
+    let mut sizes = vec![LeafSize::default(); parquet.num_columns()];
+    for batch in batches {
+        let batch_sizes = leaf_sizes(batch);
+        if batch_sizes.len() != sizes.len() {
+            return None;
+        }
+        for (size, add) in sizes.iter_mut().zip(batch_sizes) {
+            size.values += add.values;
+            size.bytes += add.bytes;
+        }
+    }
+    Some(sizes)
 }
 
 /// For each Parquet leaf column of `batch`, in schema order, how much it holds.
