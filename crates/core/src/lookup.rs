@@ -1003,14 +1003,18 @@ pub const FILTER_COLUMNS: &[&str] = &[
 ];
 
 impl LookupQuery {
-    /// The top-level columns this query's filter and order read: a subset of [`FILTER_COLUMNS`].
-    /// A lookup by event ID decodes the event IDs and a few small columns, not `userIdentity`.
+    /// The columns this query's filter and order read, as dotted paths: top-level columns of
+    /// [`FILTER_COLUMNS`], or fields of them. A lookup by event ID decodes the event IDs and a few
+    /// small columns, not `userIdentity`; one by access key decodes `userIdentity.accessKeyId`,
+    /// not the twenty-odd other leaves of `userIdentity` (each a column chunk to open and decode).
     pub fn filter_columns(&self) -> Vec<&'static str> {
+        // What `account` reads.
+        const ACCOUNT: [&str; 2] = ["recipientaccountid", "useridentity.accountid"];
         // Time, the data-event rule, and the position (order and cursor) are always read.
         let mut columns =
             vec!["eventtime_ts", "eventid", "eventcategory", "managementevent", "source_key", "source_index"];
         if !self.accounts.is_empty() {
-            columns.extend(["recipientaccountid", "useridentity"]);
+            columns.extend(ACCOUNT);
         }
         if !self.regions.is_empty() {
             columns.push("awsregion");
@@ -1021,9 +1025,19 @@ impl LookupQuery {
                 AttributeKey::EventName => &["eventname", "insightdetails"],
                 AttributeKey::EventSource => &["eventsource", "insightdetails"],
                 AttributeKey::ReadOnly => &["readonly"],
-                AttributeKey::Username | AttributeKey::AccessKeyId => &["useridentity"],
+                // What `username` reads.
+                AttributeKey::Username => &[
+                    "useridentity.type",
+                    "useridentity.arn",
+                    "useridentity.username",
+                    "useridentity.principalid",
+                    "useridentity.invokedby",
+                    "useridentity.accountid",
+                    "useridentity.onbehalfof",
+                ],
+                AttributeKey::AccessKeyId => &["useridentity.accesskeyid"],
                 AttributeKey::ResourceType | AttributeKey::ResourceName => &["resources"],
-                AttributeKey::AccountId => &["recipientaccountid", "useridentity"],
+                AttributeKey::AccountId => &ACCOUNT,
                 AttributeKey::AwsRegion => &["awsregion"],
                 AttributeKey::SourceIpAddress => &["sourceipaddress"],
                 AttributeKey::ErrorCode => &["errorcode"],
@@ -1031,20 +1045,26 @@ impl LookupQuery {
         }
         columns.sort_unstable();
         columns.dedup();
-        debug_assert!(columns.iter().all(|c| FILTER_COLUMNS.contains(c)));
+        debug_assert!(columns.iter().all(|c| FILTER_COLUMNS.contains(&c.split('.').next().unwrap_or(c))));
         columns
     }
 }
 
-/// For each leaf column of a file, whether it is under one of `query`'s
-/// [`LookupQuery::filter_columns`].
+/// For each leaf column of a file, whether it is one of `query`'s
+/// [`LookupQuery::filter_columns`] or under one.
 pub fn filter_leaves(metadata: &ParquetMetaData, query: &LookupQuery) -> Vec<bool> {
     let wanted = query.filter_columns();
-    let schema = metadata.file_metadata().schema_descr();
-    (0..schema.num_columns())
-        .map(|i| {
-            let root = schema.get_column_root(i).name();
-            wanted.contains(&root)
+    metadata
+        .file_metadata()
+        .schema_descr()
+        .columns()
+        .iter()
+        .map(|leaf| {
+            let path = leaf.path().parts();
+            wanted.iter().any(|w| {
+                let parts = w.split('.');
+                parts.clone().count() <= path.len() && parts.zip(path).all(|(a, b)| a == b)
+            })
         })
         .collect()
 }
@@ -1126,17 +1146,9 @@ pub fn select_hits<R: ChunkReader + 'static>(
     if groups.is_empty() {
         return Ok(selection);
     }
-    let wanted = query.filter_columns();
+    let leaves = filter_leaves(metadata.metadata(), query);
     let schema = metadata.metadata().file_metadata().schema_descr_ptr();
-    let roots: Vec<usize> = schema
-        .root_schema()
-        .get_fields()
-        .iter()
-        .enumerate()
-        .filter(|(_, f)| wanted.contains(&f.name()))
-        .map(|(i, _)| i)
-        .collect();
-    let mask = ProjectionMask::roots(&schema, roots);
+    let mask = ProjectionMask::leaves(&schema, leaves.iter().enumerate().filter(|(_, w)| **w).map(|(i, _)| i));
     // Row `n` of the concatenated groups is row `n - start` of the group starting at `start`.
     let starts: Vec<(usize, usize)> = groups
         .iter()

@@ -15,43 +15,45 @@ fn with_identity(identity: &str) -> String {
     )
 }
 
+/// `userIdentity` of every type, with the Username docs/LOOKUP.md gives it.
+const IDENTITIES: &[(&str, Option<&str>)] = &[
+    (
+        r#"{"type":"AssumedRole","principalId":"AROAX:alice-session","arn":"arn:aws:sts::123456789012:assumed-role/Admin/alice-session","userName":"ignored"}"#,
+        Some("alice-session"),
+    ),
+    // A role path never shows in an assumed-role ARN; the session is still the last segment.
+    (r#"{"type":"AssumedRole","principalId":"AROAX:i-0abc","arn":""}"#, Some("i-0abc")),
+    (r#"{"type":"Root","principalId":"123456789012","arn":"arn:aws:iam::123456789012:root"}"#, Some("root")),
+    (r#"{"type":"IAMUser","arn":"arn:aws:iam::123456789012:user/dev/bob","userName":"bob"}"#, Some("bob")),
+    (r#"{"type":"IAMUser","arn":"arn:aws:iam::123456789012:user/dev/bob"}"#, Some("bob")),
+    (
+        r#"{"type":"FederatedUser","principalId":"123456789012:carol","arn":"arn:aws:sts::123456789012:federated-user/carol","sessionContext":{"sessionIssuer":{"userName":"broker"}}}"#,
+        Some("carol"),
+    ),
+    (r#"{"type":"AWSService","invokedBy":"ec2.amazonaws.com"}"#, Some("ec2.amazonaws.com")),
+    (r#"{"type":"AWSAccount","principalId":"AIDAX","accountId":"111122223333"}"#, Some("111122223333")),
+    (r#"{"type":"AWSAccount","principalId":"AIDAX"}"#, Some("AIDAX")),
+    (r#"{"type":"IdentityCenterUser","accountId":"1","onBehalfOf":{"userId":"uid-1"}}"#, Some("uid-1")),
+    (r#"{"type":"IdentityCenterUser","userName":"dana","onBehalfOf":{"userId":"uid-1"}}"#, Some("dana")),
+    (
+        r#"{"type":"SAMLUser","principalId":"ABC=:erin@example.com","userName":"erin@example.com"}"#,
+        Some("erin@example.com"),
+    ),
+    (
+        r#"{"type":"WebIdentityUser","principalId":"cognito-identity.amazonaws.com:us-east-1:abc","userName":"us-east-1:abc"}"#,
+        Some("us-east-1:abc"),
+    ),
+    (r#"{"type":"Role","arn":"arn:aws:iam::1:role/path/Worker"}"#, Some("Worker")),
+    (r#"{"type":"Unknown","principalId":"Anonymous"}"#, Some("Anonymous")),
+    (r#"{"type":"Directory","principalId":"d-1:frank"}"#, Some("frank")),
+    (r#"{"type":"SomethingNew","arn":"arn:aws:x::1:thing/zed"}"#, Some("zed")),
+    (r#"{"type":"IAMUser","userName":""}"#, None),
+    (r#"{"type":"AWSService"}"#, None),
+];
+
 #[test]
 fn username_for_every_identity_type() {
-    let cases: &[(&str, Option<&str>)] = &[
-        (
-            r#"{"type":"AssumedRole","principalId":"AROAX:alice-session","arn":"arn:aws:sts::123456789012:assumed-role/Admin/alice-session","userName":"ignored"}"#,
-            Some("alice-session"),
-        ),
-        // A role path never shows in an assumed-role ARN; the session is still the last segment.
-        (r#"{"type":"AssumedRole","principalId":"AROAX:i-0abc","arn":""}"#, Some("i-0abc")),
-        (r#"{"type":"Root","principalId":"123456789012","arn":"arn:aws:iam::123456789012:root"}"#, Some("root")),
-        (r#"{"type":"IAMUser","arn":"arn:aws:iam::123456789012:user/dev/bob","userName":"bob"}"#, Some("bob")),
-        (r#"{"type":"IAMUser","arn":"arn:aws:iam::123456789012:user/dev/bob"}"#, Some("bob")),
-        (
-            r#"{"type":"FederatedUser","principalId":"123456789012:carol","arn":"arn:aws:sts::123456789012:federated-user/carol","sessionContext":{"sessionIssuer":{"userName":"broker"}}}"#,
-            Some("carol"),
-        ),
-        (r#"{"type":"AWSService","invokedBy":"ec2.amazonaws.com"}"#, Some("ec2.amazonaws.com")),
-        (r#"{"type":"AWSAccount","principalId":"AIDAX","accountId":"111122223333"}"#, Some("111122223333")),
-        (r#"{"type":"AWSAccount","principalId":"AIDAX"}"#, Some("AIDAX")),
-        (r#"{"type":"IdentityCenterUser","accountId":"1","onBehalfOf":{"userId":"uid-1"}}"#, Some("uid-1")),
-        (r#"{"type":"IdentityCenterUser","userName":"dana","onBehalfOf":{"userId":"uid-1"}}"#, Some("dana")),
-        (
-            r#"{"type":"SAMLUser","principalId":"ABC=:erin@example.com","userName":"erin@example.com"}"#,
-            Some("erin@example.com"),
-        ),
-        (
-            r#"{"type":"WebIdentityUser","principalId":"cognito-identity.amazonaws.com:us-east-1:abc","userName":"us-east-1:abc"}"#,
-            Some("us-east-1:abc"),
-        ),
-        (r#"{"type":"Role","arn":"arn:aws:iam::1:role/path/Worker"}"#, Some("Worker")),
-        (r#"{"type":"Unknown","principalId":"Anonymous"}"#, Some("Anonymous")),
-        (r#"{"type":"Directory","principalId":"d-1:frank"}"#, Some("frank")),
-        (r#"{"type":"SomethingNew","arn":"arn:aws:x::1:thing/zed"}"#, Some("zed")),
-        (r#"{"type":"IAMUser","userName":""}"#, None),
-        (r#"{"type":"AWSService"}"#, None),
-    ];
-    for (identity, want) in cases {
+    for (identity, want) in IDENTITIES {
         let json = with_identity(identity);
         assert_eq!(username(&row(&json)).as_deref(), *want, "userIdentity: {identity}");
     }
@@ -562,4 +564,59 @@ fn hits_are_placed_at_their_rows_across_the_slices_rows_are_decoded_in() {
         let selection = select_hits(file.clone(), metadata.clone(), vec![0], "f", &q, None).unwrap();
         assert_eq!(selection.groups, vec![(0, vec![row])], "access key of row {row}");
     }
+}
+
+/// Phase one decodes only the leaves of `userIdentity` that a rule reads (`filter_columns`). With
+/// only those, each rule must find exactly the rows it finds in whole records: every identity type
+/// by Username, and by access key and account.
+#[test]
+fn phase_one_reads_only_the_identity_fields_a_rule_needs_and_finds_what_whole_records_give() {
+    let records: Vec<String> = IDENTITIES
+        .iter()
+        .enumerate()
+        .map(|(i, (identity, _))| {
+            let with_key = identity.replacen('{', &format!(r#"{{"accessKeyId":"AKIA{i:02}","#), 1);
+            let with_key = with_key.replace(",}", "}");
+            with_identity(&with_key).replacen('{', &format!(r#"{{"eventID":"e-{i:02}","recipientAccountId":"1","#), 1)
+        })
+        .collect();
+    let file = bytes::Bytes::from(parquet_of(&records, 100));
+    let metadata = ArrowReaderMetadata::load(&file, Default::default()).unwrap();
+    let t = |h: u32| Utc.with_ymd_and_hms(2024, 3, 1, h, 0, 0).unwrap();
+    let leaves_of = |q: &LookupQuery| -> Vec<String> {
+        let schema = metadata.metadata().file_metadata().schema_descr();
+        filter_leaves(metadata.metadata(), q)
+            .iter()
+            .enumerate()
+            .filter(|(_, w)| **w)
+            .map(|(i, _)| schema.column(i).path().string())
+            .filter(|p| p.starts_with("useridentity."))
+            .collect()
+    };
+    let hits = |q: &LookupQuery| -> Vec<String> {
+        let selection = select_hits(file.clone(), metadata.clone(), vec![0], "f", q, None).unwrap();
+        let rows = selection.groups.iter().flat_map(|(_, rows)| rows);
+        rows.map(|&r| row(&records[r]).eventid.unwrap().into_owned()).collect()
+    };
+    let whole = |q: &LookupQuery| -> Vec<String> {
+        records.iter().filter(|r| q.matches(&row(r))).map(|r| row(r).eventid.unwrap().into_owned()).collect()
+    };
+    let names: std::collections::BTreeSet<&str> = IDENTITIES.iter().filter_map(|(_, u)| *u).collect();
+    for name in names {
+        let mut q = LookupQuery::new(t(0), t(23));
+        q.attributes.push((AttributeKey::Username, name.to_string()));
+        assert!(!whole(&q).is_empty(), "{name}");
+        assert_eq!(hits(&q), whole(&q), "Username={name}");
+        assert!(!leaves_of(&q).iter().any(|l| l.starts_with("useridentity.sessioncontext")), "{:?}", leaves_of(&q));
+    }
+    let mut q = LookupQuery::new(t(0), t(23));
+    q.attributes.push((AttributeKey::AccessKeyId, "AKIA03".into()));
+    assert_eq!(leaves_of(&q), ["useridentity.accesskeyid"]);
+    assert_eq!(hits(&q), ["e-03"]);
+    // The account: `recipientAccountId`, else `userIdentity.accountId`.
+    let mut q = LookupQuery::new(t(0), t(23));
+    q.attributes.push((AttributeKey::AccountId, "1".into()));
+    assert_eq!(leaves_of(&q), ["useridentity.accountid"]);
+    assert_eq!(hits(&q), whole(&q));
+    assert_eq!(hits(&q).len(), records.len());
 }
