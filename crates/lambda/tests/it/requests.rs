@@ -16,9 +16,10 @@ use crate::support::*;
 const OBJECTS: usize = 20;
 /// Records per object, every one placeable: no record quarantine file in the steady state.
 const RECORDS: usize = 10;
-/// What a delivery costs today (source GET, Parquet PUT, manifest GET, consumed-list GET, manifest
-/// conditional PUT, ledger PUT); issue 19 asks for 3, data, manifest and ledger included.
-const MAX_PER_OBJECT: f64 = 6.0;
+/// What a delivery costs: the source GET, the Parquet PUT, the manifest's conditional PUT (on the
+/// version the instance wrote last: no manifest or consumed-list GET) and the ledger line's PUT.
+/// It was 6 before the instance remembered its manifests; issue 19 asks for 3.
+const MAX_PER_OBJECT: f64 = 4.0;
 
 fn key(i: usize) -> String {
     let (h, m) = (i * 5 / 60, i * 5 % 60);
