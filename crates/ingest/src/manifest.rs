@@ -231,8 +231,8 @@ pub async fn add(storage: &dyn Storage, root: &str, paths: &[String]) -> Result<
 /// per 5 minutes, so at most ~13 MB.
 pub const CACHED_PARTITIONS: usize = 256;
 
-/// What one writer last knew of partitions' manifests: a version it read or wrote, and the
-/// consumed list read after the version the chain of its own writes started from.
+/// What one writer last knew of the manifests of one storage's partitions: a version it read or
+/// wrote, and the consumed list read after the version the chain of its own writes started from.
 #[derive(Debug, Default)]
 pub struct ManifestCache {
     known: Mutex<HashMap<String, Known>>,
