@@ -11,12 +11,18 @@
 //! query sees one version of the partition: before or after, never both, never neither. The
 //! design, its alternatives and its failure analysis are in `docs/COMPACTION.md`.
 //!
+//! A writer that lists files in the same partition again and again (a warm Lambda instance, a
+//! backfill) keeps what it last knew of each partition in a [`ManifestCache`] and writes its next
+//! version on that, without reading first: one conditional PUT per delivery instead of two GETs and
+//! a PUT. The conditional write is what makes it safe (see [`add_cached`]).
+//!
 //! Files compacted away are recorded in `_compaction/…/consumed.jsonl` before the swap. A file in
 //! that list which the manifest no longer holds is never added again: a redelivered or
 //! reconverted object whose rows already live in a compacted file cannot reappear. The list is
 //! kept for good: it is a few hundred short lines per partition (one per delivery).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use parquetrail_core::lookup::index::IndexPart;
@@ -218,43 +224,124 @@ pub async fn mark_consumed(
 /// manifests, so readers see them. Idempotent: files already listed are left alone, files a
 /// compaction consumed are refused. Call it only after the files are committed.
 pub async fn add(storage: &dyn Storage, root: &str, paths: &[String]) -> Result<AddReport, StorageError> {
+    add_cached(storage, root, paths, &ManifestCache::default()).await
+}
+
+/// How many partitions a [`ManifestCache`] remembers: a day's manifest is ~50 KB at one delivery
+/// per 5 minutes, so at most ~13 MB.
+pub const CACHED_PARTITIONS: usize = 256;
+
+/// What one writer last knew of the manifests of one storage's partitions: a version it read or
+/// wrote, and the consumed list read after the version the chain of its own writes started from.
+#[derive(Debug, Default)]
+pub struct ManifestCache {
+    known: Mutex<HashMap<String, Known>>,
+}
+
+#[derive(Debug, Clone)]
+struct Known {
+    manifest: Manifest,
+    consumed: BTreeSet<String>,
+    /// Whether to write on this version without reading first. Off after such a write lost (the
+    /// partition has other writers), on again once a read finds the version unchanged.
+    trusted: bool,
+    /// When it was last used (a counter), to forget the least recently used partition.
+    used: u64,
+}
+
+impl ManifestCache {
+    fn take(&self, key: &str) -> Option<Known> {
+        self.known.lock().expect("not poisoned").remove(key)
+    }
+
+    fn keep(&self, key: String, mut known: Known) {
+        let mut map = self.known.lock().expect("not poisoned");
+        known.used = map.values().map(|k| k.used + 1).max().unwrap_or(0);
+        if map.len() >= CACHED_PARTITIONS
+            && let Some(oldest) = map.iter().min_by_key(|(_, k)| k.used).map(|(k, _)| k.clone())
+        {
+            map.remove(&oldest);
+        }
+        map.insert(key, known);
+    }
+}
+
+/// [`add`], remembering each partition's manifest in `cache` and writing the next version on it.
+///
+/// Why writing on a remembered version keeps every guarantee of [`add`]: the write is conditional
+/// on that version (`If-Match`), so it succeeds only if nobody wrote the manifest since, and then
+/// the consumed list remembered with it is as good as a fresh one. A compaction marks files
+/// consumed *before* its swap, and a swap changes the version; every swap that removed a file
+/// happened before the remembered chain of versions started, so its files were marked before the
+/// consumed list remembered with it was read (after that first version). A compaction that marked
+/// files but has not swapped yet only marked files the manifest still lists (its swap will now
+/// lose and start again). A write that loses costs one refused PUT, and the partition is then
+/// read before each write (as [`add`] does) until a read finds the version unchanged again; the
+/// consumed list is read again whenever the version changed.
+pub async fn add_cached(
+    storage: &dyn Storage,
+    root: &str,
+    paths: &[String],
+    cache: &ManifestCache,
+) -> Result<AddReport, StorageError> {
     let mut by_dir: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
     for p in paths {
         by_dir.entry(partition_dir(p)).or_default().insert(p.clone());
     }
     let mut report = AddReport::default();
     for (dir, wanted) in by_dir {
+        let key = manifest_key(root, dir);
         let mut conflicts = Conflicts::new();
+        let mut remembered = cache.take(&key);
+        let mut lost = false;
         loop {
-            // The manifest first, then the consumed list: a compaction records its inputs before
-            // it swaps, so a file missing from this manifest because it was compacted is already
-            // in the consumed list read after it.
-            let manifest = read(storage, root, dir).await?;
-            let consumed = read_consumed(storage, root, dir).await?;
+            let (manifest, consumed, unread, trusted) = match remembered.take() {
+                Some(known) if known.trusted => (known.manifest, known.consumed, true, true),
+                stale => {
+                    // The manifest first, then the consumed list: a compaction records its inputs
+                    // before it swaps, so a file missing from this manifest because it was
+                    // compacted is already in the consumed list read after it.
+                    let manifest = read(storage, root, dir).await?;
+                    match stale {
+                        Some(known) if known.manifest.tag == manifest.tag => (manifest, known.consumed, false, true),
+                        _ => {
+                            let consumed = read_consumed(storage, root, dir).await?.entries.into_keys().collect();
+                            (manifest, consumed, false, stale.is_none() && !lost)
+                        }
+                    }
+                }
+            };
             let present = wanted.iter().filter(|p| manifest.files.contains(*p)).count();
-            let refused: Vec<String> = wanted
-                .iter()
-                .filter(|p| !manifest.files.contains(*p) && consumed.entries.contains_key(*p))
-                .cloned()
-                .collect();
+            let refused: Vec<String> =
+                wanted.iter().filter(|p| !manifest.files.contains(*p) && consumed.contains(*p)).cloned().collect();
             let new: Vec<&String> =
-                wanted.iter().filter(|p| !manifest.files.contains(*p) && !consumed.entries.contains_key(*p)).collect();
+                wanted.iter().filter(|p| !manifest.files.contains(*p) && !consumed.contains(*p)).collect();
             if new.is_empty() {
                 report.present += present;
                 report.refused.extend(refused);
+                cache.keep(key, Known { manifest, consumed, trusted, used: 0 });
                 break;
             }
             let mut files = manifest.files.clone();
             files.extend(new.iter().map(|p| (*p).clone()));
             match swap(storage, root, dir, &files, manifest.tag.as_deref()).await {
-                Ok(_) => {
+                Ok(tag) => {
                     report.added += new.len();
                     report.present += present;
                     report.refused.extend(refused);
+                    let manifest = Manifest { files, tag: Some(tag) };
+                    cache.keep(key, Known { manifest, consumed, trusted, used: 0 });
                     break;
                 }
+                // Someone wrote since the version remembered: read it, at once (no race was lost
+                // to a writer in flight, the memory was old), and read before writing from now on.
+                Err(e) if e.kind == ErrorKind::Conflict && unread => {
+                    lost = true;
+                    remembered = Some(Known { manifest, consumed, trusted: false, used: 0 });
+                }
                 Err(e) if e.kind == ErrorKind::Conflict => {
-                    conflicts.lost(storage, &manifest_key(root, dir), &e).await?;
+                    lost = true;
+                    conflicts.lost(storage, &key, &e).await?;
                 }
                 Err(e) => return Err(e),
             }
@@ -363,6 +450,8 @@ mod tests {
         assert_eq!(consumed_key("pre", "events/a=1"), "pre/_compaction/events/a=1/consumed.jsonl");
     }
 
+    /// Writers reading before each write race writers that write on what they remember of the
+    /// partition (Lambda instances, each with its own memory): every file is listed once.
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn concurrent_adds_on_disk_lose_nothing() {
         let dir = tempfile::tempdir().unwrap();
@@ -373,22 +462,65 @@ mod tests {
             let storage = storage.clone();
             tasks.push(tokio::spawn(async move {
                 let files = vec![format!("{part}/f{i:02}.parquet"), format!("{part}/shared.parquet")];
-                add(storage.as_ref(), "arch", &files).await.unwrap()
+                add(storage.as_ref(), "arch", &files).await.unwrap().added
+            }));
+        }
+        for writer in 0..4 {
+            let storage = storage.clone();
+            tasks.push(tokio::spawn(async move {
+                let cache = ManifestCache::default();
+                let mut added = 0;
+                for n in 0..6 {
+                    let file = vec![format!("{part}/w{writer}-{n}.parquet")];
+                    added += add_cached(storage.as_ref(), "arch", &file, &cache).await.unwrap().added;
+                }
+                added
             }));
         }
         let mut added = 0;
         for t in tasks {
-            added += t.await.unwrap().added;
+            added += t.await.unwrap();
         }
-        assert_eq!(added, 25, "24 own files and the shared one, once");
+        assert_eq!(added, 49, "24 + 24 own files and the shared one, once");
         let m = read(storage.as_ref(), "arch", part).await.unwrap();
-        assert_eq!(m.files.len(), 25);
+        assert_eq!(m.files.len(), 49);
         let text = std::fs::read_to_string(dir.path().join("arch/manifests").join(part).join(MANIFEST_FILE)).unwrap();
         assert!(
             text.lines().all(|l| l.starts_with(&format!("arch/{part}/"))),
             "paths relative to the directory: {text}"
         );
-        assert_eq!(live_files(storage.as_ref(), "arch", "events").await.unwrap().len(), 25);
+        assert_eq!(live_files(storage.as_ref(), "arch", "events").await.unwrap().len(), 49);
+    }
+
+    /// A writer whose memory of a partition is older than a compaction of it neither lists a
+    /// compacted-away file again nor loses a new one.
+    #[tokio::test]
+    async fn a_writer_remembering_a_compacted_partition_keeps_consumed_files_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = LocalStorage::new(dir.path());
+        let part = "events/account=1/region=r/date=2024-01-01";
+        let file = |name: &str| format!("{part}/{name}.parquet");
+        let cache = ManifestCache::default();
+        for name in ["a", "b"] {
+            assert_eq!(add_cached(&storage, "", &[file(name)], &cache).await.unwrap().added, 1);
+        }
+        // Another writer lists `c`; a compaction then consumes all three.
+        add(&storage, "", &[file("c")]).await.unwrap();
+        let before = read(&storage, "", part).await.unwrap();
+        mark_consumed(&storage, "", part, &before.files, 100).await.unwrap();
+        let compacted = BTreeSet::from([file("compacted-x-0000")]);
+        swap(&storage, "", part, &compacted, before.tag.as_deref()).await.unwrap();
+
+        // Redeliveries of `a` (remembered as listed) and `c` (never seen by this writer).
+        let again = add_cached(&storage, "", &[file("a")], &cache).await.unwrap();
+        assert_eq!(again.added, 0, "{again:?}");
+        let again = add_cached(&storage, "", &[file("c")], &cache).await.unwrap();
+        assert_eq!((again.added, again.refused.clone()), (0, vec![file("c")]), "{again:?}");
+        assert_eq!(read(&storage, "", part).await.unwrap().files, compacted);
+        // A new delivery lands on the compacted version.
+        assert_eq!(add_cached(&storage, "", &[file("d")], &cache).await.unwrap().added, 1);
+        let want = BTreeSet::from([file("compacted-x-0000"), file("d")]);
+        assert_eq!(read(&storage, "", part).await.unwrap().files, want);
     }
 
     #[tokio::test]

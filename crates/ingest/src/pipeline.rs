@@ -18,6 +18,7 @@ use serde::Serialize;
 use tokio_util::io::SyncIoBridge;
 
 use crate::error::Error;
+use crate::manifest::ManifestCache;
 use crate::storage::{ErrorKind, Storage};
 
 /// Why an object was not converted, as reports and responses carry it: an [`Error`]'s verdict
@@ -73,13 +74,23 @@ pub struct Pipeline {
     options: Options,
     attempts: u32,
     backoff: Duration,
+    /// What this pipeline (and its clones: a warm Lambda instance's invocations) last knew of the
+    /// manifests it wrote, so the next delivery to a partition writes without reading first.
+    manifests: Arc<ManifestCache>,
 }
 
 impl Pipeline {
     /// Writes under `dest_prefix` of `dest`; transient failures are retried up to 3 attempts per
     /// object (each request is retried by the SDK as well).
     pub fn new(dest: Arc<dyn Storage>, dest_prefix: impl Into<String>, options: Options) -> Self {
-        Pipeline { dest, dest_prefix: dest_prefix.into(), options, attempts: 3, backoff: Duration::from_millis(250) }
+        Pipeline {
+            dest,
+            dest_prefix: dest_prefix.into(),
+            options,
+            attempts: 3,
+            backoff: Duration::from_millis(250),
+            manifests: Arc::default(),
+        }
     }
 
     /// Attempts per object and the first backoff between them.
@@ -302,7 +313,7 @@ impl Pipeline {
         if paths.is_empty() {
             return Ok(report);
         }
-        match crate::manifest::add(self.dest.as_ref(), &self.dest_prefix, &paths).await {
+        match crate::manifest::add_cached(self.dest.as_ref(), &self.dest_prefix, &paths, &self.manifests).await {
             Ok(added) => {
                 if !added.refused.is_empty() {
                     tracing::info!(

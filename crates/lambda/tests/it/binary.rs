@@ -9,7 +9,7 @@ use serde_json::json;
 
 use crate::support::*;
 
-fn spawn(emulator: &RuntimeEmulator, env: Vec<(String, String)>) -> Child {
+pub(crate) fn spawn(emulator: &RuntimeEmulator, env: Vec<(String, String)>) -> Child {
     Command::new(env!("CARGO_BIN_EXE_parquetrail-lambda"))
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -23,10 +23,10 @@ fn spawn(emulator: &RuntimeEmulator, env: Vec<(String, String)>) -> Child {
 }
 
 /// Kills the function when the test ends, however it ends.
-struct Killed(Option<Child>);
+pub(crate) struct Killed(pub(crate) Option<Child>);
 impl Killed {
     /// Stops the function and returns what it printed.
-    fn output(mut self) -> String {
+    pub(crate) fn output(mut self) -> String {
         let mut child = self.0.take().unwrap();
         let _ = child.kill();
         let out = child.wait_with_output().unwrap();

@@ -11,4 +11,5 @@ mod handler;
 mod hostile;
 mod insights;
 mod keys;
+mod requests;
 mod support;

@@ -32,7 +32,7 @@ use crate::{not_run, on_ci};
 
 mod proxy;
 
-pub use proxy::{Fault, FaultPlan, FaultRequest, FaultyProxy};
+pub use proxy::{Fault, FaultPlan, FaultRequest, FaultyProxy, Forwarded, RequestCounts, RequestKind};
 
 /// Region of every client and environment built here.
 pub const REGION: &str = "us-east-1";

@@ -6,13 +6,16 @@
 //! `400 KeyTooLongError`) without
 //! reaching moto, or stalled: held without an answer, or answered with headers and then no body for a while.
 //!
+//! Every forwarded request is recorded with moto's answer ([`FaultyProxy::requests`]), so a test can count what a
+//! client costs in S3 requests by kind ([`RequestCounts`]).
+//!
 //! One thread per client connection; client connections are kept alive (HTTP/1.1 with `Content-Length` or chunked
 //! request bodies), each forwarded request uses a fresh upstream connection with `Connection: close`.
 
 use std::fmt;
 use std::io::{self, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -204,12 +207,105 @@ impl fmt::Debug for FaultPlan {
     }
 }
 
+/// One request the proxy forwarded to moto, with moto's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Forwarded {
+    pub method: String,
+    /// As sent (percent-encoded); with path-style addressing the first segment is the bucket.
+    pub path: String,
+    /// Without `?`; empty if none.
+    pub query: String,
+    /// moto's status code (502 when moto could not be reached).
+    pub status: u16,
+}
+
+/// What an S3 request is, as billed: by method, with a GET of a bucket (no key) being a listing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RequestKind {
+    Get,
+    Put,
+    Head,
+    /// `GET /bucket?list-type=2&…` and any other GET without a key (S3 bills them as LISTs).
+    List,
+    Delete,
+    /// Multipart uploads' create and complete, multi-object delete.
+    Post,
+    Other,
+}
+
+impl Forwarded {
+    pub fn kind(&self) -> RequestKind {
+        let has_key = self.path.trim_start_matches('/').split_once('/').is_some_and(|(_, key)| !key.is_empty());
+        match self.method.to_ascii_uppercase().as_str() {
+            "GET" if has_key => RequestKind::Get,
+            "GET" => RequestKind::List,
+            "PUT" => RequestKind::Put,
+            "HEAD" => RequestKind::Head,
+            "DELETE" => RequestKind::Delete,
+            "POST" => RequestKind::Post,
+            _ => RequestKind::Other,
+        }
+    }
+
+    /// A write refused as a concurrent update: `412 PreconditionFailed` (an `If-Match` or
+    /// `If-None-Match` that no longer holds) or `409 ConditionalRequestConflict`.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self.status, 409 | 412)
+    }
+}
+
+impl fmt::Display for Forwarded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let query = if self.query.is_empty() { String::new() } else { format!("?{}", self.query) };
+        write!(f, "{} {}{query} -> {}", self.method, self.path, self.status)
+    }
+}
+
+/// Forwarded requests counted by [`RequestKind`], and how many of them were conflicts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RequestCounts {
+    pub get: usize,
+    pub put: usize,
+    pub head: usize,
+    pub list: usize,
+    pub delete: usize,
+    pub post: usize,
+    pub other: usize,
+    /// Of the above, those answered 412 or 409 ([`Forwarded::is_conflict`]): conditional writes to retry.
+    pub conflicts: usize,
+}
+
+impl RequestCounts {
+    pub fn of(requests: &[Forwarded]) -> RequestCounts {
+        let mut counts = RequestCounts::default();
+        for r in requests {
+            let n = match r.kind() {
+                RequestKind::Get => &mut counts.get,
+                RequestKind::Put => &mut counts.put,
+                RequestKind::Head => &mut counts.head,
+                RequestKind::List => &mut counts.list,
+                RequestKind::Delete => &mut counts.delete,
+                RequestKind::Post => &mut counts.post,
+                RequestKind::Other => &mut counts.other,
+            };
+            *n += 1;
+            counts.conflicts += usize::from(r.is_conflict());
+        }
+        counts
+    }
+
+    /// Every request counted (conflicts are among them, not added).
+    pub fn total(&self) -> usize {
+        self.get + self.put + self.head + self.list + self.delete + self.post + self.other
+    }
+}
+
 #[derive(Debug)]
 struct Shared {
     upstream: SocketAddr,
     plan: Mutex<FaultPlan>,
     injections: Mutex<Vec<String>>,
-    forwarded: AtomicUsize,
+    forwarded: Mutex<Vec<Forwarded>>,
     shutdown: AtomicBool,
     connections: Connections,
 }
@@ -233,7 +329,7 @@ impl FaultyProxy {
             upstream,
             plan: Mutex::new(plan),
             injections: Mutex::new(Vec::new()),
-            forwarded: AtomicUsize::new(0),
+            forwarded: Mutex::new(Vec::new()),
             shutdown: AtomicBool::new(false),
             connections: Connections::default(),
         });
@@ -272,7 +368,17 @@ impl FaultyProxy {
 
     /// How many requests were forwarded to moto so far.
     pub fn forwarded(&self) -> usize {
-        self.shared.forwarded.load(Ordering::SeqCst)
+        self.shared.forwarded.lock().unwrap().len()
+    }
+
+    /// The requests forwarded to moto so far, in the order they were answered.
+    pub fn requests(&self) -> Vec<Forwarded> {
+        self.shared.forwarded.lock().unwrap().clone()
+    }
+
+    /// The forwarded requests so far, counted by kind.
+    pub fn counts(&self) -> RequestCounts {
+        RequestCounts::of(&self.shared.forwarded.lock().unwrap())
     }
 
     /// Replaces the plan (faults left in the old one are discarded); counts are kept.
@@ -324,10 +430,15 @@ fn serve(shared: &Shared, client: TcpStream) -> io::Result<()> {
                     return Ok(());
                 }
                 Fault::StallBody(duration) => {
-                    shared.forwarded.fetch_add(1, Ordering::SeqCst);
                     let response = match forward(shared.upstream, &head, &body) {
-                        Ok(response) => response,
-                        Err(e) => return bad_gateway(&mut writer, &e),
+                        Ok((status, response)) => {
+                            record(shared, &head, status);
+                            response
+                        }
+                        Err(e) => {
+                            record(shared, &head, 502);
+                            return bad_gateway(&mut writer, &e);
+                        }
                     };
                     let split = response.windows(4).position(|w| w == b"\r\n\r\n").map_or(response.len(), |i| i + 4);
                     writer.write_all(&response[..split])?;
@@ -351,10 +462,16 @@ fn serve(shared: &Shared, client: TcpStream) -> io::Result<()> {
                 }
             }
         } else {
-            shared.forwarded.fetch_add(1, Ordering::SeqCst);
             match forward(shared.upstream, &head, &body) {
-                Ok(response) => writer.write_all(&response)?,
-                Err(e) => return bad_gateway(&mut writer, &e),
+                Ok((status, response)) => {
+                    // Recorded before the client has the answer, so a client that has it sees it counted.
+                    record(shared, &head, status);
+                    writer.write_all(&response)?
+                }
+                Err(e) => {
+                    record(shared, &head, 502);
+                    return bad_gateway(&mut writer, &e);
+                }
             }
             writer.flush()?;
         }
@@ -362,6 +479,12 @@ fn serve(shared: &Shared, client: TcpStream) -> io::Result<()> {
             return Ok(());
         }
     }
+}
+
+fn record(shared: &Shared, head: &Head, status: u16) {
+    let request =
+        Forwarded { method: head.method().into(), path: head.path().into(), query: head.query().into(), status };
+    shared.forwarded.lock().unwrap().push(request);
 }
 
 /// Answers `502 Bad Gateway` (moto could not be reached) and ends the connection.
@@ -399,9 +522,9 @@ fn is_hop_header(name: &str) -> bool {
         .any(|hop| name.eq_ignore_ascii_case(hop))
 }
 
-/// Sends one request to `upstream` on a fresh connection and returns the response re-framed for the client:
-/// with a `Content-Length` body, and `Connection` headers removed.
-fn forward(upstream: SocketAddr, request: &Head, body: &[u8]) -> io::Result<Vec<u8>> {
+/// Sends one request to `upstream` on a fresh connection and returns the response's status and the response
+/// re-framed for the client: with a `Content-Length` body, and `Connection` headers removed.
+fn forward(upstream: SocketAddr, request: &Head, body: &[u8]) -> io::Result<(u16, Vec<u8>)> {
     let stream = TcpStream::connect_timeout(&upstream, Duration::from_secs(5))?;
     stream.set_read_timeout(Some(UPSTREAM_TIMEOUT))?;
     stream.set_write_timeout(Some(UPSTREAM_TIMEOUT))?;
@@ -447,5 +570,5 @@ fn forward(upstream: SocketAddr, request: &Head, body: &[u8]) -> io::Result<Vec<
     response.push_str("\r\n");
     let mut response = response.into_bytes();
     response.extend_from_slice(&response_body);
-    Ok(response)
+    Ok((head.status(), response))
 }

@@ -7,7 +7,7 @@ use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
 
-use super::{Fault, FaultPlan, FaultyProxy, MotoServer};
+use super::{Fault, FaultPlan, FaultyProxy, Forwarded, MotoServer, RequestCounts, RequestKind};
 use crate::http;
 
 /// An upstream stand-in for moto: answers every request with its method, target, `Connection` header and body,
@@ -309,4 +309,36 @@ async fn conditional_writes_are_atomic_compare_and_swap() {
     let mut writers: Vec<u32> = text.lines().map(|l| l.parse().unwrap()).collect();
     writers.sort_unstable();
     assert_eq!(writers, (0..32).collect::<Vec<_>>(), "every append exactly once");
+}
+
+/// The proxy counts what reached moto by kind, and tells a refused conditional write from a
+/// write: each request below is one the SDK sends once (no faults, so no retries).
+#[tokio::test(flavor = "multi_thread")]
+async fn forwarded_requests_are_counted_by_kind() {
+    let Some(moto) = MotoServer::start("forwarded_requests_are_counted_by_kind") else { return };
+    moto.create_bucket("count").await;
+    let proxy = moto.faulty_endpoint(FaultPlan::new());
+    let s3 = proxy.client().await;
+    let put = s3.put_object().bucket("count").key("dir/a").body(ByteStream::from_static(b"one")).send().await.unwrap();
+    let stale = put.e_tag().unwrap().to_string();
+    s3.put_object().bucket("count").key("dir/a").body(ByteStream::from_static(b"two")).send().await.unwrap();
+    let refused =
+        s3.put_object().bucket("count").key("dir/a").if_match(&stale).body(ByteStream::from_static(b"3")).send().await;
+    assert_eq!(refused.unwrap_err().code(), Some("PreconditionFailed"));
+    s3.get_object().bucket("count").key("dir/a").send().await.unwrap();
+    s3.head_object().bucket("count").key("dir/a").send().await.unwrap();
+    let listed = s3.list_objects_v2().bucket("count").prefix("dir/").send().await.unwrap();
+    assert_eq!(listed.key_count(), Some(1));
+    s3.delete_object().bucket("count").key("dir/a").send().await.unwrap();
+
+    let counts = proxy.counts();
+    let want = RequestCounts { get: 1, put: 3, head: 1, list: 1, delete: 1, conflicts: 1, ..RequestCounts::default() };
+    assert_eq!(counts, want, "{:#?}", proxy.requests());
+    assert_eq!((counts.total(), proxy.forwarded()), (7, 7));
+    let requests = proxy.requests();
+    let kinds: Vec<RequestKind> = requests.iter().map(Forwarded::kind).collect();
+    use RequestKind::*;
+    assert_eq!(kinds, [Put, Put, Put, Get, Head, List, Delete]);
+    assert_eq!((requests[2].status, requests[2].path.as_str()), (412, "/count/dir/a"));
+    assert!(requests[5].query.contains("list-type=2"), "{}", requests[5]);
 }
