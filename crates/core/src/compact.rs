@@ -358,8 +358,6 @@ impl Chunk {
         self.bytes += size;
     }
 
-    /// Sorts the rows, drops those whose identity was already `seen` (in this chunk or an earlier
-    /// one), writes the rest; returns how many were dropped.
     /// [`Chunk::write`] for the last chunk. When nothing was written before it, it holds every
     /// row of the outputs, and their codecs are chosen per column from what it holds.
     fn write_last(self, seen: &mut HashSet<u128>, output: &mut Outputs<'_>) -> Result<u64> {
@@ -369,6 +367,8 @@ impl Chunk {
         self.write(seen, output)
     }
 
+    /// Sorts the rows, drops those whose identity was already `seen` (in this chunk or an earlier
+    /// one), writes the rest; returns how many were dropped.
     fn write(self, seen: &mut HashSet<u128>, output: &mut Outputs<'_>) -> Result<u64> {
         let mut order: Vec<(usize, usize)> =
             self.batches.iter().enumerate().flat_map(|(b, batch)| (0..batch.num_rows()).map(move |r| (b, r))).collect();

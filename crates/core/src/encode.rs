@@ -131,11 +131,10 @@ impl WriterSettings {
     /// [`WriterSettings::compacted_properties`] for outputs whose rows are all among `batches`
     /// (a partition compacted in one go, as most are): the same page index, page size and bloom
     /// filters, with each leaf's codec chosen from what it holds in `batches`, as a delivery's is
-    /// (under 1 KiB of plain bytes, uncompressed; no value, no codec and no dictionary). A
-    /// reader opens a zstd context pair per
-    /// compressed column chunk, and on x86-64 virtual machines a pair costs more than decoding
-    /// the few hundred bytes such a chunk holds (`BENCHMARKS.md`, "Codecs of small compacted
-    /// files"). `parquet` is the Parquet schema of the batches.
+    /// (under 1 KiB of plain bytes, uncompressed; no value, no codec and no dictionary). A reader
+    /// opens a zstd context pair per compressed column chunk, and on x86-64 virtual machines a
+    /// pair costs more than decoding the few hundred bytes such a chunk holds (`BENCHMARKS.md`,
+    /// "Codecs of small compacted files"). `parquet` is the Parquet schema of the batches.
     pub fn compacted_properties_for(&self, parquet: &SchemaDescriptor, batches: &[RecordBatch]) -> WriterProperties {
         match leaf_totals(parquet, batches) {
             Some(sizes) => self.per_leaf_codecs(self.compacted_builder(), parquet, &sizes),
