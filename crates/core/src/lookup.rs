@@ -42,7 +42,7 @@ use parquet::arrow::arrow_reader::statistics::StatisticsConverter;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
 use parquet::file::metadata::ParquetMetaData;
 use parquet::file::reader::ChunkReader;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::record::Row;
@@ -1122,9 +1122,6 @@ impl Selection {
     }
 }
 
-/// Rows [`select_hits`] turns into structs at a time (see there).
-const DESERIALIZE_ROWS: usize = 256;
-
 /// Finds the hits (past `cursor`) in the given row groups, decoding only the query's
 /// [`LookupQuery::filter_columns`].
 /// `reader` needs only those columns' bytes ([`column_ranges`] with `true`).
@@ -1167,25 +1164,21 @@ pub fn select_hits<R: ChunkReader + 'static>(
     let mut at = 0usize;
     for batch in batches {
         let batch = batch.map_err(|e| error(e.into()))?;
-        // Rows are turned into structs a slice at a time: a whole batch's worth (8,192 rows of a
-        // few hundred bytes each, grown by doubling) was most of a point lookup's freshly touched
-        // memory, and so of its page faults; a slice's Vec is freed and its memory reused.
-        let mut offset = 0;
-        while offset < batch.num_rows() {
-            let part = batch.slice(offset, DESERIALIZE_ROWS.min(batch.num_rows() - offset));
-            let rows: Vec<Row<'_>> = serde_arrow::from_record_batch(&part).map_err(|e| error(e.into()))?;
-            for (i, row) in rows.iter().enumerate() {
-                if query.matches(row) && cursor.is_none_or(|c| c.is_before(row)) {
-                    selection.times.push(row.eventtime_ts.unwrap_or(i64::MIN));
-                    let n = at + offset + i;
-                    let (start, group) = starts[starts.partition_point(|(s, _)| *s <= n) - 1];
-                    match selection.groups.last_mut() {
-                        Some((g, rows)) if *g == group => rows.push(n - start),
-                        _ => selection.groups.push((group, vec![n - start])),
-                    }
+        // Rows are turned into structs one at a time: a Vec of a batch's worth (8,192 rows of a few
+        // hundred bytes each, grown by doubling), and even of 256-row slices, was most of a point
+        // lookup's freshly touched memory, and so of its page faults.
+        let rows = serde_arrow::Deserializer::from_record_batch(&batch).map_err(|e| error(e.into()))?;
+        for (i, item) in rows.iter().enumerate() {
+            let row = Row::deserialize(item).map_err(|e| error(e.into()))?;
+            if query.matches(&row) && cursor.is_none_or(|c| c.is_before(&row)) {
+                selection.times.push(row.eventtime_ts.unwrap_or(i64::MIN));
+                let n = at + i;
+                let (start, group) = starts[starts.partition_point(|(s, _)| *s <= n) - 1];
+                match selection.groups.last_mut() {
+                    Some((g, rows)) if *g == group => rows.push(n - start),
+                    _ => selection.groups.push((group, vec![n - start])),
                 }
             }
-            offset += part.num_rows();
         }
         at += batch.num_rows();
     }
