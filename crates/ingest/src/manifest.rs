@@ -22,7 +22,7 @@
 //! kept for good: it is a few hundred short lines per partition (one per delivery).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use parquetrail_core::lookup::index::IndexPart;
@@ -236,6 +236,10 @@ pub const CACHED_PARTITIONS: usize = 256;
 #[derive(Debug, Default)]
 pub struct ManifestCache {
     known: Mutex<HashMap<String, Known>>,
+    /// One lock per partition being written: this writer's own updates of a partition take turns
+    /// (several objects of one SQS batch often land in one partition), instead of racing each
+    /// other into refused conditional PUTs and reads. Removed when nobody holds or awaits it.
+    writing: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 #[derive(Debug, Clone)]
@@ -250,6 +254,14 @@ struct Known {
 }
 
 impl ManifestCache {
+    /// Waits for this writer's other updates of the manifest `key` to finish; the guard's drop
+    /// lets the next one go.
+    async fn turn(&self, key: &str) -> Turn<'_> {
+        let lock = self.writing.lock().expect("not poisoned").entry(key.to_string()).or_default().clone();
+        let guard = lock.clone().lock_owned().await;
+        Turn { cache: self, key: key.to_string(), lock, guard: Some(guard) }
+    }
+
     fn take(&self, key: &str) -> Option<Known> {
         self.known.lock().expect("not poisoned").remove(key)
     }
@@ -263,6 +275,25 @@ impl ManifestCache {
             map.remove(&oldest);
         }
         map.insert(key, known);
+    }
+}
+
+/// A writer's turn to update one partition's manifest ([`ManifestCache::turn`]).
+struct Turn<'c> {
+    cache: &'c ManifestCache,
+    key: String,
+    lock: Arc<tokio::sync::Mutex<()>>,
+    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        drop(self.guard.take());
+        let mut writing = self.cache.writing.lock().expect("not poisoned");
+        // The map's reference and this one: nobody else holds or awaits the lock.
+        if Arc::strong_count(&self.lock) == 2 {
+            writing.remove(&self.key);
+        }
     }
 }
 
@@ -291,6 +322,7 @@ pub async fn add_cached(
     let mut report = AddReport::default();
     for (dir, wanted) in by_dir {
         let key = manifest_key(root, dir);
+        let _turn = cache.turn(&key).await;
         let mut conflicts = Conflicts::new();
         let mut remembered = cache.take(&key);
         let mut lost = false;
