@@ -317,19 +317,45 @@ pub async fn record_shaping(
     Ok(())
 }
 
-/// Records one object in a segment of its own, named after the object (`lambda-<hash>.jsonl`):
-/// the Lambda's ledger. A retried or duplicated invocation overwrites the segment instead of
-/// adding a line, and no run has to coordinate with another. The cost is one small object per
-/// source object, which a later ledger compaction can merge.
-pub async fn record_object(storage: &dyn Storage, archive_prefix: &str, entry: &Entry) -> Result<(), StorageError> {
+/// Records the objects one invocation of the Lambda converted in one segment
+/// (`lambda-<hash>.jsonl`): the Lambda's ledger. The name is a hash of the objects' bucket and key
+/// (of the one object, when there is one, as before batches shared a segment), so a retried or
+/// duplicated invocation overwrites its segment instead of adding lines, and no run has to
+/// coordinate with another. One PUT covers an SQS batch: up to ten objects, where a segment per
+/// object cost a PUT each (BENCHMARKS.md, "S3 requests per object"). An object redelivered in a
+/// batch of other objects is written again in another segment; readers keep one identity per
+/// object ([`Ledger::open`], and `verify` the latest entry per source), so a repeat changes
+/// nothing.
+pub async fn record_objects(
+    storage: &dyn Storage,
+    archive_prefix: &str,
+    entries: &[Entry],
+) -> Result<(), StorageError> {
+    let Some(first) = entries.first() else { return Ok(()) };
+    let identify = |h: &mut Sha256, e: &Entry| {
+        h.update(e.bucket.as_deref().unwrap_or("").as_bytes());
+        h.update([0]);
+        h.update(e.key.as_bytes());
+    };
     let mut h = Sha256::new();
-    h.update(entry.bucket.as_deref().unwrap_or("").as_bytes());
-    h.update([0]);
-    h.update(entry.key.as_bytes());
+    if entries.len() == 1 {
+        identify(&mut h, first);
+    } else {
+        let mut sorted: Vec<&Entry> = entries.iter().collect();
+        sorted.sort_by(|a, b| (&a.bucket, &a.key).cmp(&(&b.bucket, &b.key)));
+        h.update(b"batch");
+        for e in sorted {
+            h.update([0xff]);
+            identify(&mut h, e);
+        }
+    }
     let name: String = h.finalize()[..16].iter().map(|b| format!("{b:02x}")).collect();
-    let mut line = serde_json::to_vec(entry).expect("ledger entries serialize");
-    line.push(b'\n');
-    storage.put(&format!("{}/lambda-{name}.jsonl", join(archive_prefix, LEDGER_DIR)), line).await
+    let mut body = Vec::new();
+    for entry in entries {
+        serde_json::to_writer(&mut body, entry).expect("ledger entries serialize");
+        body.push(b'\n');
+    }
+    storage.put(&format!("{}/lambda-{name}.jsonl", join(archive_prefix, LEDGER_DIR)), body).await
 }
 
 /// The identity of a source object version: what "already done" is keyed on.

@@ -24,7 +24,7 @@ use chrono::{Days, NaiveDate, Utc};
 use parquetrail_core::compact::CompactOptions;
 use parquetrail_core::convert::{Dataset, Options};
 use parquetrail_ingest::compaction::{Compactor, Control, Failure, Scope, Settings, Totals};
-use parquetrail_ingest::ledger::{Entry, record_object, record_shaping};
+use parquetrail_ingest::ledger::{Entry, record_objects, record_shaping};
 use parquetrail_ingest::listing::DatasetChoice;
 use parquetrail_ingest::notifications::{
     BatchInvocation, BatchResponse, BatchResult, ObjectRef, ResultCode, Trigger, parse_trigger,
@@ -187,7 +187,9 @@ async fn handle_batch(
             (Err(e), _) => (ResultCode::PermanentFailure, e.to_string()),
             (Ok(object), Ok(pipeline)) => {
                 let pipeline = pipeline.as_ref().unwrap_or(&app.pipeline);
-                let outcome = process_bounded(app, pipeline, object, answer_by).await;
+                let mut outcome = [process_bounded(app, pipeline, object, answer_by).await];
+                record_done(app, pipeline, &[object], &mut outcome).await;
+                let [outcome] = outcome;
                 add(metrics, &outcome);
                 match &outcome.result {
                     Err(e) if e.retryable => (ResultCode::TemporaryFailure, e.message.clone()),
@@ -241,31 +243,54 @@ fn batch_pipeline(app: &App, args: &BTreeMap<String, String>) -> Result<Option<P
     Ok(Some(pipeline_for(&app.client, &destination, options)))
 }
 
-/// Converts one object and records it in the archive's ledger, so `parquetrail verify --archive`
-/// reconciles what the Lambda archived as it does a backfill. The ledger line is written after the
-/// outputs; if it cannot be, the object is reported for a retry, which rewrites identical outputs.
-async fn process_one(app: &App, pipeline: &Pipeline, object: &ObjectRef) -> Outcome {
+/// Converts one object. Its ledger line is written by [`record_done`], with those of the other
+/// objects of the invocation.
+async fn convert_one(app: &App, pipeline: &Pipeline, object: &ObjectRef) -> Outcome {
     let source = app.source(&object.bucket);
-    let mut outcome = pipeline
+    pipeline
         .process(&source as &dyn Storage, &object.key, object.raw_key.as_deref(), object.version_id.as_deref())
-        .await;
-    if let Ok(file) = &outcome.result {
-        let run = format!("lambda-{}", app.function_name);
-        // The ETag S3 answered the GET with (a notification's may be absent, as in Batch tasks), so a
-        // later `parquetrail backfill` knows this version of the object is done.
-        let etag = outcome.etag.as_deref().or(object.etag.as_deref());
-        let entry = Entry::for_file(Some(&object.bucket), &outcome.key, etag, file.bytes_in, file, &run);
-        let (dest, prefix) = pipeline.destination();
-        if let Err(source) = record_object(dest.as_ref(), prefix, &entry).await {
-            tracing::error!(key = %outcome.key, error = %source, "outputs written but the ledger line was not");
-            outcome.result = Err(IngestError::from(Error::Record { what: "the ledger line", source }));
-        } else if let Err(source) = record_shaping_once(app, dest.as_ref(), prefix).await {
-            tracing::error!(error = %source, "outputs written but the shaping rules were not recorded");
-            let what = "the archive's record of its shaping rules";
-            outcome.result = Err(IngestError::from(Error::Record { what, source }));
-        }
+        .await
+}
+
+/// Records the converted objects of one invocation in the archive's ledger, so `parquetrail verify
+/// --archive` reconciles what the Lambda archived as it does a backfill: one segment for all of
+/// them, written after all their outputs are listed, so a line still means "done". If it cannot
+/// be written, every one of them is reported for a retry, which rewrites identical outputs.
+async fn record_done(app: &App, pipeline: &Pipeline, objects: &[&ObjectRef], outcomes: &mut [Outcome]) {
+    let run = format!("lambda-{}", app.function_name);
+    let entries: Vec<Entry> = objects
+        .iter()
+        .zip(outcomes.iter())
+        .filter_map(|(object, outcome)| {
+            let file = outcome.result.as_ref().ok()?;
+            // The ETag S3 answered the GET with (a notification's may be absent, as in Batch
+            // tasks), so a later `parquetrail backfill` knows this version of the object is done.
+            let etag = outcome.etag.as_deref().or(object.etag.as_deref());
+            Some(Entry::for_file(Some(&object.bucket), &outcome.key, etag, file.bytes_in, file, &run))
+        })
+        .collect();
+    if entries.is_empty() {
+        return;
     }
-    outcome
+    let (dest, prefix) = pipeline.destination();
+    let failed = match record_objects(dest.as_ref(), prefix, &entries).await {
+        Err(source) => {
+            tracing::error!(objects = entries.len(), error = %source, "outputs written but the ledger lines were not");
+            Some(Error::Record { what: "the ledger line", source })
+        }
+        Ok(()) => match record_shaping_once(app, dest.as_ref(), prefix).await {
+            Err(source) => {
+                tracing::error!(error = %source, "outputs written but the shaping rules were not recorded");
+                Some(Error::Record { what: "the archive's record of its shaping rules", source })
+            }
+            Ok(()) => None,
+        },
+    };
+    let Some(error) = failed else { return };
+    let error = IngestError::from(error);
+    for outcome in outcomes.iter_mut().filter(|o| o.result.is_ok()) {
+        outcome.result = Err(error.clone());
+    }
 }
 
 /// Records the rule sets that shape this function's conversions in the archive (`_shaping/`,
@@ -277,7 +302,8 @@ async fn record_shaping_once(app: &App, dest: &dyn Storage, prefix: &str) -> Res
     app.shaping_recorded.get_or_try_init(|| record_shaping(dest, prefix, &app.config.options.shaping)).await.map(|_| ())
 }
 
-/// Converts objects with bounded concurrency, keeping their order in the result.
+/// Converts objects with bounded concurrency, keeping their order in the result, then records the
+/// converted ones in the ledger ([`record_done`]).
 async fn process_all(
     app: &App,
     pipeline: &Pipeline,
@@ -292,7 +318,10 @@ async fn process_all(
             process_bounded(app, pipeline, object, answer_by).await
         }
     });
-    futures_util::future::join_all(tasks).await
+    let mut outcomes = futures_util::future::join_all(tasks).await;
+    let objects: Vec<&ObjectRef> = objects.iter().collect();
+    record_done(app, pipeline, &objects, &mut outcomes).await;
+    outcomes
 }
 
 /// When the answer must be under way: the invocation's deadline less a reserve for the answer,
@@ -304,7 +333,7 @@ fn answer_by(deadline: SystemTime) -> tokio::time::Instant {
     tokio::time::Instant::now() + left.saturating_sub(reserve)
 }
 
-/// [`process_one`], given up at `answer_by`: an object still converting then is reported as a
+/// [`convert_one`], given up at `answer_by`: an object still converting then is reported as a
 /// retryable failure (its message is redelivered), so the invocation answers for the others in
 /// time instead of being killed with nothing answered. Nothing of the unfinished object becomes
 /// visible: its outputs are listed in manifests only after the whole conversion, which this
@@ -316,10 +345,10 @@ async fn process_bounded(
     answer_by: Option<tokio::time::Instant>,
 ) -> Outcome {
     let Some(answer_by) = answer_by else {
-        return process_one(app, pipeline, object).await;
+        return convert_one(app, pipeline, object).await;
     };
     let started = Instant::now();
-    match tokio::time::timeout_at(answer_by, process_one(app, pipeline, object)).await {
+    match tokio::time::timeout_at(answer_by, convert_one(app, pipeline, object)).await {
         Ok(outcome) => outcome,
         Err(_) => {
             tracing::error!(bucket = %object.bucket, key = %object.key, "not finished before the invocation's deadline");

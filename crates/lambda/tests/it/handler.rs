@@ -46,14 +46,16 @@ async fn s3_notification_converts_decodes_keys_and_is_idempotent() {
     );
     assert_eq!(archive.keys().filter(|k| k.starts_with("cloudtrail/quarantine/records/")).count(), 2);
 
-    // Each object has its ledger line, with the SHA-256 of its inflated content (what CloudTrail's
+    // Each object has its ledger line (the invocation's objects share one segment), with the SHA-256 of its inflated content (what CloudTrail's
     // digests sign), so `parquetrail verify --archive` reconciles a Lambda-fed archive.
     let sources = w.objects(TRAIL).await;
     let ledger = |archive: &std::collections::BTreeMap<String, Vec<u8>>| -> Vec<Value> {
         archive
             .iter()
             .filter(|(k, _)| k.starts_with("cloudtrail/_ledger/lambda-") && k.ends_with(".jsonl"))
-            .map(|(_, body)| serde_json::from_slice(body).unwrap())
+            .flat_map(|(_, body)| {
+                String::from_utf8_lossy(body).lines().map(|l| serde_json::from_str(l).unwrap()).collect::<Vec<_>>()
+            })
             .collect()
     };
     let lines = ledger(&archive);

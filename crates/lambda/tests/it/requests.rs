@@ -1,7 +1,8 @@
 //! What a delivered object costs in S3 requests, counted at the wire: the built binary under the
 //! Runtime API emulator, its S3 client pointed at a counting proxy in front of moto. One
 //! notification per object, as a trail's deliveries arrive, into one partition (one account and
-//! region on one day), after deliveries that warm the instances up.
+//! region on one day), after deliveries that warm the instances up; and the same deliveries in SQS
+//! batches, as the shipped template hands them to the function.
 
 use std::time::Duration;
 
@@ -20,6 +21,12 @@ const RECORDS: usize = 10;
 /// version the instance wrote last: no manifest or consumed-list GET) and the ledger line's PUT.
 /// It was 6 before the instance remembered its manifests; issue 19 asks for 3.
 const MAX_PER_OBJECT: f64 = 4.0;
+/// What a delivery costs in an SQS batch of [`BATCH`] (the shipped template's `BatchSize`): the
+/// source GET, the Parquet PUT and the manifest's conditional PUT, and a share of the batch's one
+/// ledger segment.
+const MAX_PER_OBJECT_IN_A_BATCH: f64 = 3.0 + 1.0 / BATCH as f64;
+/// Messages per SQS batch.
+const BATCH: usize = 10;
 /// What a delivery cost before an instance remembered its manifests: the above, plus the manifest
 /// GET and the consumed-list GET.
 const READ_BEFORE_WRITE: usize = 6;
@@ -63,6 +70,19 @@ impl Instance {
         env.push(("PARQUETRAIL_DESTINATION".into(), format!("s3://{ARCHIVE}/cloudtrail")));
         let child = Killed(Some(spawn(&emulator, env)));
         Instance { emulator, _child: child }
+    }
+
+    /// Delivers objects `range` in one SQS batch, a message (one S3 notification) each, and waits
+    /// for its answer: no message may fail.
+    fn deliver_batch(&self, range: std::ops::Range<usize>) {
+        let bodies: Vec<(String, String)> =
+            range.map(|i| (format!("m{i}"), s3_event(TRAIL, &[&key(i)]).to_string())).collect();
+        let bodies: Vec<(&str, String)> = bodies.iter().map(|(id, b)| (id.as_str(), b.clone())).collect();
+        let id = self.emulator.invoke(sqs_event(&bodies));
+        match self.emulator.wait(&id, Duration::from_secs(120)) {
+            Ok(Invocation::Response(body)) => assert_eq!(body["batchItemFailures"], serde_json::json!([]), "{body}"),
+            other => panic!("batch: {other:?}"),
+        }
     }
 
     /// Delivers object `i` (one S3 notification) and waits for its answer.
@@ -109,15 +129,22 @@ fn measured(proxy: &FaultyProxy, from: usize) -> (RequestCounts, Vec<String>) {
     (counts, one)
 }
 
-/// One warm instance receives a partition's deliveries, as a trail's single account and Region
-/// gets them.
-#[test]
-fn steady_state_s3_requests_per_object() {
-    let Some((rt, w)) = deliveries("steady_state_s3_requests_per_object", OBJECTS + 1) else { return };
+/// Deliveries `0..=OBJECTS` of one partition, and one instance that has converted the first: the
+/// requests counted start at the returned index.
+fn warmed_up(test: &str) -> Option<(tokio::runtime::Runtime, World, FaultyProxy, Instance, usize)> {
+    let (rt, w) = deliveries(test, OBJECTS + 1)?;
     let proxy = w.moto.faulty_endpoint(FaultPlan::new());
     let instance = Instance::start(&proxy);
     instance.deliver(0);
     let warm = proxy.forwarded();
+    Some((rt, w, proxy, instance, warm))
+}
+
+/// One warm instance receives a partition's deliveries, as a trail's single account and Region
+/// gets them.
+#[test]
+fn steady_state_s3_requests_per_object() {
+    let Some((rt, w, proxy, instance, warm)) = warmed_up("steady_state_s3_requests_per_object") else { return };
     (1..=OBJECTS).for_each(|i| instance.deliver(i));
     let (counts, one) = measured(&proxy, warm);
     drop(instance);
@@ -144,4 +171,25 @@ fn instances_taking_turns_cost_one_refused_put_each_over_reading_first() {
     assert_archived(&rt, &w, OBJECTS + 2);
     assert_eq!(counts.conflicts, 2, "one refused PUT per instance: {counts:?}\n{one:#?}");
     assert_eq!(counts.total(), OBJECTS * READ_BEFORE_WRITE + 2, "{counts:?}\n{one:#?}");
+}
+
+/// SQS batches of ten deliveries, as the shipped template's event source mapping hands them to
+/// the function: each object still costs its GET, its Parquet PUT and its manifest PUT, but the
+/// batch's ledger lines go out in one segment, one PUT for the ten.
+#[test]
+fn an_sqs_batch_writes_one_ledger_segment() {
+    let Some((rt, w, proxy, instance, warm)) = warmed_up("an_sqs_batch_writes_one_ledger_segment") else { return };
+    for start in (1..=OBJECTS).step_by(BATCH) {
+        instance.deliver_batch(start..start + BATCH);
+    }
+    let requests: Vec<Forwarded> = proxy.requests().split_off(warm);
+    let ledger_puts = requests.iter().filter(|r| r.method == "PUT" && r.path.contains("/_ledger/")).count();
+    let (counts, one) = measured(&proxy, warm);
+    drop(instance);
+    assert_archived(&rt, &w, OBJECTS + 1);
+    assert_eq!(ledger_puts, OBJECTS / BATCH, "one ledger segment per batch: {counts:?}");
+    // The batch's objects share a partition: they take turns on its manifest instead of racing.
+    assert_eq!(counts.conflicts, 0, "{counts:?}\n{one:#?}");
+    let per_object = counts.total() as f64 / OBJECTS as f64;
+    assert!(per_object <= MAX_PER_OBJECT_IN_A_BATCH, "{per_object:.2} S3 requests per object: {counts:?}\n{one:#?}");
 }
