@@ -712,7 +712,7 @@ mod tests {
         let mut query = LookupQuery::new(t(0), t(23));
         query.include_data_events = true;
         query.attributes.push((AttributeKey::EventId, wanted.into()));
-        let leaves = lookup::filter_leaves(&md, &query);
+        let leaves = lookup::filter_leaves(&md, &query, None);
         let span = |ranges: &[std::ops::Range<u64>]| ranges.iter().map(|r| r.end - r.start).sum::<u64>();
         // Phase one: the footer and page index (the file's tail) and the filter columns.
         let mut sparse = SparseFile::new(len);

@@ -1007,12 +1007,17 @@ impl LookupQuery {
     /// [`FILTER_COLUMNS`], or fields of them. A lookup by event ID decodes the event IDs and a few
     /// small columns, not `userIdentity`; one by access key decodes `userIdentity.accessKeyId`,
     /// not the twenty-odd other leaves of `userIdentity` (each a column chunk to open and decode).
-    pub fn filter_columns(&self) -> Vec<&'static str> {
+    /// The rest of a row's position (event ID, source key and index) is read only `after_cursor`:
+    /// a first page orders its hits by time alone until whole rows are decoded, and the source key,
+    /// a hundred bytes in every row, was most of what a point lookup's first phase decoded.
+    pub fn filter_columns(&self, after_cursor: bool) -> Vec<&'static str> {
         // What `account` reads.
         const ACCOUNT: [&str; 2] = ["recipientaccountid", "useridentity.accountid"];
-        // Time, the data-event rule, and the position (order and cursor) are always read.
-        let mut columns =
-            vec!["eventtime_ts", "eventid", "eventcategory", "managementevent", "source_key", "source_index"];
+        // Time and the data-event rule are always read.
+        let mut columns = vec!["eventtime_ts", "eventcategory", "managementevent"];
+        if after_cursor {
+            columns.extend(["eventid", "source_key", "source_index"]);
+        }
         if !self.accounts.is_empty() {
             columns.extend(ACCOUNT);
         }
@@ -1021,7 +1026,7 @@ impl LookupQuery {
         }
         for (key, _) in &self.attributes {
             columns.extend_from_slice(match key {
-                AttributeKey::EventId => &[][..],
+                AttributeKey::EventId => &["eventid"][..],
                 AttributeKey::EventName => &["eventname", "insightdetails"],
                 AttributeKey::EventSource => &["eventsource", "insightdetails"],
                 AttributeKey::ReadOnly => &["readonly"],
@@ -1051,9 +1056,9 @@ impl LookupQuery {
 }
 
 /// For each leaf column of a file, whether it is one of `query`'s
-/// [`LookupQuery::filter_columns`] or under one.
-pub fn filter_leaves(metadata: &ParquetMetaData, query: &LookupQuery) -> Vec<bool> {
-    let wanted = query.filter_columns();
+/// [`LookupQuery::filter_columns`] (past `cursor`, if given) or under one.
+pub fn filter_leaves(metadata: &ParquetMetaData, query: &LookupQuery, cursor: Option<&Cursor>) -> Vec<bool> {
+    let wanted = query.filter_columns(cursor.is_some());
     metadata
         .file_metadata()
         .schema_descr()
@@ -1143,7 +1148,7 @@ pub fn select_hits<R: ChunkReader + 'static>(
     if groups.is_empty() {
         return Ok(selection);
     }
-    let leaves = filter_leaves(metadata.metadata(), query);
+    let leaves = filter_leaves(metadata.metadata(), query, cursor);
     let schema = metadata.metadata().file_metadata().schema_descr_ptr();
     let mask = ProjectionMask::leaves(&schema, leaves.iter().enumerate().filter(|(_, w)| **w).map(|(i, _)| i));
     // Row `n` of the concatenated groups is row `n - start` of the group starting at `start`.

@@ -412,7 +412,7 @@ impl ArchiveReader {
             // Two phases: the filter columns of the candidate row groups, newest first, until
             // older ones cannot hold a row of the page; then the other columns of the row groups
             // with hits only.
-            let leaves = lookup::filter_leaves(metadata.metadata(), query);
+            let leaves = lookup::filter_leaves(metadata.metadata(), query, cursor);
             let mut file = SparseFile::new(len);
             // The tail read for the footer often holds column chunks too (all of a small file's
             // last ones): what it holds is not fetched again.

@@ -585,7 +585,7 @@ fn phase_one_reads_only_the_identity_fields_a_rule_needs_and_finds_what_whole_re
     let t = |h: u32| Utc.with_ymd_and_hms(2024, 3, 1, h, 0, 0).unwrap();
     let leaves_of = |q: &LookupQuery| -> Vec<String> {
         let schema = metadata.metadata().file_metadata().schema_descr();
-        filter_leaves(metadata.metadata(), q)
+        filter_leaves(metadata.metadata(), q, None)
             .iter()
             .enumerate()
             .filter(|(_, w)| **w)
