@@ -557,8 +557,10 @@ pub struct ParseThreads {
     /// Decompressed bytes read before records are parsed on worker threads. Smaller files (most
     /// deliveries) never start them: a thread would cost more than it saves.
     pub after_bytes: u64,
-    /// Worker threads; 0 is one per available core (at most [`MAX_PARSE_WORKERS`]), and none
-    /// on a single core.
+    /// Worker threads; 0 is one per available core but one (at most [`MAX_PARSE_WORKERS`]):
+    /// the converting thread, the inflate thread and the encoders take about as much CPU as the
+    /// parsing, so on 2 cores one worker keeps both busy, and a second one only adds an
+    /// allocator heap (~20 MiB of peak RSS, `BENCHMARKS.md`).
     pub workers: usize,
     /// Bytes of record text per chunk handed to a worker: enough that handing it over costs
     /// nothing next to parsing it, few enough that the chunks in flight (at most
@@ -580,10 +582,7 @@ impl ParseThreads {
     /// How many workers to start; 0 parses on the converting thread.
     fn resolve(&self) -> usize {
         match self.workers {
-            0 => match std::thread::available_parallelism().map_or(1, |n| n.get()) {
-                1 => 0,
-                n => n.min(MAX_PARSE_WORKERS),
-            },
+            0 => std::thread::available_parallelism().map_or(0, |n| n.get() - 1).min(MAX_PARSE_WORKERS),
             n => n,
         }
     }
@@ -757,6 +756,14 @@ struct Chunk {
     records: Vec<ChunkRecord>,
 }
 
+impl Chunk {
+    /// Room for `bytes` of text and a little more, so the record that crosses the line does not
+    /// double the buffer.
+    fn with_capacity(bytes: usize) -> Chunk {
+        Chunk { text: Vec::with_capacity(bytes + bytes / 8), records: Vec::new() }
+    }
+}
+
 struct ChunkRecord {
     index: usize,
     offset: u64,
@@ -903,7 +910,10 @@ impl<'s> FileState<'s> {
             }
             let chunk_bytes = self.options.parse_threads.chunk_bytes.max(1);
             let (mut sent, mut settled) = (0usize, 0usize);
-            let mut chunk = Chunk::default();
+            let mut chunk = Chunk::with_capacity(chunk_bytes);
+            // Chunks settled, kept for reuse: fresh megabytes each time cost the kernel's zeroing
+            // of new pages, about a tenth of this thread's time.
+            let mut spare: Vec<Chunk> = Vec::new();
             loop {
                 if reader.offset() >= READ_AHEAD_AFTER {
                     reader.read_ahead(scope);
@@ -925,10 +935,11 @@ impl<'s> FileState<'s> {
                     if sent - settled == lanes.len() * CHUNKS_PER_WORKER {
                         // A closed lane means its worker panicked: the scope resumes the panic.
                         let Ok(judged) = lanes[settled % lanes.len()].1.recv() else { return Ok(()) };
-                        self.settle(judged).map_err(ReadFault::Sink)?;
+                        spare.push(self.settle(judged).map_err(ReadFault::Sink)?);
                         settled += 1;
                     }
-                    if lanes[sent % lanes.len()].0.send(std::mem::take(&mut chunk)).is_err() {
+                    let next = spare.pop().unwrap_or_else(|| Chunk::with_capacity(chunk_bytes));
+                    if lanes[sent % lanes.len()].0.send(std::mem::replace(&mut chunk, next)).is_err() {
                         return Ok(());
                     }
                     sent += 1;
@@ -948,7 +959,8 @@ impl<'s> FileState<'s> {
 
     /// Takes a judged chunk back, in file order: each record counted, quarantined or admitted
     /// as [`FileState::read_all`] would, then the rows of each admitted output handed to it.
-    fn settle(&mut self, judged: JudgedChunk) -> Result<()> {
+    /// Returns the chunk, emptied, to be filled again.
+    fn settle(&mut self, judged: JudgedChunk) -> Result<Chunk> {
         let key = self.key();
         if let Some((slot, e)) = judged.failed {
             return Err(crate::encode::OutputError::from(e).into_error(key, &slot.1.path()));
@@ -983,7 +995,10 @@ impl<'s> FileState<'s> {
                 output.push_batch(batch).map_err(|e| e.into_error(key, &slot.1.path()))?;
             }
         }
-        Ok(())
+        let mut chunk = chunk;
+        chunk.text.clear();
+        chunk.records.clear();
+        Ok(chunk)
     }
 
     /// Whether a placed record's output may be written to: one already open always may; a new
