@@ -548,10 +548,10 @@ pub fn convert_source(
 const READ_AHEAD_AFTER: u64 = 4 << 20;
 
 /// When a log file's records are parsed on threads of their own. Parsing a record and copying it
-/// into Arrow builders is most of a conversion's work, and records are independent once the
-/// reader has split them: past `after_bytes`, the converting thread only splits, hands chunks of
-/// records to `workers` threads and takes their rows back in order. Every output, report and
-/// quarantine line is the same as when one thread does it all (see [`FileState::read_parallel`]).
+/// into Arrow builders is the largest share of a conversion's work, and records are independent
+/// once the reader has split them: past `after_bytes`, the converting thread only splits, hands
+/// chunks of records to `workers` threads and takes their rows back in order. Reports, quarantine
+/// lines and outputs (byte for byte) are the same as when one thread does it all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ParseThreads {
     /// Decompressed bytes read before records are parsed on worker threads. Smaller files (most
