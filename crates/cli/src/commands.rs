@@ -112,43 +112,40 @@ pub fn run_convert(files: &[SourceFile], sink: &DirSink, options: &Options, jobs
     let progress = progress_bar(total);
     let records = AtomicU64::new(0);
     let done = AtomicU64::new(0);
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(jobs.max(1)).build().context("starting worker threads")?;
     let results: Mutex<Vec<(usize, Result<FileReport, parquetrail_core::Error>)>> =
         Mutex::new(Vec::with_capacity(files.len()));
-    pool.install(|| {
-        files.par_iter().enumerate().for_each(|(i, file)| {
-            let result = match namings.get(&i) {
-                // A directory walk meets READMEs, checksums and the like; CloudTrail only ever writes
-                // `.json.gz`. Files named on the command line are always read.
-                None => Ok(FileReport {
-                    key: file.key.clone(),
-                    skipped: Some(NOT_A_LOG_NAME.into()),
-                    ..FileReport::default()
-                }),
-                Some(Naming::CopyOf(j)) => Ok(FileReport {
-                    key: file.key.clone(),
-                    skipped: Some(format!("{COPY_OF} {}", files[*j].path.display())),
-                    ..FileReport::default()
-                }),
-                Some(naming) => {
-                    let source = convert::Source {
-                        key: &file.key,
-                        distinct: (*naming == Naming::Distinct).then_some(identities[i].as_slice()),
-                        ..convert::Source::default()
-                    };
-                    File::open(&file.path)
-                        .map_err(|source| parquetrail_core::Error::Read { key: file.key.clone(), offset: 0, source })
-                        .and_then(|f| convert::convert_source(source, f, sink, options))
-                }
-            };
-            if let Ok(r) = &result {
-                records.fetch_add(r.records, Ordering::Relaxed);
+    let sizes: Vec<u64> = files.iter().map(|f| f.size).collect();
+    for_each_largest_first(&sizes, jobs, |i| {
+        let file = &files[i];
+        let result = match namings.get(&i) {
+            // A directory walk meets READMEs, checksums and the like; CloudTrail only ever writes
+            // `.json.gz`. Files named on the command line are always read.
+            None => {
+                Ok(FileReport { key: file.key.clone(), skipped: Some(NOT_A_LOG_NAME.into()), ..FileReport::default() })
             }
-            let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-            progress.inc(file.size);
-            progress.set_message(format!("{n}/{} files, {} records", files.len(), records.load(Ordering::Relaxed)));
-            results.lock().expect("results lock").push((i, result));
-        })
+            Some(Naming::CopyOf(j)) => Ok(FileReport {
+                key: file.key.clone(),
+                skipped: Some(format!("{COPY_OF} {}", files[*j].path.display())),
+                ..FileReport::default()
+            }),
+            Some(naming) => {
+                let source = convert::Source {
+                    key: &file.key,
+                    distinct: (*naming == Naming::Distinct).then_some(identities[i].as_slice()),
+                    ..convert::Source::default()
+                };
+                File::open(&file.path)
+                    .map_err(|source| parquetrail_core::Error::Read { key: file.key.clone(), offset: 0, source })
+                    .and_then(|f| convert::convert_source(source, f, sink, options))
+            }
+        };
+        if let Ok(r) = &result {
+            records.fetch_add(r.records, Ordering::Relaxed);
+        }
+        let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+        progress.inc(file.size);
+        progress.set_message(format!("{n}/{} files, {} records", files.len(), records.load(Ordering::Relaxed)));
+        results.lock().expect("results lock").push((i, result));
     });
     progress.finish_and_clear();
     let mut results = results.into_inner().expect("results lock");
@@ -184,6 +181,30 @@ pub fn run_convert(files: &[SourceFile], sink: &DirSink, options: &Options, jobs
     let committed = committed_rows(sink.root(), results.iter().filter_map(|(_, r)| r.as_ref().ok()))?;
     summary.finish(partitions, started, committed);
     Ok(summary)
+}
+
+/// Runs `work` on every index of `sizes` on `jobs` threads, the largest first (longest
+/// processing time first): a large file started last would convert alone while the other
+/// threads wait, so a tree with a few large files would take as long as its largest ones in a
+/// row. Ties keep their order. Returns once every index is done (on fewer threads if some
+/// cannot be started: this one works too).
+fn for_each_largest_first(sizes: &[u64], jobs: usize, work: impl Fn(usize) + Sync) {
+    let mut order: Vec<usize> = (0..sizes.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(sizes[i]));
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let pull = || {
+        while let Some(&i) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
+            work(i);
+        }
+    };
+    std::thread::scope(|scope| {
+        for _ in 1..jobs.clamp(1, order.len().max(1)) {
+            if std::thread::Builder::new().name("convert".into()).spawn_scoped(scope, pull).is_err() {
+                break;
+            }
+        }
+        pull();
+    })
 }
 
 /// What `convert` reports for a source whose content another source of the run already has.
@@ -1008,4 +1029,29 @@ pub fn ddl(args: &DdlArgs) -> Result<ExitCode> {
     let ddl = parquetrail_core::ddl::ddl(&options)?;
     outln!("{ddl}");
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One thread takes the files largest first, ties in their order; several threads take
+    /// every file exactly once.
+    #[test]
+    fn files_are_converted_largest_first() {
+        let sizes = [5, 900, 5, 70, 12_000, 0, 900];
+        for jobs in [0, 1] {
+            let started = Mutex::new(Vec::new());
+            for_each_largest_first(&sizes, jobs, |i| started.lock().unwrap().push(i));
+            assert_eq!(started.into_inner().unwrap(), [4, 1, 6, 3, 0, 2, 5], "jobs {jobs}");
+        }
+        for jobs in [2, 3, 16] {
+            let started = Mutex::new(Vec::new());
+            for_each_largest_first(&sizes, jobs, |i| started.lock().unwrap().push(i));
+            let mut started = started.into_inner().unwrap();
+            started.sort();
+            assert_eq!(started, (0..sizes.len()).collect::<Vec<_>>(), "jobs {jobs}");
+        }
+        for_each_largest_first(&[], 4, |i| panic!("no file, yet {i}"));
+    }
 }

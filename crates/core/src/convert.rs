@@ -69,6 +69,8 @@ pub struct Options {
     pub limits: Limits,
     /// Opt-in rules dropping noise and redacting secrets (none by default: lossless).
     pub shaping: crate::shaping::Shaping,
+    /// When a large log file's records are parsed on threads of their own.
+    pub parse_threads: ParseThreads,
 }
 
 /// Bounds on what one input file may make the converter hold or do. Anyone who can write to the
@@ -496,7 +498,7 @@ pub fn convert_source(
     let mut state = FileState::new(&object, &stem, sink, options);
     let outcome = std::thread::scope(|scope| {
         let guard = ReadAheadGuard(&mut reader);
-        state.read_all(guard.0, scope)
+        state.read_all(guard.0, scope, options.parse_threads.resolve())
     });
     report.bytes_in = counter.load(Ordering::Relaxed);
     report.json_bytes = reader.offset();
@@ -545,114 +547,139 @@ pub fn convert_source(
 /// own: most deliveries are smaller, and for them a thread would cost more than it overlaps.
 const READ_AHEAD_AFTER: u64 = 4 << 20;
 
+/// When a log file's records are parsed on threads of their own. Parsing a record and copying it
+/// into Arrow builders is the largest share of a conversion's work, and records are independent
+/// once the reader has split them: past `after_bytes`, the converting thread only splits, hands
+/// chunks of records to `workers` threads and takes their rows back in order. Reports, quarantine
+/// lines and outputs (byte for byte) are the same as when one thread does it all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ParseThreads {
+    /// Decompressed bytes read before records are parsed on worker threads. Smaller files (most
+    /// deliveries) never start them: a thread would cost more than it saves.
+    pub after_bytes: u64,
+    /// Worker threads; 0 is one per available core but one (at most [`MAX_PARSE_WORKERS`]):
+    /// the converting thread, the inflate thread and the encoders take about as much CPU as the
+    /// parsing, so on 2 cores one worker keeps both busy, and a second one only adds an
+    /// allocator heap (~20 MiB of peak RSS, `BENCHMARKS.md`).
+    pub workers: usize,
+    /// Bytes of record text per chunk handed to a worker: enough that handing it over costs
+    /// nothing next to parsing it, few enough that the chunks in flight (at most
+    /// [`CHUNKS_PER_WORKER`] per worker) stay a few MiB.
+    pub chunk_bytes: usize,
+}
+
+impl Default for ParseThreads {
+    fn default() -> Self {
+        ParseThreads { after_bytes: READ_AHEAD_AFTER, workers: 0, chunk_bytes: 1 << 20 }
+    }
+}
+
+/// The most parse workers one file starts by default: past a few, the converting thread (which
+/// splits records and hands rows on) is the bottleneck.
+pub const MAX_PARSE_WORKERS: usize = 4;
+
+impl ParseThreads {
+    /// How many workers to start; 0 parses on the converting thread.
+    fn resolve(&self) -> usize {
+        match self.workers {
+            0 => std::thread::available_parallelism().map_or(0, |n| n.get() - 1).min(MAX_PARSE_WORKERS),
+            n => n,
+        }
+    }
+}
+
+/// Chunks each parse worker may hold (queued, being parsed, or parsed and waiting to be taken
+/// back): the bound on the memory in flight.
+pub const CHUNKS_PER_WORKER: usize = 2;
+
 enum ReadFault {
     Source(ReadError),
     Sink(Error),
 }
 
-struct FileState<'s> {
+/// The output a row goes to: its dataset and its partition.
+type Slot = (Dataset, PartitionKey);
+
+/// What a record's own content decides, independent of the rest of the file: whether it parses
+/// and has a time, its output, and what filters and shaping do to it. Shared by the converting
+/// thread and the parse workers, so both decide alike.
+#[derive(Clone, Copy)]
+struct RecordRules<'s> {
     object: &'s ObjectKey<'s>,
-    stem: &'s str,
-    sink: &'s dyn Sink,
     options: &'s Options,
-    outputs: BTreeMap<(Dataset, PartitionKey), ParquetOutput>,
-    quarantine: Option<(String, Box<dyn SinkFile>)>,
-    /// Bytes written to `quarantine` so far, and the records past the cap.
-    quarantine_bytes: u64,
-    omitted: Option<Omitted>,
-    records: u64,
-    quarantined: u64,
-    filtered: u64,
-    duplicate_keys: u64,
     filter_all: bool,
     shaping_none: bool,
-    shaped: crate::shaping::RuleCounts,
 }
 
-impl<'s> FileState<'s> {
-    fn new(object: &'s ObjectKey<'s>, stem: &'s str, sink: &'s dyn Sink, options: &'s Options) -> Self {
-        FileState {
+/// A record with a row and a place for it; whether it may open a new partition is decided later,
+/// in file order ([`FileState::admit`]).
+struct Placed<'a> {
+    row: Row<'a>,
+    slot: Slot,
+    judgement: Judgement,
+}
+
+/// What filters and shaping made of a placed record.
+#[derive(Debug)]
+struct Judgement {
+    duplicate_keys: bool,
+    /// Shaping rules that redacted values, and how many.
+    redacted: Vec<(String, u32)>,
+    fate: Fate,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Fate {
+    Write,
+    Filtered,
+    /// Dropped by this shaping rule.
+    Dropped(String),
+}
+
+impl<'s> RecordRules<'s> {
+    fn new(object: &'s ObjectKey<'s>, options: &'s Options) -> Self {
+        RecordRules {
             object,
-            stem,
-            sink,
             options,
-            outputs: BTreeMap::new(),
-            quarantine: None,
-            quarantine_bytes: 0,
-            omitted: None,
-            records: 0,
-            quarantined: 0,
-            filtered: 0,
-            duplicate_keys: 0,
             filter_all: options.filter.keeps_all(),
             shaping_none: options.shaping.is_empty(),
-            shaped: Default::default(),
         }
     }
 
-    fn key(&self) -> &str {
-        self.object.key
-    }
-
-    /// Reads every record; past the first [`READ_AHEAD_AFTER`] bytes, decompression moves to a
-    /// thread of `scope`, so a large file is inflated while its records are parsed.
-    fn read_all<'r: 'scope, 'scope>(
-        &mut self,
-        reader: &mut RecordReader<'r>,
-        scope: &'scope std::thread::Scope<'scope, '_>,
-    ) -> std::result::Result<(), ReadFault> {
-        loop {
-            if reader.offset() >= READ_AHEAD_AFTER {
-                reader.read_ahead(scope);
-            }
-            let Some(raw) = reader.next_record().map_err(ReadFault::Source)? else { break };
-            self.records += 1;
-            if let Some(big) = raw.oversized {
-                let limit = self.options.limits.max_record_bytes;
-                let reason = format!("record of {} bytes, larger than the limit of {limit} bytes", big.len);
-                let reference = Reference { length: big.len, sha256: hex(&big.sha256) };
-                self.quarantine_record(None, Some(reference), raw.index, raw.offset, reason)
-                    .map_err(ReadFault::Sink)?;
-                continue;
-            }
-            let placed = Row::parse(raw.text, self.object.key, raw.index).and_then(|row| {
-                let time = row.event_time()?;
-                Ok((row, time))
-            });
-            let placed = placed.map_err(|e| e.to_string()).and_then(|(row, time)| {
-                let slot = self.slot(&row, time);
-                self.check_room(&slot)?;
-                Ok((row, slot))
-            });
-            if let Ok((row, _)) = &placed {
-                self.duplicate_keys += u64::from(row.duplicate_keys > 0);
-            }
-            match placed {
-                Ok((row, _)) if !self.filter_all && !self.options.filter.keeps(&row) => self.filtered += 1,
-                Ok((mut row, slot)) => {
-                    if !self.shaping_none {
-                        let outcome = self.options.shaping.apply(&mut row);
-                        for (rule, n) in outcome.redacted {
-                            *self.shaped.entry(rule).or_default() += u64::from(n);
-                        }
-                        if let Some(rule) = outcome.dropped {
-                            *self.shaped.entry(rule).or_default() += 1;
-                            self.filtered += 1;
-                            continue;
-                        }
-                    }
-                    self.write_row(&row, slot).map_err(ReadFault::Sink)?
-                }
-                Err(reason) => self
-                    .quarantine_record(Some(raw.text), None, raw.index, raw.offset, reason)
-                    .map_err(ReadFault::Sink)?,
+    /// Parses and places one record; the reason to quarantine it if it cannot be.
+    fn place<'a>(&self, text: &'a [u8], index: usize) -> std::result::Result<Placed<'a>, String>
+    where
+        's: 'a,
+    {
+        let row = Row::parse(text, self.object.key, index).map_err(|e| e.to_string())?;
+        let time = row.event_time().map_err(|e| e.to_string())?;
+        let slot = self.slot(&row, time);
+        // A partition value too long to name a path can never be opened, wherever the record is.
+        let (account, region) = (escape_value(&slot.1.account), escape_value(&slot.1.region));
+        if account.len() > MAX_PARTITION_VALUE || region.len() > MAX_PARTITION_VALUE {
+            return Err(format!(
+                "the account or Region value cannot name a partition: escaped, it is {} / {} bytes long (at most {MAX_PARTITION_VALUE})",
+                account.len(),
+                region.len()
+            ));
+        }
+        let mut row = row;
+        let mut judgement =
+            Judgement { duplicate_keys: row.duplicate_keys > 0, redacted: Vec::new(), fate: Fate::Write };
+        if !self.filter_all && !self.options.filter.keeps(&row) {
+            judgement.fate = Fate::Filtered;
+        } else if !self.shaping_none {
+            let outcome = self.options.shaping.apply(&mut row);
+            judgement.redacted = outcome.redacted;
+            if let Some(rule) = outcome.dropped {
+                judgement.fate = Fate::Dropped(rule);
             }
         }
-        Ok(())
+        Ok(Placed { row, slot, judgement })
     }
 
     /// The output a row goes to: its dataset and its partition.
-    fn slot(&self, row: &Row<'_>, time: chrono::DateTime<chrono::Utc>) -> (Dataset, PartitionKey) {
+    fn slot(&self, row: &Row<'_>, time: chrono::DateTime<chrono::Utc>) -> Slot {
         let account = row
             .recipientaccountid
             .as_deref()
@@ -667,19 +694,319 @@ impl<'s> FileState<'s> {
         (dataset, partition)
     }
 
-    /// Whether a row may go to `slot`: its partition values must fit a file name, and a new
-    /// partition must stay within [`Limits::max_partitions`]; the reason to quarantine it if not.
-    fn check_room(&self, slot: &(Dataset, PartitionKey)) -> std::result::Result<(), String> {
+    /// A parse worker's share: every record of `chunk` judged, and the rows to write built into
+    /// one batch per output, in record order.
+    fn judge_chunk(&self, chunk: Chunk) -> JudgedChunk {
+        let mut slots: Vec<Slot> = Vec::new();
+        let mut columns: Vec<crate::encode::Columns> = Vec::new();
+        let mut failed = None;
+        let mut verdicts = Vec::with_capacity(chunk.records.len());
+        for record in &chunk.records {
+            if let Some(big) = record.oversized {
+                verdicts.push(Verdict::Oversized(big));
+                continue;
+            }
+            let placed = match self.place(&chunk.text[record.span.clone()], record.index) {
+                Ok(placed) => placed,
+                Err(reason) => {
+                    verdicts.push(Verdict::Refused(reason));
+                    continue;
+                }
+            };
+            let at = match slots.iter().position(|s| *s == placed.slot) {
+                Some(at) => at,
+                None => match crate::encode::Columns::new(crate::schema::schema().fields()) {
+                    Ok(built) => {
+                        slots.push(placed.slot);
+                        columns.push(built);
+                        slots.len() - 1
+                    }
+                    Err(e) => {
+                        failed.get_or_insert((placed.slot, e));
+                        break;
+                    }
+                },
+            };
+            if placed.judgement.fate == Fate::Write
+                && let Err(e) = columns[at].push(&placed.row)
+            {
+                failed.get_or_insert((slots[at].clone(), e));
+                break;
+            }
+            verdicts.push(Verdict::Placed { slot: at, judgement: placed.judgement });
+        }
+        let mut batches = Vec::with_capacity(columns.len());
+        for (at, mut built) in columns.into_iter().enumerate() {
+            match built.finish(&crate::schema::schema()) {
+                Ok(batch) => batches.push(batch),
+                Err(e) => {
+                    failed.get_or_insert((slots[at].clone(), e));
+                    break;
+                }
+            }
+        }
+        JudgedChunk { chunk, verdicts, slots, batches, failed }
+    }
+}
+
+/// Records split from the file, copied out of the reader's buffer for a parse worker.
+#[derive(Default)]
+struct Chunk {
+    text: Vec<u8>,
+    records: Vec<ChunkRecord>,
+}
+
+impl Chunk {
+    /// Room for `bytes` of text and a little more, so the record that crosses the line does not
+    /// double the buffer.
+    fn with_capacity(bytes: usize) -> Chunk {
+        Chunk { text: Vec::with_capacity(bytes + bytes / 8), records: Vec::new() }
+    }
+}
+
+struct ChunkRecord {
+    index: usize,
+    offset: u64,
+    /// Where its text is in [`Chunk::text`] (empty when oversized).
+    span: std::ops::Range<usize>,
+    oversized: Option<crate::log_file::Oversized>,
+}
+
+/// A chunk back from its worker.
+struct JudgedChunk {
+    chunk: Chunk,
+    /// One per record of the chunk, in order (fewer only with `failed`).
+    verdicts: Vec<Verdict>,
+    /// The outputs the chunk's placed records go to, and for each, its rows to write.
+    slots: Vec<Slot>,
+    batches: Vec<arrow_array::RecordBatch>,
+    /// Rows that could not be built (the row model and the schema disagree: a bug).
+    failed: Option<(Slot, crate::error::DataError)>,
+}
+
+enum Verdict {
+    Oversized(crate::log_file::Oversized),
+    Refused(String),
+    Placed { slot: usize, judgement: Judgement },
+}
+
+struct FileState<'s> {
+    rules: RecordRules<'s>,
+    stem: &'s str,
+    sink: &'s dyn Sink,
+    options: &'s Options,
+    outputs: BTreeMap<Slot, ParquetOutput>,
+    quarantine: Option<(String, Box<dyn SinkFile>)>,
+    /// Bytes written to `quarantine` so far, and the records past the cap.
+    quarantine_bytes: u64,
+    omitted: Option<Omitted>,
+    records: u64,
+    quarantined: u64,
+    filtered: u64,
+    duplicate_keys: u64,
+    shaped: crate::shaping::RuleCounts,
+}
+
+impl<'s> FileState<'s> {
+    fn new(object: &'s ObjectKey<'s>, stem: &'s str, sink: &'s dyn Sink, options: &'s Options) -> Self {
+        FileState {
+            rules: RecordRules::new(object, options),
+            stem,
+            sink,
+            options,
+            outputs: BTreeMap::new(),
+            quarantine: None,
+            quarantine_bytes: 0,
+            omitted: None,
+            records: 0,
+            quarantined: 0,
+            filtered: 0,
+            duplicate_keys: 0,
+            shaped: Default::default(),
+        }
+    }
+
+    fn key(&self) -> &'s str {
+        self.rules.object.key
+    }
+
+    /// Reads every record; past the first [`READ_AHEAD_AFTER`] bytes, decompression moves to a
+    /// thread of `scope`, so a large file is inflated while its records are parsed, and past
+    /// [`ParseThreads::after_bytes`] parsing moves to `workers` threads of its own (none: all
+    /// on this thread).
+    fn read_all<'r: 'scope, 'scope>(
+        &mut self,
+        reader: &mut RecordReader<'r>,
+        scope: &'scope std::thread::Scope<'scope, '_>,
+        workers: usize,
+    ) -> std::result::Result<(), ReadFault> {
+        loop {
+            if reader.offset() >= READ_AHEAD_AFTER {
+                reader.read_ahead(scope);
+            }
+            if workers > 0 && reader.offset() >= self.options.parse_threads.after_bytes {
+                return self.read_parallel(reader, scope, workers);
+            }
+            let Some(raw) = reader.next_record().map_err(ReadFault::Source)? else { break };
+            self.records += 1;
+            if let Some(big) = raw.oversized {
+                self.quarantine_oversized(big, raw.index, raw.offset).map_err(ReadFault::Sink)?;
+                continue;
+            }
+            let placed = self.rules.place(raw.text, raw.index).and_then(|placed| {
+                self.admit(&placed.slot)?;
+                Ok(placed)
+            });
+            match placed {
+                Ok(placed) => {
+                    if self.tally(placed.judgement) {
+                        let key = self.key();
+                        let output = self.output(&placed.slot).map_err(ReadFault::Sink)?;
+                        output
+                            .push(&placed.row)
+                            .map_err(|e| ReadFault::Sink(e.into_error(key, &placed.slot.1.path())))?
+                    }
+                }
+                Err(reason) => self
+                    .quarantine_record(Some(raw.text), None, raw.index, raw.offset, reason)
+                    .map_err(ReadFault::Sink)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// The rest of the file with records parsed on `workers` threads. This thread splits records
+    /// into chunks, deals them to the workers in turn and takes them back in the same turn, so
+    /// chunks are settled in file order: counts, quarantine lines and the partitions a file may
+    /// open (which depend on what came before) are decided here exactly as [`FileState::read_all`]
+    /// decides them, and each output gets its rows in file order. At most
+    /// [`CHUNKS_PER_WORKER`] chunks per worker are in flight. A worker that panics ends the
+    /// scope with its panic, as a panic of the conversion itself would.
+    fn read_parallel<'r: 'scope, 'scope>(
+        &mut self,
+        reader: &mut RecordReader<'r>,
+        scope: &'scope std::thread::Scope<'scope, '_>,
+        workers: usize,
+    ) -> std::result::Result<(), ReadFault> {
+        let rules = self.rules;
+        std::thread::scope(|parse| {
+            let mut lanes = Vec::with_capacity(workers);
+            for _ in 0..workers {
+                let (to_worker, chunks) = std::sync::mpsc::channel::<Chunk>();
+                let (judged, from_worker) = std::sync::mpsc::channel::<JudgedChunk>();
+                let spawned = std::thread::Builder::new().name("parse".into()).spawn_scoped(parse, move || {
+                    for chunk in chunks {
+                        if judged.send(rules.judge_chunk(chunk)).is_err() {
+                            break;
+                        }
+                    }
+                });
+                if spawned.is_ok() {
+                    lanes.push((to_worker, from_worker));
+                }
+            }
+            if lanes.is_empty() {
+                return self.read_all(reader, scope, 0);
+            }
+            let chunk_bytes = self.options.parse_threads.chunk_bytes.max(1);
+            let (mut sent, mut settled) = (0usize, 0usize);
+            let mut chunk = Chunk::with_capacity(chunk_bytes);
+            // Chunks settled, kept for reuse: fresh megabytes each time cost the kernel's zeroing
+            // of new pages, about a tenth of this thread's time.
+            let mut spare: Vec<Chunk> = Vec::new();
+            loop {
+                if reader.offset() >= READ_AHEAD_AFTER {
+                    reader.read_ahead(scope);
+                }
+                let raw = reader.next_record().map_err(ReadFault::Source)?;
+                let end = raw.is_none();
+                if let Some(raw) = raw {
+                    let start = chunk.text.len();
+                    chunk.text.extend_from_slice(raw.text);
+                    let span = start..chunk.text.len();
+                    chunk.records.push(ChunkRecord {
+                        index: raw.index,
+                        offset: raw.offset,
+                        span,
+                        oversized: raw.oversized,
+                    });
+                }
+                if chunk.text.len() >= chunk_bytes || (end && !chunk.records.is_empty()) {
+                    if sent - settled == lanes.len() * CHUNKS_PER_WORKER {
+                        // A closed lane means its worker panicked: the scope resumes the panic.
+                        let Ok(judged) = lanes[settled % lanes.len()].1.recv() else { return Ok(()) };
+                        spare.push(self.settle(judged).map_err(ReadFault::Sink)?);
+                        settled += 1;
+                    }
+                    let next = spare.pop().unwrap_or_else(|| Chunk::with_capacity(chunk_bytes));
+                    if lanes[sent % lanes.len()].0.send(std::mem::replace(&mut chunk, next)).is_err() {
+                        return Ok(());
+                    }
+                    sent += 1;
+                }
+                if end {
+                    break;
+                }
+            }
+            while settled < sent {
+                let Ok(judged) = lanes[settled % lanes.len()].1.recv() else { return Ok(()) };
+                self.settle(judged).map_err(ReadFault::Sink)?;
+                settled += 1;
+            }
+            Ok(())
+        })
+    }
+
+    /// Takes a judged chunk back, in file order: each record counted, quarantined or admitted
+    /// as [`FileState::read_all`] would, then the rows of each admitted output handed to it.
+    /// Returns the chunk, emptied, to be filled again.
+    fn settle(&mut self, judged: JudgedChunk) -> Result<Chunk> {
+        let key = self.key();
+        if let Some((slot, e)) = judged.failed {
+            return Err(crate::encode::OutputError::from(e).into_error(key, &slot.1.path()));
+        }
+        let JudgedChunk { chunk, verdicts, slots, batches, .. } = judged;
+        // An output's rows of one chunk are all written or none: once a record opens its output,
+        // the later ones find it open; once one is refused, the file is at its partition limit
+        // for good.
+        let mut admitted = vec![false; slots.len()];
+        for (record, verdict) in chunk.records.iter().zip(verdicts) {
+            self.records += 1;
+            let text = &chunk.text[record.span.clone()];
+            match verdict {
+                Verdict::Oversized(big) => self.quarantine_oversized(big, record.index, record.offset)?,
+                Verdict::Refused(reason) => {
+                    self.quarantine_record(Some(text), None, record.index, record.offset, reason)?
+                }
+                Verdict::Placed { slot, judgement } => match self.admit(&slots[slot]) {
+                    Err(reason) => self.quarantine_record(Some(text), None, record.index, record.offset, reason)?,
+                    Ok(()) => {
+                        if self.tally(judgement) {
+                            self.output(&slots[slot])?;
+                            admitted[slot] = true;
+                        }
+                    }
+                },
+            }
+        }
+        for ((slot, batch), admitted) in slots.iter().zip(batches).zip(admitted) {
+            if admitted {
+                let output = self.outputs.get_mut(slot).expect("opened when admitted");
+                output.push_batch(batch).map_err(|e| e.into_error(key, &slot.1.path()))?;
+            }
+        }
+        let mut chunk = chunk;
+        chunk.text.clear();
+        chunk.records.clear();
+        Ok(chunk)
+    }
+
+    /// Whether a placed record's output may be written to: one already open always may; a new
+    /// one only while the file is under [`Limits::max_partitions`]. The reason to quarantine
+    /// the record if not.
+    fn admit(&self, slot: &Slot) -> std::result::Result<(), String> {
         if self.outputs.contains_key(slot) {
             return Ok(());
-        }
-        let (account, region) = (escape_value(&slot.1.account), escape_value(&slot.1.region));
-        if account.len() > MAX_PARTITION_VALUE || region.len() > MAX_PARTITION_VALUE {
-            return Err(format!(
-                "the account or Region value cannot name a partition: escaped, it is {} / {} bytes long (at most {MAX_PARTITION_VALUE})",
-                account.len(),
-                region.len()
-            ));
         }
         let limit = self.options.limits.max_partitions;
         if self.outputs.len() >= limit {
@@ -691,8 +1018,24 @@ impl<'s> FileState<'s> {
         Ok(())
     }
 
-    fn write_row(&mut self, row: &Row<'_>, slot: (Dataset, PartitionKey)) -> Result<()> {
-        if !self.outputs.contains_key(&slot) {
+    /// Counts what became of an admitted record; whether its row is to be written.
+    fn tally(&mut self, judgement: Judgement) -> bool {
+        self.duplicate_keys += u64::from(judgement.duplicate_keys);
+        for (rule, n) in judgement.redacted {
+            *self.shaped.entry(rule).or_default() += u64::from(n);
+        }
+        match judgement.fate {
+            Fate::Write => return true,
+            Fate::Filtered => {}
+            Fate::Dropped(rule) => *self.shaped.entry(rule).or_default() += 1,
+        }
+        self.filtered += 1;
+        false
+    }
+
+    /// The output of `slot`, created with the first row written to it.
+    fn output(&mut self, slot: &Slot) -> Result<&mut ParquetOutput> {
+        if !self.outputs.contains_key(slot) {
             let prefix = self.options.layout.prefix(slot.0);
             let path = format!("{prefix}/{}/{}.parquet", slot.1.path(), self.stem);
             let file = self.sink.create(&path).map_err(|source| Error::Write {
@@ -703,8 +1046,15 @@ impl<'s> FileState<'s> {
             let output = ParquetOutput::new(file, &self.options.writer).map_err(|e| e.into_error(self.key(), &path))?;
             self.outputs.insert(slot.clone(), output);
         }
-        let output = self.outputs.get_mut(&slot).expect("inserted above");
-        output.push(row).map_err(|e| e.into_error(self.object.key, &slot.1.path()))
+        Ok(self.outputs.get_mut(slot).expect("inserted above"))
+    }
+
+    /// Quarantines a record too large to hold, by reference.
+    fn quarantine_oversized(&mut self, big: crate::log_file::Oversized, index: usize, offset: u64) -> Result<()> {
+        let limit = self.options.limits.max_record_bytes;
+        let reason = format!("record of {} bytes, larger than the limit of {limit} bytes", big.len);
+        let reference = Reference { length: big.len, sha256: hex(&big.sha256) };
+        self.quarantine_record(None, Some(reference), index, offset, reason)
     }
 
     /// Quarantines one record: with its text, or, for one too large to hold, by reference.
@@ -731,7 +1081,7 @@ impl<'s> FileState<'s> {
             self.quarantine = Some((path, file));
         }
         let line = QuarantinedRecord {
-            source_key: self.object.key,
+            source_key: self.rules.object.key,
             record_index: index,
             offset,
             reason,
@@ -746,16 +1096,13 @@ impl<'s> FileState<'s> {
             return Ok(());
         }
         self.quarantine_bytes += bytes.len() as u64;
+        let key = self.key();
         let (path, file) = self.quarantine.as_mut().expect("created above");
-        file.write_all(&bytes).map_err(|source| Error::Write {
-            key: self.object.key.into(),
-            path: path.clone(),
-            source,
-        })
+        file.write_all(&bytes).map_err(|source| Error::Write { key: key.into(), path: path.clone(), source })
     }
 
     fn commit(mut self, report: &mut FileReport) -> Result<()> {
-        let key = self.object.key.to_string();
+        let key = self.key().to_string();
         for ((dataset, partition), output) in self.outputs {
             let path = format!("{}/{}/{}.parquet", self.options.layout.prefix(dataset), partition.path(), self.stem);
             let (rows, bytes, file) = output.finish().map_err(|e| e.into_error(&key, &path))?;
@@ -773,7 +1120,7 @@ impl<'s> FileState<'s> {
         }
         if let (Some(omitted), Some((path, file))) = (self.omitted, self.quarantine.as_mut()) {
             let line = OmittedRecords {
-                source_key: self.object.key,
+                source_key: self.rules.object.key,
                 record_index: omitted.first_index,
                 offset: omitted.first_offset,
                 reason: format!(
@@ -1309,6 +1656,145 @@ mod tests {
         assert_eq!((gzip.rows, gzip.json_bytes, &gzip.sha256), (plain.rows, plain.json_bytes, &plain.sha256));
         assert_eq!(gzip.outputs, plain.outputs);
         assert_eq!(gz_sink.files(), plain_sink.files());
+    }
+
+    /// Converts `input` with every record parsed on the converting thread, then with records
+    /// parsed on worker threads: from the first byte in chunks of a few records (so chunks of
+    /// one output, of quarantined records and of refused partitions meet at every boundary), with
+    /// one to three workers, and past the default threshold as large files are. The reports and
+    /// every object written, byte for byte, are the same each time. Returns the serial report.
+    fn assert_parallel_parse_changes_nothing(key: &str, input: &[u8], options: &Options) -> FileReport {
+        let with = |parse_threads: ParseThreads| {
+            let sink = MemorySink::default();
+            let report = convert(key, input, &sink, &Options { parse_threads, ..options.clone() }).unwrap();
+            assert!(report.reconciles(), "{parse_threads:?}: {report:?}");
+            (report, sink.files())
+        };
+        let (serial, files) = with(ParseThreads { after_bytes: u64::MAX, ..ParseThreads::default() });
+        for parse_threads in [
+            ParseThreads { after_bytes: 0, workers: 1, chunk_bytes: 5000 },
+            ParseThreads { after_bytes: 0, workers: 2, chunk_bytes: 2000 },
+            ParseThreads { after_bytes: 0, workers: 3, chunk_bytes: 64 << 10 },
+            ParseThreads { workers: 2, ..ParseThreads::default() },
+        ] {
+            let (report, parallel) = with(parse_threads);
+            assert_eq!(report, serial, "{parse_threads:?}");
+            assert_eq!(parallel.keys().collect::<Vec<_>>(), files.keys().collect::<Vec<_>>(), "{parse_threads:?}");
+            for (path, body) in &files {
+                assert!(parallel[path] == *body, "{parse_threads:?}: {path} differs");
+            }
+        }
+        serial
+    }
+
+    /// A large file, plain and as gzip (inflated on its own thread while records are parsed on
+    /// others), in batches smaller than the chunks and with the default ones.
+    #[test]
+    fn parallel_parse_writes_the_same_outputs() {
+        let (json, gz) = large_log_file();
+        for batch_rows in [512, WriterSettings::default().batch_rows] {
+            let writer = WriterSettings { batch_rows, ..WriterSettings::default() };
+            let options = Options { writer, ..Options::default() };
+            for input in [json.as_bytes(), &gz[..]] {
+                let report = assert_parallel_parse_changes_nothing("k.json", input, &options);
+                assert_eq!((report.records, report.rows, report.quarantined), (5000, 5000, 0));
+                assert!(report.outputs.len() > 1, "{:?}", report.outputs);
+            }
+        }
+    }
+
+    /// Records that are quarantined, each for its own reason (not JSON, no object, no time, a
+    /// partition value too long, larger than the record limit, a key repeated), mixed among good
+    /// ones: the same lines in the same order; and past a quarantine cap reached halfway, the
+    /// same last line standing for the rest.
+    #[test]
+    fn parallel_parse_quarantines_the_same_records() {
+        let mut records = parquetrail_synth::sample_records_json(31, 3000);
+        let long_account = "1".repeat(MAX_PARTITION_VALUE + 1);
+        let mut bad = 0;
+        for (i, record) in records.iter_mut().enumerate() {
+            let replacement = match i % 61 {
+                3 => r#"{"eventTime":"yesterday"}"#.to_string(),
+                17 => "[1,2]".to_string(),
+                29 => r#"{"eventName":"NoTime"}"#.to_string(),
+                41 => format!(r#"{{"eventTime":"2024-01-01T00:00:00Z","recipientAccountId":"{long_account}"}}"#),
+                53 => format!(r#"{{"eventTime":"2024-01-01T00:00:00Z","pad":"{}"}}"#, "x".repeat(9000)),
+                _ => continue,
+            };
+            *record = replacement;
+            bad += 1;
+        }
+        records[7] = records[7].replacen(r#""eventName":"#, r#""eventName":"Twice","eventName":"#, 1);
+        let json = format!(r#"{{"Records":[{}]}}"#, records.join(","));
+        let limits = Limits { max_record_bytes: 8192, ..Limits::default() };
+        let options = Options { limits, ..Options::default() };
+        let report = assert_parallel_parse_changes_nothing("k.json", json.as_bytes(), &options);
+        assert_eq!((report.records, report.quarantined, report.quarantined_by_reference), (3000, bad, 0));
+        assert_eq!(report.duplicate_keys, 1, "{report:?}");
+
+        let limits = Limits { max_quarantine_bytes: 20_000, ..limits };
+        let options = Options { limits, ..Options::default() };
+        let report = assert_parallel_parse_changes_nothing("k.json", json.as_bytes(), &options);
+        assert_eq!(report.quarantined, bad);
+        assert!(report.quarantined_by_reference > 0 && report.quarantined_by_reference < bad, "{report:?}");
+    }
+
+    /// A file that reaches its partition limit partway, with partitions holding only filtered
+    /// records (which open none): the same records refused, and the same partitions written.
+    #[test]
+    fn parallel_parse_refuses_the_same_partitions() {
+        let mut records = parquetrail_synth::sample_records(37, 3000);
+        for (i, record) in records.iter_mut().enumerate() {
+            // One account and Region; a new day every 250 records, and one record in 40 of an
+            // excluded source on a day of its own.
+            let day = if i % 40 == 39 { 20 + i % 7 } else { i / 250 };
+            record["eventTime"] = format!("2024-01-{:02}T00:00:00Z", day + 1).into();
+            record["recipientAccountId"] = "111122223333".into();
+            record["awsRegion"] = "us-east-1".into();
+            if i % 40 == 39 {
+                record["eventSource"] = "excluded.example".into();
+            }
+        }
+        let texts: Vec<String> = records.iter().map(|r| r.to_string()).collect();
+        let json = format!(r#"{{"Records":[{}]}}"#, texts.join(","));
+        let filter = EventFilter { exclude_sources: ["excluded.example".to_string()].into(), ..EventFilter::default() };
+        let limits = Limits { max_partitions: 5, ..Limits::default() };
+        let options = Options { filter, limits, ..Options::default() };
+        let report = assert_parallel_parse_changes_nothing("k.json", json.as_bytes(), &options);
+        // Days 1–5 open at records 0, 250, …, 1000; of the 1250 records before day 6, the 31 of
+        // the excluded source are filtered, except the 6 from record 1000 on, which would open a
+        // sixth partition. Every record from 1250 on is refused.
+        let dates: Vec<&str> = report.outputs.iter().map(|o| o.date.as_str()).collect();
+        assert_eq!(dates, ["2024-01-01", "2024-01-02", "2024-01-03", "2024-01-04", "2024-01-05"]);
+        assert_eq!((report.rows, report.filtered, report.quarantined), (1250 - 31, 31 - 6, 1750 + 6), "{report:?}");
+        let lines = quarantine_lines_of(&json, &options);
+        assert!(lines.iter().all(|l| l["reason"].as_str().unwrap().contains("already writes 5 partitions")));
+    }
+
+    /// The quarantine lines of converting `json` with `options` (serially).
+    fn quarantine_lines_of(json: &str, options: &Options) -> Vec<serde_json::Value> {
+        let sink = MemorySink::default();
+        convert("k.json", json.as_bytes(), &sink, options).unwrap();
+        quarantine_lines(&sink)
+    }
+
+    /// Event filters and shaping (drops and redactions, counted per rule): the same counts and
+    /// the same rows.
+    #[test]
+    fn parallel_parse_filters_and_shapes_the_same() {
+        let (json, _) = large_log_file();
+        let shaping = crate::shaping::Shaping {
+            sets: vec![
+                crate::shaping::Shaping::builtin("noise").unwrap(),
+                crate::shaping::Shaping::builtin("secrets").unwrap(),
+            ],
+        };
+        let filter = EventFilter { read_write: ReadWrite::WriteOnly, ..EventFilter::default() };
+        for (filter, shaping) in [(EventFilter::default(), shaping.clone()), (filter, shaping)] {
+            let options = Options { filter, shaping, ..Options::default() };
+            let report = assert_parallel_parse_changes_nothing("k.json", json.as_bytes(), &options);
+            assert!(report.filtered > 0 && !report.shaped.is_empty(), "{report:?}");
+        }
     }
 
     /// A gzip file cut short after the read-ahead began is quarantined as truncated, as it is when

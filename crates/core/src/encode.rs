@@ -403,6 +403,13 @@ impl Columns {
         Ok(Columns { nodes, at: 0, mismatch: None })
     }
 
+    /// Copies one row into the builders (see [`Row::push_columns`]).
+    pub(crate) fn push(&mut self, row: &Row<'_>) -> Result<(), DataError> {
+        self.begin_row();
+        row.push_columns(self);
+        self.end_row()
+    }
+
     /// Starts a row: the cursor goes back to the first column.
     fn begin_row(&mut self) {
         self.at = 0;
@@ -638,7 +645,12 @@ impl From<DataError> for OutputError {
 /// One Parquet output being written.
 pub struct ParquetOutput {
     columns: Columns,
+    /// Rows in `columns`.
     pending: usize,
+    /// Rows built elsewhere ([`ParquetOutput::push_batch`]), oldest first, waiting to make up a
+    /// batch of `batch_rows` (any rows of `columns` go first, when they meet), and their rows.
+    fragments: std::collections::VecDeque<RecordBatch>,
+    queued: usize,
     rows: u64,
     settings: WriterSettings,
     /// The sink file until the writer is opened (with the first batch), then the writer.
@@ -742,6 +754,8 @@ impl ParquetOutput {
         Ok(ParquetOutput {
             columns,
             pending: 0,
+            fragments: Default::default(),
+            queued: 0,
             rows: 0,
             settings: settings.clone(),
             file: Some(file),
@@ -768,30 +782,85 @@ impl ParquetOutput {
 
     /// Copies one row into the current batch.
     pub fn push(&mut self, row: &Row<'_>) -> Result<(), OutputError> {
-        self.columns.begin_row();
-        row.push_columns(&mut self.columns);
-        self.columns.end_row()?;
+        self.check_encoder()?;
+        self.columns.push(row)?;
         self.pending += 1;
         self.rows += 1;
-        if self.pending >= self.settings.batch_rows.max(1) {
+        if self.pending + self.queued >= self.settings.batch_rows.max(1) {
             self.flush_batch(false).map_err(|e| self.fault.classify(e))?;
         }
         Ok(())
     }
 
-    /// Hands the pending rows to the writer; `last` when no row will follow.
-    fn flush_batch(&mut self, last: bool) -> Result<(), DataError> {
-        if self.pending == 0 {
+    /// Appends rows built elsewhere (by [`Columns`] of the output schema, on a parse worker),
+    /// after every row pushed so far. They are cut into the same batches of `batch_rows` rows
+    /// that [`ParquetOutput::push`] makes, so the file is the same whichever way its rows came.
+    pub(crate) fn push_batch(&mut self, batch: RecordBatch) -> Result<(), OutputError> {
+        self.check_encoder()?;
+        if batch.num_rows() == 0 {
             return Ok(());
         }
-        let batch = self.columns.finish(&schema())?;
+        self.rows += batch.num_rows() as u64;
+        self.queued += batch.num_rows();
+        self.fragments.push_back(batch);
+        let batch_rows = self.settings.batch_rows.max(1);
+        while self.pending + self.queued >= batch_rows {
+            self.flush_batch(false).map_err(|e| self.fault.classify(e))?;
+        }
+        Ok(())
+    }
+
+    /// An output whose encoder stopped on an error refuses every later row with that error.
+    fn check_encoder(&self) -> Result<(), OutputError> {
+        match self.writer {
+            Some(Writer::Failed) => Err(self.fault.classify(stopped_error())),
+            _ => Ok(()),
+        }
+    }
+
+    /// The next batch: the rows of `columns`, then those of `fragments`, at most `batch_rows`
+    /// of them unless `last`; `None` when no row is pending.
+    fn next_batch(&mut self, last: bool) -> Result<Option<RecordBatch>, DataError> {
+        if self.fragments.is_empty() {
+            if self.pending == 0 {
+                return Ok(None);
+            }
+            self.pending = 0;
+            return Ok(Some(self.columns.finish(&schema())?));
+        }
+        if self.pending > 0 {
+            let built = self.columns.finish(&schema())?;
+            self.fragments.push_front(built);
+            self.queued += std::mem::take(&mut self.pending);
+        }
+        let mut want = if last { self.queued } else { self.queued.min(self.settings.batch_rows.max(1)) };
+        self.queued -= want;
+        let mut parts = Vec::new();
+        while want > 0 {
+            let Some(front) = self.fragments.pop_front() else { break };
+            if front.num_rows() > want {
+                self.fragments.push_front(front.slice(want, front.num_rows() - want));
+                parts.push(front.slice(0, want));
+                break;
+            }
+            want -= front.num_rows();
+            parts.push(front);
+        }
+        match parts.len() {
+            1 => Ok(parts.pop()),
+            _ => Ok(Some(arrow_select::concat::concat_batches(&schema(), &parts)?)),
+        }
+    }
+
+    /// Hands the next batch to the writer; `last` when no row will follow.
+    fn flush_batch(&mut self, last: bool) -> Result<(), DataError> {
+        let Some(batch) = self.next_batch(last)? else { return Ok(()) };
         let writer = match self.writer {
             Some(ref mut writer) => writer,
             None if last => self.open(self.settings.properties_for_single_batch(&batch), false)?,
             None => self.open(self.settings.properties(), true)?,
         };
         writer.write(batch)?;
-        self.pending = 0;
         Ok(())
     }
 
