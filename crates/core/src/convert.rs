@@ -557,10 +557,12 @@ pub struct ParseThreads {
     /// Decompressed bytes read before records are parsed on worker threads. Smaller files (most
     /// deliveries) never start them: a thread would cost more than it saves.
     pub after_bytes: u64,
-    /// Worker threads; 0 is one per available core but one (at most [`MAX_PARSE_WORKERS`]):
+    /// Worker threads; 0 is one per available core beyond two (at most [`MAX_PARSE_WORKERS`]):
     /// the converting thread, the inflate thread and the encoders take about as much CPU as the
-    /// parsing, so on 2 cores one worker keeps both busy, and a second one only adds an
-    /// allocator heap (~20 MiB of peak RSS, `BENCHMARKS.md`).
+    /// parsing, so on 2 cores they already keep both busy. Measured there with the machine to
+    /// itself, a worker gave no wall time on a 500 MB file (2.28–2.49 s against 2.21–2.49) for
+    /// 30 MiB more peak RSS (`BENCHMARKS.md`, "Scaling across cores"); each worker adds an
+    /// allocator heap (10–20 MiB).
     pub workers: usize,
     /// Bytes of record text per chunk handed to a worker: enough that handing it over costs
     /// nothing next to parsing it, few enough that the chunks in flight (at most
@@ -582,7 +584,7 @@ impl ParseThreads {
     /// How many workers to start; 0 parses on the converting thread.
     fn resolve(&self) -> usize {
         match self.workers {
-            0 => std::thread::available_parallelism().map_or(0, |n| n.get() - 1).min(MAX_PARSE_WORKERS),
+            0 => std::thread::available_parallelism().map_or(0, |n| n.get().saturating_sub(2)).min(MAX_PARSE_WORKERS),
             n => n,
         }
     }
