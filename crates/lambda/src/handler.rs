@@ -187,9 +187,8 @@ async fn handle_batch(
             (Err(e), _) => (ResultCode::PermanentFailure, e.to_string()),
             (Ok(object), Ok(pipeline)) => {
                 let pipeline = pipeline.as_ref().unwrap_or(&app.pipeline);
-                let mut outcome = [process_bounded(app, pipeline, object, answer_by).await];
-                record_done(app, pipeline, &[object], &mut outcome).await;
-                let [outcome] = outcome;
+                let mut outcome = process_bounded(app, pipeline, object, answer_by).await;
+                record_done(app, pipeline, &[object], std::slice::from_mut(&mut outcome)).await;
                 add(metrics, &outcome);
                 match &outcome.result {
                     Err(e) if e.retryable => (ResultCode::TemporaryFailure, e.message.clone()),
