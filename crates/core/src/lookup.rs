@@ -1271,7 +1271,7 @@ pub fn page_ranges(
 
 /// Decodes the rows [`select_hits`] selected, every column. `reader` needs the whole of the
 /// selected row groups.
-pub fn decode_selected<R: ChunkReader + 'static>(
+pub fn decode_selected<R: ChunkReader + Clone + 'static>(
     reader: R,
     metadata: ArrowReaderMetadata,
     selection: &Selection,
@@ -1300,20 +1300,42 @@ pub fn decode_selected<R: ChunkReader + 'static>(
             selectors.push(RowSelector::skip(total - next));
         }
     }
+    let selection_rows = RowSelection::from(selectors);
     let groups: Vec<usize> = selection.groups.iter().map(|(g, _)| *g).collect();
-    let batches = ParquetRecordBatchReaderBuilder::new_with_metadata(reader, metadata)
-        .with_row_groups(groups)
-        .with_row_selection(RowSelection::from(selectors))
-        .with_batch_size(8192)
-        .build()
-        .map_err(|e| error(e.into()))?;
-    for batch in batches {
-        let batch = batch.map_err(|e| error(e.into()))?;
-        let rows: Vec<Row<'static>> = serde_arrow::from_record_batch(&batch).map_err(|e| error(e.into()))?;
-        // The filter ran on these rows' own values; checking again costs little and keeps a
-        // projection that missed a column from ever widening the answer.
-        hits.rows.extend(rows.into_iter().filter(|r| query.matches(r)));
+    let selected: usize = selection.groups.iter().map(|(_, rows)| rows.len()).sum();
+    // One top-level column at a time: a reader holds a decompression context and buffers for
+    // every leaf it reads, so reading all 74 leaves at once touches megabytes of fresh memory
+    // for a few kilobytes of hits; column by column, each reader's memory is reused by the next.
+    let schema = metadata.schema().clone();
+    let mut columns = Vec::with_capacity(schema.fields().len());
+    for root in 0..schema.fields().len() {
+        let mask = ProjectionMask::roots(metadata.metadata().file_metadata().schema_descr(), [root]);
+        let batches = ParquetRecordBatchReaderBuilder::new_with_metadata(reader.clone(), metadata.clone())
+            .with_row_groups(groups.clone())
+            .with_row_selection(selection_rows.clone())
+            .with_projection(mask)
+            .with_batch_size(selected.max(1))
+            .build()
+            .map_err(|e| error(e.into()))?;
+        let mut parts = Vec::new();
+        for batch in batches {
+            parts.push(batch.map_err(|e| error(e.into()))?.column(0).clone());
+        }
+        let column = match parts.len() {
+            0 => arrow_array::new_empty_array(schema.field(root).data_type()),
+            1 => parts.pop().expect("one part"),
+            _ => {
+                let parts: Vec<&dyn arrow_array::Array> = parts.iter().map(|a| a.as_ref()).collect();
+                arrow_select::concat::concat(&parts).map_err(|e| error(e.into()))?
+            }
+        };
+        columns.push(column);
     }
+    let batch = arrow_array::RecordBatch::try_new(schema, columns).map_err(|e| error(e.into()))?;
+    let rows: Vec<Row<'static>> = serde_arrow::from_record_batch(&batch).map_err(|e| error(e.into()))?;
+    // The filter ran on these rows' own values; checking again costs little and keeps a
+    // projection that missed a column from ever widening the answer.
+    hits.rows.extend(rows.into_iter().filter(|r| query.matches(r)));
     Ok(hits)
 }
 
