@@ -131,13 +131,20 @@ impl WriterSettings {
     /// [`WriterSettings::compacted_properties`] for outputs whose rows are all among `batches`
     /// (a partition compacted in one go, as most are): the same page index, page size and bloom
     /// filters, with each leaf's codec chosen from what it holds in `batches`, as a delivery's is
-    /// (under 1 KiB of plain bytes, uncompressed; no value, no codec and no dictionary). A reader
+    /// (under 1 KiB, uncompressed; no value, no codec and no dictionary), except that a string
+    /// leaf of few distinct values is judged by what its dictionary and indices take
+    /// ([`with_dictionary_estimates`]), not by its PLAIN bytes. A reader
     /// opens a zstd context pair per compressed column chunk, and on x86-64 virtual machines a
     /// pair costs more than decoding the few hundred bytes such a chunk holds (`BENCHMARKS.md`,
     /// "Codecs of small compacted files"). `parquet` is the Parquet schema of the batches.
     pub fn compacted_properties_for(&self, parquet: &SchemaDescriptor, batches: &[RecordBatch]) -> WriterProperties {
         match leaf_totals(parquet, batches) {
-            Some(sizes) => self.per_leaf_codecs(self.compacted_builder(), parquet, &sizes),
+            Some(mut sizes) => {
+                let base = self.compacted_builder().build();
+                let dictionary = |leaf: usize| base.dictionary_enabled(parquet.column(leaf).path());
+                with_dictionary_estimates(&mut sizes, batches, dictionary);
+                self.per_leaf_codecs(self.compacted_builder(), parquet, &sizes)
+            }
             None => self.compacted_properties(),
         }
     }
@@ -268,8 +275,53 @@ fn parquet_schema() -> &'static SchemaDescriptor {
 struct LeafSize {
     /// Values present (not null, and not under a null or empty parent).
     values: usize,
-    /// An upper bound of their PLAIN-encoded bytes.
+    /// An upper bound of their PLAIN-encoded bytes (or, for compacted files, of their
+    /// dictionary-encoded ones where [`with_dictionary_estimates`] counted them).
     bytes: usize,
+}
+
+/// Leaves holding more values than this keep their PLAIN estimate in
+/// [`with_dictionary_estimates`]: at that size a column chunk is worth its codec anyway, and
+/// counting distinct values stays a small part of writing.
+const DICTIONARY_ESTIMATE_MAX_VALUES: usize = 65_536;
+
+/// Lowers the estimate of each dictionary-encoded string leaf (`dictionary(leaf)`) that holds
+/// few distinct values to what its dictionary and indices take: a Region or an account ID
+/// repeated in a thousand rows is a few thousand PLAIN bytes but about a hundred encoded ones,
+/// and compressing it saves nothing while its reader pays a zstd context pair. Counting stops
+/// as soon as the distinct values alone pass [`MIN_COMPRESSED_BYTES`].
+fn with_dictionary_estimates(sizes: &mut [LeafSize], batches: &[RecordBatch], dictionary: impl Fn(usize) -> bool) {
+    use std::collections::HashSet;
+    let leaves: Vec<Vec<Option<&dyn Array>>> = batches.iter().map(leaf_arrays).collect();
+    for (leaf, size) in sizes.iter_mut().enumerate() {
+        if size.bytes < MIN_COMPRESSED_BYTES || size.values > DICTIONARY_ESTIMATE_MAX_VALUES || !dictionary(leaf) {
+            continue;
+        }
+        let mut distinct: HashSet<&str> = HashSet::new();
+        let mut dictionary_bytes = 0;
+        let mut small = true;
+        'batches: for batch in &leaves {
+            let Some(array) = batch.get(leaf).copied().flatten() else { continue };
+            let Some(strings) = array.as_string_opt::<i32>() else {
+                small = false;
+                break;
+            };
+            for value in strings.iter().flatten() {
+                if distinct.insert(value) {
+                    dictionary_bytes += value.len() + 4;
+                    if dictionary_bytes >= MIN_COMPRESSED_BYTES {
+                        small = false;
+                        break 'batches;
+                    }
+                }
+            }
+        }
+        if small {
+            // RLE/bit-packed indices: at most this many bits per value (none for one value).
+            let bits = (usize::BITS - distinct.len().saturating_sub(1).leading_zeros()) as usize;
+            size.bytes = size.bytes.min(dictionary_bytes + (size.values * bits).div_ceil(8));
+        }
+    }
 }
 
 /// For each leaf column of `parquet`, how much it holds in all of `batches`; `None` when a batch
@@ -289,9 +341,10 @@ fn leaf_totals(parquet: &SchemaDescriptor, batches: &[RecordBatch]) -> Option<Ve
     Some(sizes)
 }
 
-/// For each Parquet leaf column of `batch`, in schema order, how much it holds.
-fn leaf_sizes(batch: &RecordBatch) -> Vec<LeafSize> {
-    fn walk(array: &dyn Array, empty: bool, out: &mut Vec<LeafSize>) {
+/// For each Parquet leaf column of `batch`, in schema order, its values array (`None` when
+/// it holds no value: under a parent that is null or empty in every row).
+fn leaf_arrays(batch: &RecordBatch) -> Vec<Option<&dyn Array>> {
+    fn walk<'a>(array: &'a dyn Array, empty: bool, out: &mut Vec<Option<&'a dyn Array>>) {
         let empty = empty || array.null_count() == array.len();
         match array.data_type() {
             DataType::Struct(_) => {
@@ -301,20 +354,7 @@ fn leaf_sizes(batch: &RecordBatch) -> Vec<LeafSize> {
             }
             DataType::List(_) => walk(array.as_list::<i32>().values().as_ref(), empty, out),
             DataType::Map(..) => walk(array.as_map().entries(), empty, out),
-            _ if empty => out.push(LeafSize::default()),
-            data_type => {
-                let values = array.len() - array.null_count();
-                let bytes = match data_type {
-                    // Value bytes plus PLAIN's 4-byte length prefix per value.
-                    DataType::Utf8 => {
-                        let offsets = array.as_string::<i32>().offsets();
-                        (offsets[offsets.len() - 1] - offsets[0]) as usize + 4 * values
-                    }
-                    DataType::Boolean => values.div_ceil(8),
-                    other => other.primitive_width().unwrap_or(8) * values,
-                };
-                out.push(LeafSize { values, bytes })
-            }
+            _ => out.push((!empty).then_some(array)),
         }
     }
     let mut out = Vec::with_capacity(parquet_schema().num_columns());
@@ -322,6 +362,27 @@ fn leaf_sizes(batch: &RecordBatch) -> Vec<LeafSize> {
         walk(column.as_ref(), false, &mut out);
     }
     out
+}
+
+/// For each Parquet leaf column of `batch`, in schema order, how much it holds.
+fn leaf_sizes(batch: &RecordBatch) -> Vec<LeafSize> {
+    leaf_arrays(batch)
+        .into_iter()
+        .map(|leaf| {
+            let Some(array) = leaf else { return LeafSize::default() };
+            let values = array.len() - array.null_count();
+            let bytes = match array.data_type() {
+                // Value bytes plus PLAIN's 4-byte length prefix per value.
+                DataType::Utf8 => {
+                    let offsets = array.as_string::<i32>().offsets();
+                    (offsets[offsets.len() - 1] - offsets[0]) as usize + 4 * values
+                }
+                DataType::Boolean => values.div_ceil(8),
+                other => other.primitive_width().unwrap_or(8) * values,
+            };
+            LeafSize { values, bytes }
+        })
+        .collect()
 }
 
 /// Arrow builders for the output schema, filled row by row by the record model
