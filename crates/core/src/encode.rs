@@ -171,14 +171,18 @@ impl WriterSettings {
     /// chosen per leaf column from what it actually holds:
     /// - no value at all: neither compressed nor dictionary-encoded;
     /// - under [`MIN_COMPRESSED_BYTES`]: not compressed (a dictionary, where enabled, still
-    ///   shares repeated values);
+    ///   shares repeated values; a string leaf of few distinct values is measured by its
+    ///   dictionary and indices, [`with_dictionary_estimates`]);
     /// - the rest: the configured codec.
     ///
     /// Such an output has one page per column chunk (short of a column over 1 MiB), so its offset
     /// index would only repeat the column chunk's own metadata and is left out.
     fn properties_for_single_batch(&self, batch: &RecordBatch) -> WriterProperties {
-        match leaf_totals(parquet_schema(), std::slice::from_ref(batch)) {
-            Some(sizes) => {
+        let batches = std::slice::from_ref(batch);
+        match leaf_totals(parquet_schema(), batches) {
+            Some(mut sizes) => {
+                let dictionary = dictionary_leaves();
+                with_dictionary_estimates(&mut sizes, batches, |leaf| dictionary[leaf]);
                 self.per_leaf_codecs(self.builder().set_offset_index_disabled(true), parquet_schema(), &sizes)
             }
             None => self.properties(),
@@ -263,6 +267,16 @@ const NO_STATISTICS: &[&str] = &[
     "insightdetails",
     "unmapped",
 ];
+
+/// Whether each leaf of [`parquet_schema`] is dictionary-encoded (where it holds values), as
+/// [`WriterSettings`]'s properties say; they do not depend on the codec or row group size.
+fn dictionary_leaves() -> &'static [bool] {
+    static LEAVES: OnceLock<Vec<bool>> = OnceLock::new();
+    LEAVES.get_or_init(|| {
+        let properties = WriterSettings::default().properties();
+        parquet_schema().columns().iter().map(|leaf| properties.dictionary_enabled(leaf.path())).collect()
+    })
+}
 
 /// The Parquet schema of the outputs, converted from the Arrow schema once.
 fn parquet_schema() -> &'static SchemaDescriptor {
@@ -967,12 +981,14 @@ mod tests {
     fn leaf_settings_follow_the_data() {
         use parquet::file::metadata::ColumnChunkMetaData;
         use parquet::file::reader::{FileReader, SerializedFileReader};
-        // 40 rows: eventName is 520 bytes of one repeated value, userAgent and requestParameters
-        // are over 1 KiB, errorCode and useridentity.arn are absent.
+        // 40 rows: eventName is 520 bytes of one repeated value, sourceIPAddress 1,120 of another
+        // (over 1 KiB as PLAIN bytes, one dictionary entry encoded), userAgent and
+        // requestParameters are over 1 KiB of distinct values, errorCode and useridentity.arn
+        // are absent.
         let texts: Vec<String> = (0..40)
             .map(|i| {
                 format!(
-                    r#"{{"eventTime":"2024-01-01T00:00:{:02}Z","eventName":"GetObject","userAgent":"aws-cli/2.15.{i} Python/3.11 Linux/6.1 exe/x86_64","userIdentity":{{"type":"Root"}},"resources":[{{"ARN":"a"}}],"requestParameters":{{"bucketName":"bucket-{i}","key":"some/long/key/{i}.json"}}}}"#,
+                    r#"{{"eventTime":"2024-01-01T00:00:{:02}Z","eventName":"GetObject","sourceIPAddress":"cloudtrail.amazonaws.com","userAgent":"aws-cli/2.15.{i} Python/3.11 Linux/6.1 exe/x86_64","userIdentity":{{"type":"Root"}},"resources":[{{"ARN":"a"}}],"requestParameters":{{"bucketName":"bucket-{i}","key":"some/long/key/{i}.json"}}}}"#,
                     i % 60
                 )
             })
@@ -1016,6 +1032,7 @@ mod tests {
             ("useragent", (true, true, true, false)),
             ("requestparameters", (true, false, false, false)),
             ("eventname", (false, true, true, false)),
+            ("sourceipaddress", (false, true, true, false)),
             ("useridentity.type", (false, true, true, false)),
             ("resources.list.item.arn", (false, true, true, false)),
             ("errorcode", (false, false, true, false)),
@@ -1031,6 +1048,7 @@ mod tests {
         for (path, want) in [
             ("eventname", (true, true, true, true)),
             ("errorcode", (true, true, true, true)),
+            ("sourceipaddress", (true, true, true, true)),
             ("requestparameters", (true, false, false, true)),
         ] {
             assert_eq!(settings_of(&batched, path), want, "several batches: {path}");
