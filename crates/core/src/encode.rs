@@ -132,8 +132,8 @@ impl WriterSettings {
     /// (a partition compacted in one go, as most are): the same page index, page size and bloom
     /// filters, with each leaf's codec chosen from what it holds in `batches`, as a delivery's is
     /// (under 1 KiB, uncompressed; no value, no codec and no dictionary), except that a string
-    /// leaf of few distinct values is judged by what its dictionary and indices take
-    /// ([`with_dictionary_estimates`]), not by its PLAIN bytes. A reader
+    /// leaf of few distinct values is judged by what its dictionary and indices take, not by
+    /// its PLAIN bytes. A reader
     /// opens a zstd context pair per compressed column chunk, and on x86-64 virtual machines a
     /// pair costs more than decoding the few hundred bytes such a chunk holds (`BENCHMARKS.md`,
     /// "Codecs of small compacted files"). `parquet` is the Parquet schema of the batches.
