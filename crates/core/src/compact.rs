@@ -750,6 +750,61 @@ mod tests {
         assert_eq!(params, want["requestParameters"]);
     }
 
+    /// Hits close together (one row in four of some pages) and pages without any between: phase
+    /// two fetches only the pages holding hits, so it must decode by skipping whole pages, not
+    /// by reading every row under a mask (the parquet crate's choice for dense selections,
+    /// which would ask for the bytes of pages never fetched).
+    #[test]
+    fn dense_hits_decode_from_only_the_pages_that_hold_them() {
+        use chrono::TimeZone;
+
+        use crate::lookup::{self, AttributeKey, Footer, LookupQuery, SparseFile};
+        let rows = 5 * crate::encode::COMPACTED_PAGE_ROWS;
+        // Compaction orders by time: the rows of second s are those with i % 60 == s, so the
+        // hits (one i / 60 in four, seconds under 10 or from 50) are every fourth row of the
+        // first and last pages, with pages without a hit between them.
+        let hit = |i: usize| (i / 60).is_multiple_of(4) && !(10..50).contains(&(i % 60));
+        let records: Vec<String> = (0..rows)
+            .map(|i| record(&format!("id-{i:05}"), (i % 60) as u32, if hit(i) { "Hit" } else { "Other" }, ""))
+            .collect();
+        let sink = MemorySink::default();
+        deliver(&sink, &[("20240301T1200Z_a", records.clone())], &WriterSettings::default());
+        let out = MemorySink::default();
+        let report = compact(Dataset::Events, inputs(&sink, DIR), &out, DIR, "c", &CompactOptions::default()).unwrap();
+        let file = Bytes::from(out.get(&report.outputs[0].path).unwrap());
+        let len = file.len() as u64;
+        let Footer::Parsed(metadata) = lookup::parse_footer(&file, len, "f").unwrap() else { panic!("whole file") };
+        let md = metadata.metadata().clone();
+
+        let t = |h: u32| chrono::Utc.with_ymd_and_hms(2024, 3, 1, h, 0, 0).unwrap();
+        let mut query = LookupQuery::new(t(0), t(23));
+        query.include_data_events = true;
+        query.attributes.push((AttributeKey::EventName, "Hit".into()));
+        let leaves = lookup::filter_leaves(&md, &query, None);
+        let mut sparse = SparseFile::new(len);
+        let index = lookup::offset_index_range(&md, &[0]).expect("compacted files have an offset index");
+        sparse.insert(index.start, file.slice(index.start as usize..));
+        for r in lookup::column_ranges(&md, 0, &leaves, true) {
+            sparse.insert(r.start, file.slice(r.start as usize..r.end as usize));
+        }
+        let selection = lookup::select_hits(sparse.clone(), metadata.clone(), vec![0], "f", &query, None).unwrap();
+        let want: std::collections::BTreeSet<String> =
+            (0..rows).filter(|&i| hit(i)).map(|i| format!("id-{i:05}")).collect();
+        assert_eq!(selection.hits(), want.len());
+        let with_pages = lookup::with_offset_index(&sparse, &metadata, "f").unwrap();
+        let pages = lookup::page_ranges(with_pages.metadata(), &selection, &leaves, false).unwrap();
+        let span = |ranges: &[std::ops::Range<u64>]| ranges.iter().map(|r| r.end - r.start).sum::<u64>();
+        let whole = span(&lookup::column_ranges(&md, 0, &leaves, false));
+        assert!(span(&pages) < whole, "some pages hold no hit: {} of {whole} bytes", span(&pages));
+        for r in &pages {
+            sparse.insert(r.start, file.slice(r.start as usize..r.end as usize));
+        }
+        let hits = lookup::decode_selected(sparse, with_pages, &selection, "f", &query).unwrap();
+        let got: std::collections::BTreeSet<String> =
+            hits.rows.iter().map(|r| r.eventid.as_deref().unwrap().to_string()).collect();
+        assert_eq!(got, want);
+    }
+
     #[test]
     fn sorts_dedups_and_keeps_distinct_records_sharing_an_event_id() {
         let (sink, keys, records) = partition();

@@ -1278,7 +1278,7 @@ pub fn decode_selected<R: ChunkReader + Clone + 'static>(
     path: &str,
     query: &LookupQuery,
 ) -> Result<FileHits<'static>> {
-    use parquet::arrow::arrow_reader::{RowSelection, RowSelector};
+    use parquet::arrow::arrow_reader::{RowSelection, RowSelectionPolicy, RowSelector};
     let error = |e: DataError| Error::Archive { path: path.to_string(), source: e };
     let mut hits =
         FileHits { rows: Vec::new(), row_groups: selection.row_groups, row_groups_read: selection.row_groups_read };
@@ -1313,6 +1313,10 @@ pub fn decode_selected<R: ChunkReader + Clone + 'static>(
         let batches = ParquetRecordBatchReaderBuilder::new_with_metadata(reader.clone(), metadata.clone())
             .with_row_groups(groups.clone())
             .with_row_selection(selection_rows.clone())
+            // Skip pages, never read under a mask: only the pages holding hits were fetched, and
+            // the crate's default picks a mask for selections of short runs, which reads every
+            // page between the first hit and the last.
+            .with_row_selection_policy(RowSelectionPolicy::Selectors)
             .with_projection(mask)
             .with_batch_size(selected.max(1))
             .build()
