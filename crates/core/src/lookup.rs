@@ -1106,7 +1106,7 @@ pub fn column_ranges(
 pub struct Selection {
     /// Row groups with at least one hit, ascending, each with the hits' row indices in it.
     pub groups: Vec<(usize, Vec<usize>)>,
-    /// The hits' `eventtime_ts`.
+    /// The hits' `eventtime_ts`, in the order of `groups`' rows.
     pub times: Vec<i64>,
     pub row_groups: usize,
     pub row_groups_read: usize,
@@ -1117,13 +1117,57 @@ impl Selection {
         self.groups.iter().map(|(_, rows)| rows.len()).sum()
     }
 
+    /// Each row group's hits with their times.
+    fn into_parts(self) -> Vec<(usize, Vec<usize>, Vec<i64>)> {
+        let mut times = self.times.into_iter();
+        self.groups
+            .into_iter()
+            .map(|(g, rows)| {
+                let t = times.by_ref().take(rows.len()).collect();
+                (g, rows, t)
+            })
+            .collect()
+    }
+
+    fn set_parts(&mut self, parts: Vec<(usize, Vec<usize>, Vec<i64>)>) {
+        self.times = parts.iter().flat_map(|(_, _, t)| t.iter().copied()).collect();
+        self.groups = parts.into_iter().filter(|(_, rows, _)| !rows.is_empty()).map(|(g, rows, _)| (g, rows)).collect();
+    }
+
     /// Adds the hits of other row groups (read separately) to these.
     pub fn merge(&mut self, other: Selection) {
-        self.groups.extend(other.groups);
-        self.groups.sort_by_key(|(g, _)| *g);
-        self.times.extend(other.times);
-        self.row_groups = self.row_groups.max(other.row_groups);
-        self.row_groups_read += other.row_groups_read;
+        let (row_groups, read) = (self.row_groups.max(other.row_groups), self.row_groups_read + other.row_groups_read);
+        let mut parts = std::mem::take(self).into_parts();
+        parts.extend(other.into_parts());
+        parts.sort_by_key(|(g, _, _)| *g);
+        self.set_parts(parts);
+        (self.row_groups, self.row_groups_read) = (row_groups, read);
+    }
+
+    /// Keeps only the hits that can be among the first `max_results + 1` of a lookup (a page and
+    /// the one that tells another page follows): pages are newest first, so a hit older than
+    /// `max_results + 1` hits of this file never is, whatever other files hold. Hits tied in
+    /// time with the last kept one stay (their order is decided by event ID, read later).
+    /// A page of a frequent event name then decodes about a page of rows, not every hit of the
+    /// row groups read.
+    pub fn keep_newest(&mut self, max_results: usize) {
+        let keep = max_results.saturating_add(1);
+        if self.times.len() <= keep {
+            return;
+        }
+        let mut times = self.times.clone();
+        let (_, &mut oldest_kept, _) = times.select_nth_unstable_by(keep - 1, |a, b| b.cmp(a));
+        let parts = std::mem::take(&mut self.groups);
+        let mut all_times = std::mem::take(&mut self.times).into_iter();
+        let parts = parts
+            .into_iter()
+            .map(|(g, rows)| {
+                let (rows, times): (Vec<usize>, Vec<i64>) =
+                    rows.into_iter().zip(all_times.by_ref()).filter(|(_, t)| *t >= oldest_kept).unzip();
+                (g, rows, times)
+            })
+            .collect();
+        self.set_parts(parts);
     }
 }
 
@@ -1353,7 +1397,8 @@ pub fn decode_hits<R: ChunkReader + Clone + 'static>(
     query: &LookupQuery,
     cursor: Option<&Cursor>,
 ) -> Result<FileHits<'static>> {
-    let selection = select_hits(reader.clone(), metadata.clone(), groups, path, query, cursor)?;
+    let mut selection = select_hits(reader.clone(), metadata.clone(), groups, path, query, cursor)?;
+    selection.keep_newest(query.max_results);
     decode_selected(reader, metadata, &selection, path, query)
 }
 

@@ -441,6 +441,8 @@ impl ArchiveReader {
                 }
             }
             selection.row_groups = metadata.metadata().num_row_groups();
+            // Only the hits that can be on the page are decoded whole.
+            selection.keep_newest(query.max_results);
             // Phase two reads, of the other columns, only the pages holding a hit when the file
             // has an offset index (compacted files do): a point lookup in a row group of 30,000
             // rows then reads a page per column instead of the whole row group.

@@ -620,3 +620,37 @@ fn phase_one_reads_only_the_identity_fields_a_rule_needs_and_finds_what_whole_re
     assert_eq!(hits(&q), whole(&q));
     assert_eq!(hits(&q).len(), records.len());
 }
+
+/// Hits merged from row groups read out of order keep each row's time; trimming to a page keeps
+/// the newest `max_results + 1` hits and every hit tied in time with the oldest of them, and drops
+/// row groups left without hits.
+#[test]
+fn a_selection_keeps_only_the_hits_that_can_be_on_the_page() {
+    let part = |group: usize, rows: Vec<usize>, times: Vec<i64>| Selection {
+        groups: vec![(group, rows)],
+        times,
+        row_groups: 3,
+        row_groups_read: 1,
+    };
+    let mut selection = part(2, vec![0, 5], vec![50, 40]);
+    selection.merge(part(0, vec![1, 2, 3], vec![10, 30, 20]));
+    selection.merge(part(1, vec![7], vec![30]));
+    assert_eq!(selection.groups, vec![(0, vec![1, 2, 3]), (1, vec![7]), (2, vec![0, 5])]);
+    assert_eq!(selection.times, vec![10, 30, 20, 30, 50, 40]);
+    assert_eq!((selection.row_groups, selection.row_groups_read), (3, 3));
+
+    let mut page = selection.clone();
+    page.keep_newest(5);
+    assert_eq!(page.groups, selection.groups, "six hits are a page of five and one more");
+
+    // A page of two needs three hits: 50, 40 and the two tied at 30.
+    let mut page = selection.clone();
+    page.keep_newest(2);
+    assert_eq!(page.groups, vec![(0, vec![2]), (1, vec![7]), (2, vec![0, 5])]);
+    assert_eq!(page.times, vec![30, 30, 50, 40]);
+
+    let mut page = selection;
+    page.keep_newest(0);
+    assert_eq!(page.groups, vec![(2, vec![0])]);
+    assert_eq!(page.times, vec![50]);
+}
