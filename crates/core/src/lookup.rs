@@ -1234,6 +1234,25 @@ pub fn select_hits<R: ChunkReader + 'static>(
     Ok(selection)
 }
 
+/// Ranges of one file closer together than this are fetched as one: a request costs more than
+/// the bytes between them (an S3 GET's latency and price, a local read's open and system calls),
+/// and phase two's ranges are many small pages, one or two per column, a few kilobytes apart.
+pub const COALESCE_GAP: u64 = 64 * 1024;
+
+/// `ranges` sorted and merged where they overlap or lie within `gap` bytes of each other.
+pub fn coalesce(mut ranges: Vec<std::ops::Range<u64>>, gap: u64) -> Vec<std::ops::Range<u64>> {
+    ranges.retain(|r| r.start < r.end);
+    ranges.sort_by_key(|r| r.start);
+    let mut out: Vec<std::ops::Range<u64>> = Vec::with_capacity(ranges.len());
+    for r in ranges {
+        match out.last_mut() {
+            Some(last) if r.start <= last.end.saturating_add(gap) => last.end = last.end.max(r.end),
+            _ => out.push(r),
+        }
+    }
+    out
+}
+
 /// The byte range holding the offset indexes (page locations) of every column chunk of `groups`,
 /// or `None` when one of them has none (a delivery-sized file, written without it).
 pub fn offset_index_range(metadata: &ParquetMetaData, groups: &[usize]) -> Option<std::ops::Range<u64>> {

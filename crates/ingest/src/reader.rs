@@ -310,7 +310,8 @@ impl ArchiveReader {
         Ok(kept)
     }
 
-    /// Fetches byte ranges of a file into `file`, a few at a time.
+    /// Fetches byte ranges of a file into `file`, a few at a time: what `file` already holds is
+    /// left out, and ranges near each other are fetched in one request ([`lookup::coalesce`]).
     async fn fetch_ranges(
         &self,
         key: &str,
@@ -318,7 +319,8 @@ impl ArchiveReader {
         file: &mut SparseFile,
         counters: &Counters,
     ) -> Result<(), ReadError> {
-        let ranges: Vec<std::ops::Range<u64>> = ranges.into_iter().filter_map(|r| file.missing(r)).collect();
+        let ranges =
+            lookup::coalesce(ranges.into_iter().filter_map(|r| file.missing(r)).collect(), lookup::COALESCE_GAP);
         let bodies: Vec<(u64, Vec<u8>)> = stream::iter(ranges)
             .map(|r| async move { self.storage.read_range(key, r.clone()).await.map(|b| (r.start, b)) })
             .buffered(self.concurrency)

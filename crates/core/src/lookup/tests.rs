@@ -654,3 +654,15 @@ fn a_selection_keeps_only_the_hits_that_can_be_on_the_page() {
     assert_eq!(page.groups, vec![(2, vec![0])]);
     assert_eq!(page.times, vec![50]);
 }
+
+/// Ranges are sorted, merged where they overlap or lie within the gap, kept apart beyond it;
+/// empty ones are dropped.
+#[test]
+fn nearby_ranges_are_fetched_together() {
+    assert_eq!(coalesce(vec![], 10), vec![]);
+    assert_eq!(coalesce(vec![30..40, 0..10, 5..8, 15..20, 20..20], 5), vec![0..20, 30..40]);
+    assert_eq!(coalesce(vec![0..10, 16..20], 5), vec![0..10, 16..20], "a gap of 6 is over 5");
+    assert_eq!(coalesce(vec![0..10, 15..20], 5), vec![0..20], "a gap of 5 is not");
+    assert_eq!(coalesce(vec![0..10, 12..20], 0), vec![0..10, 12..20], "no gap: only touching or overlapping");
+    assert_eq!(coalesce(vec![0..10, 10..20, 2..4], 0), vec![0..20]);
+}
