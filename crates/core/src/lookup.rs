@@ -1216,8 +1216,12 @@ pub fn select_hits<R: ChunkReader + 'static>(
         // Rows are turned into structs one at a time: a Vec of a batch's worth (8,192 rows of a few
         // hundred bytes each, grown by doubling), and even of 256-row slices, was most of a point
         // lookup's freshly touched memory, and so of its page faults.
+        let candidates = candidate_rows(&batch, query, cursor);
         let rows = serde_arrow::Deserializer::from_record_batch(&batch).map_err(|e| error(e.into()))?;
         for (i, item) in rows.iter().enumerate() {
+            if candidates.as_ref().is_some_and(|c| !c[i]) {
+                continue;
+            }
             let row = Row::deserialize(item).map_err(|e| error(e.into()))?;
             if query.matches(&row) && cursor.is_none_or(|c| c.is_before(&row)) {
                 selection.times.push(row.eventtime_ts.unwrap_or(i64::MIN));
@@ -1251,6 +1255,56 @@ pub fn coalesce(mut ranges: Vec<std::ops::Range<u64>>, gap: u64) -> Vec<std::ops
         }
     }
     out
+}
+
+/// Which rows of a batch of filter columns can be hits, from their columns alone: the time range
+/// (narrowed by the cursor) and the attributes compared with one column. A necessary condition,
+/// never a sufficient one: the rows it keeps are checked whole ([`LookupQuery::matches`]), so
+/// turning only those into structs leaves the answer unchanged and skips most of the work of a
+/// selective query. `None` (every row a candidate) when the batch's columns are not the types
+/// the archive writes.
+fn candidate_rows(batch: &arrow_array::RecordBatch, query: &LookupQuery, cursor: Option<&Cursor>) -> Option<Vec<bool>> {
+    use arrow_array::cast::AsArray as _;
+    use arrow_array::types::TimestampMicrosecondType;
+    use arrow_array::{Array as _, StringArray};
+    let (from, to) = query.time_range_us(cursor);
+    let times = batch.column_by_name("eventtime_ts")?.as_primitive_opt::<TimestampMicrosecondType>()?;
+    let mut keep: Vec<bool> =
+        (0..batch.num_rows()).map(|i| times.is_valid(i) && (from..=to).contains(&times.value(i))).collect();
+    let column = |name: &str| -> Option<&StringArray> { batch.column_by_name(name)?.as_string_opt::<i32>() };
+    for (key, value) in &query.attributes {
+        // The column holding the key's value, and whether a row without one can still match
+        // (an Insights record's event name and source are in its insight details).
+        let (values, or_null) = match key {
+            AttributeKey::EventId => (column("eventid")?, false),
+            AttributeKey::EventName => (column("eventname")?, true),
+            AttributeKey::EventSource => (column("eventsource")?, true),
+            AttributeKey::ReadOnly => (column("readonly")?, false),
+            AttributeKey::AwsRegion => (column("awsregion")?, false),
+            AttributeKey::SourceIpAddress => (column("sourceipaddress")?, false),
+            AttributeKey::ErrorCode => (column("errorcode")?, false),
+            AttributeKey::AccessKeyId => {
+                let identity = batch.column_by_name("useridentity")?.as_struct_opt()?;
+                // A row without an identity has no access key: the child's slot is then null or
+                // unset, and the struct's own null is checked below.
+                let keys = identity.column_by_name("accesskeyid")?.as_string_opt::<i32>()?;
+                for (i, k) in keep.iter_mut().enumerate() {
+                    *k = *k && identity.is_valid(i) && keys.is_valid(i) && keys.value(i) == value;
+                }
+                continue;
+            }
+            AttributeKey::Username
+            | AttributeKey::AccountId
+            | AttributeKey::ResourceType
+            | AttributeKey::ResourceName => {
+                continue;
+            }
+        };
+        for (i, k) in keep.iter_mut().enumerate() {
+            *k = *k && if values.is_valid(i) { values.value(i) == value } else { or_null };
+        }
+    }
+    Some(keep)
 }
 
 /// The byte range holding the offset indexes (page locations) of every column chunk of `groups`,

@@ -666,3 +666,93 @@ fn nearby_ranges_are_fetched_together() {
     assert_eq!(coalesce(vec![0..10, 12..20], 0), vec![0..10, 12..20], "no gap: only touching or overlapping");
     assert_eq!(coalesce(vec![0..10, 10..20, 2..4], 0), vec![0..20]);
 }
+
+/// Phase one turns into structs only the rows its columns say can match. For every attribute
+/// key, over rows that differ in most fields (one without an identity, one without an event
+/// name, some without an error code), the hits are those whole records give; and for the keys compared on
+/// one column the candidates are exactly the hits, so the shortcut is taken, not skipped.
+#[test]
+fn phase_one_checks_whole_only_the_rows_its_columns_allow() {
+    let records: Vec<String> = (0..40)
+        .map(|i| {
+            let mut r = A
+                .replace("\"e-1\"", &format!("\"e-{i:02}\""))
+                .replace("\"AKIAA\"", &format!("\"AKIA{}\"", i % 3))
+                .replace("\"bob\"", &format!("\"user{}\"", i % 4))
+                .replace("user/bob", &format!("user/user{}", i % 4))
+                .replace("CreateBucket", &format!("Op{}", i % 5))
+                .replace("s3.amazonaws.com", &format!("svc{}.amazonaws.com", i % 2))
+                .replace("1.2.3.4", &format!("10.0.0.{}", i % 6))
+                .replace("12:00:00", &format!("12:{i:02}:00"));
+            if i % 7 == 0 {
+                r = r.replace(r#""errorCode":"AccessDenied","#, "");
+            }
+            if i % 3 == 0 {
+                r = r.replace(r#""readOnly":false"#, r#""readOnly":true"#);
+            }
+            if i == 11 {
+                r = r.replace(r#""eventName":"Op1","#, "");
+            }
+            if i == 13 {
+                let start = r.find(r#""userIdentity""#).unwrap();
+                let end = r.find(r#""eventTime""#).unwrap();
+                r.replace_range(start..end, "");
+            }
+            r
+        })
+        .collect();
+    let file = bytes::Bytes::from(parquet_of(&records, 1000));
+    let metadata = ArrowReaderMetadata::load(&file, Default::default()).unwrap();
+    let t = |h: u32, m: u32| Utc.with_ymd_and_hms(2024, 3, 1, h, m, 0).unwrap();
+    let cases = [
+        (AttributeKey::EventId, "e-07", true),
+        (AttributeKey::EventName, "Op1", false),
+        (AttributeKey::EventSource, "svc1.amazonaws.com", true),
+        (AttributeKey::ReadOnly, "true", true),
+        (AttributeKey::AwsRegion, "us-east-1", true),
+        (AttributeKey::SourceIpAddress, "10.0.0.5", true),
+        (AttributeKey::ErrorCode, "AccessDenied", true),
+        (AttributeKey::AccessKeyId, "AKIA2", true),
+        (AttributeKey::Username, "user3", false),
+        (AttributeKey::AccountId, "111122223333", false),
+        (AttributeKey::ResourceName, "arn:aws:s3:::b", false),
+        (AttributeKey::ResourceType, "AWS::S3::Bucket", false),
+    ];
+    for (key, value, one_column) in cases {
+        let mut q = LookupQuery::new(t(12, 5), t(12, 30));
+        q.attributes.push((key, value.to_string()));
+        let want: Vec<usize> = (0..records.len()).filter(|&i| q.matches(&row(&records[i]))).collect();
+        assert!(!want.is_empty() && want.len() < records.len(), "{key}: {} hits", want.len());
+        let selection = select_hits(file.clone(), metadata.clone(), vec![0], "f", &q, None).unwrap();
+        let got: Vec<usize> = selection.groups.iter().flat_map(|(_, rows)| rows.iter().copied()).collect();
+        assert_eq!(got, want, "{key}={value}");
+
+        let leaves = filter_leaves(metadata.metadata(), &q, None);
+        let mask = ProjectionMask::leaves(
+            metadata.metadata().file_metadata().schema_descr(),
+            leaves.iter().enumerate().filter(|(_, w)| **w).map(|(i, _)| i),
+        );
+        let batch = ParquetRecordBatchReaderBuilder::new_with_metadata(file.clone(), metadata.clone())
+            .with_projection(mask)
+            .build()
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap();
+        let candidates = candidate_rows(&batch, &q, None).expect("the archive's column types");
+        let kept: Vec<usize> = (0..records.len()).filter(|&i| candidates[i]).collect();
+        assert!(want.iter().all(|i| candidates[*i]), "{key}: a hit is never left out");
+        if one_column {
+            assert_eq!(kept, want, "{key}: decided by its column");
+        } else {
+            assert!(kept.len() >= want.len() && kept.len() < records.len() || key == AttributeKey::EventName);
+        }
+    }
+    // An event name is also read from an Insights record's details: a row without one stays a
+    // candidate.
+    let mut q = LookupQuery::new(t(12, 0), t(12, 59));
+    q.attributes.push((AttributeKey::EventName, "Op1".into()));
+    let selection = select_hits(file.clone(), metadata.clone(), vec![0], "f", &q, None).unwrap();
+    let got: Vec<usize> = selection.groups.iter().flat_map(|(_, rows)| rows.iter().copied()).collect();
+    assert_eq!(got, (0..40).filter(|i| i % 5 == 1 && *i != 11).collect::<Vec<_>>());
+}
