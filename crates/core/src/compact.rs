@@ -668,6 +668,30 @@ mod tests {
         assert!(ids.iter().all(|id| filter.check(id.as_str())));
     }
 
+    /// What phase one of a lookup holds of a compacted file of one row group: the footer and page
+    /// index (the file's tail, from the offset index on) and the filter columns (`leaves`).
+    fn phase_one_bytes(
+        file: &Bytes,
+        md: &parquet::file::metadata::ParquetMetaData,
+        leaves: &[bool],
+    ) -> crate::lookup::SparseFile {
+        let mut sparse = crate::lookup::SparseFile::new(file.len() as u64);
+        let index = crate::lookup::offset_index_range(md, &[0]).expect("compacted files have an offset index");
+        sparse.insert(index.start, file.slice(index.start as usize..));
+        insert_ranges(&mut sparse, file, &crate::lookup::column_ranges(md, 0, leaves, true));
+        sparse
+    }
+
+    fn insert_ranges(sparse: &mut crate::lookup::SparseFile, file: &Bytes, ranges: &[std::ops::Range<u64>]) {
+        for r in ranges {
+            sparse.insert(r.start, file.slice(r.start as usize..r.end as usize));
+        }
+    }
+
+    fn span(ranges: &[std::ops::Range<u64>]) -> u64 {
+        ranges.iter().map(|r| r.end - r.start).sum()
+    }
+
     /// A point lookup in a compacted row group of thousands of rows decodes its filter columns,
     /// then only the pages holding the hit of the others (through the offset index), and gets
     /// the input record back; without those pages' bytes it fails rather than answer wrongly.
@@ -675,7 +699,7 @@ mod tests {
     fn a_point_lookup_in_a_compacted_file_reads_only_the_pages_holding_its_hit() {
         use chrono::TimeZone;
 
-        use crate::lookup::{self, AttributeKey, Footer, LookupQuery, SparseFile};
+        use crate::lookup::{self, AttributeKey, Footer, LookupQuery};
         let rows = 5 * crate::encode::COMPACTED_PAGE_ROWS;
         let records: Vec<String> = (0..rows)
             .map(|i| {
@@ -718,14 +742,7 @@ mod tests {
         query.include_data_events = true;
         query.attributes.push((AttributeKey::EventId, wanted.into()));
         let leaves = lookup::filter_leaves(&md, &query, None);
-        let span = |ranges: &[std::ops::Range<u64>]| ranges.iter().map(|r| r.end - r.start).sum::<u64>();
-        // Phase one: the footer and page index (the file's tail) and the filter columns.
-        let mut sparse = SparseFile::new(len);
-        let index = lookup::offset_index_range(&md, &[0]).expect("compacted files have an offset index");
-        sparse.insert(index.start, file.slice(index.start as usize..));
-        for r in lookup::column_ranges(&md, 0, &leaves, true) {
-            sparse.insert(r.start, file.slice(r.start as usize..r.end as usize));
-        }
+        let mut sparse = phase_one_bytes(&file, &md, &leaves);
         let selection = lookup::select_hits(sparse.clone(), metadata.clone(), vec![0], "f", &query, None).unwrap();
         assert_eq!(selection.groups, vec![(0, vec![selection.groups[0].1[0]])], "one hit");
         // Phase two: the pages of the other columns that hold the hit.
@@ -737,9 +754,7 @@ mod tests {
             lookup::decode_selected(sparse.clone(), with_pages.clone(), &selection, "f", &query).is_err(),
             "bytes never fetched are an error, not a wrong answer"
         );
-        for r in &pages {
-            sparse.insert(r.start, file.slice(r.start as usize..r.end as usize));
-        }
+        insert_ranges(&mut sparse, &file, &pages);
         let hits = lookup::decode_selected(sparse, with_pages, &selection, "f", &query).unwrap();
         let input = &records[records.iter().position(|r| r.contains(wanted)).unwrap()];
         let want: serde_json::Value = serde_json::from_str(input).unwrap();
@@ -758,7 +773,7 @@ mod tests {
     fn dense_hits_decode_from_only_the_pages_that_hold_them() {
         use chrono::TimeZone;
 
-        use crate::lookup::{self, AttributeKey, Footer, LookupQuery, SparseFile};
+        use crate::lookup::{self, AttributeKey, Footer, LookupQuery};
         let rows = 5 * crate::encode::COMPACTED_PAGE_ROWS;
         // Compaction orders by time: the rows of second s are those with i % 60 == s, so the
         // hits (one i / 60 in four, seconds under 10 or from 50) are every fourth row of the
@@ -781,24 +796,16 @@ mod tests {
         query.include_data_events = true;
         query.attributes.push((AttributeKey::EventName, "Hit".into()));
         let leaves = lookup::filter_leaves(&md, &query, None);
-        let mut sparse = SparseFile::new(len);
-        let index = lookup::offset_index_range(&md, &[0]).expect("compacted files have an offset index");
-        sparse.insert(index.start, file.slice(index.start as usize..));
-        for r in lookup::column_ranges(&md, 0, &leaves, true) {
-            sparse.insert(r.start, file.slice(r.start as usize..r.end as usize));
-        }
+        let mut sparse = phase_one_bytes(&file, &md, &leaves);
         let selection = lookup::select_hits(sparse.clone(), metadata.clone(), vec![0], "f", &query, None).unwrap();
         let want: std::collections::BTreeSet<String> =
             (0..rows).filter(|&i| hit(i)).map(|i| format!("id-{i:05}")).collect();
         assert_eq!(selection.hits(), want.len());
         let with_pages = lookup::with_offset_index(&sparse, &metadata, "f").unwrap();
         let pages = lookup::page_ranges(with_pages.metadata(), &selection, &leaves, false).unwrap();
-        let span = |ranges: &[std::ops::Range<u64>]| ranges.iter().map(|r| r.end - r.start).sum::<u64>();
         let whole = span(&lookup::column_ranges(&md, 0, &leaves, false));
         assert!(span(&pages) < whole, "some pages hold no hit: {} of {whole} bytes", span(&pages));
-        for r in &pages {
-            sparse.insert(r.start, file.slice(r.start as usize..r.end as usize));
-        }
+        insert_ranges(&mut sparse, &file, &pages);
         let hits = lookup::decode_selected(sparse, with_pages, &selection, "f", &query).unwrap();
         let got: std::collections::BTreeSet<String> =
             hits.rows.iter().map(|r| r.eventid.as_deref().unwrap().to_string()).collect();

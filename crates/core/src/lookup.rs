@@ -1117,10 +1117,10 @@ impl Selection {
         self.groups.iter().map(|(_, rows)| rows.len()).sum()
     }
 
-    /// Each row group's hits with their times.
-    fn into_parts(self) -> Vec<(usize, Vec<usize>, Vec<i64>)> {
-        let mut times = self.times.into_iter();
-        self.groups
+    /// Each row group's hits with their times, taken out of the selection (its counts stay).
+    fn take_parts(&mut self) -> Vec<(usize, Vec<usize>, Vec<i64>)> {
+        let mut times = std::mem::take(&mut self.times).into_iter();
+        std::mem::take(&mut self.groups)
             .into_iter()
             .map(|(g, rows)| {
                 let t = times.by_ref().take(rows.len()).collect();
@@ -1135,13 +1135,13 @@ impl Selection {
     }
 
     /// Adds the hits of other row groups (read separately) to these.
-    pub fn merge(&mut self, other: Selection) {
-        let (row_groups, read) = (self.row_groups.max(other.row_groups), self.row_groups_read + other.row_groups_read);
-        let mut parts = std::mem::take(self).into_parts();
-        parts.extend(other.into_parts());
+    pub fn merge(&mut self, mut other: Selection) {
+        let mut parts = self.take_parts();
+        parts.extend(other.take_parts());
         parts.sort_by_key(|(g, _, _)| *g);
         self.set_parts(parts);
-        (self.row_groups, self.row_groups_read) = (row_groups, read);
+        self.row_groups = self.row_groups.max(other.row_groups);
+        self.row_groups_read += other.row_groups_read;
     }
 
     /// Keeps only the hits that can be among the first `max_results + 1` of a lookup (a page and
@@ -1157,13 +1157,11 @@ impl Selection {
         }
         let mut times = self.times.clone();
         let (_, &mut oldest_kept, _) = times.select_nth_unstable_by(keep - 1, |a, b| b.cmp(a));
-        let parts = std::mem::take(&mut self.groups);
-        let mut all_times = std::mem::take(&mut self.times).into_iter();
-        let parts = parts
+        let parts = self
+            .take_parts()
             .into_iter()
-            .map(|(g, rows)| {
-                let (rows, times): (Vec<usize>, Vec<i64>) =
-                    rows.into_iter().zip(all_times.by_ref()).filter(|(_, t)| *t >= oldest_kept).unzip();
+            .map(|(g, rows, times)| {
+                let (rows, times) = rows.into_iter().zip(times).filter(|(_, t)| *t >= oldest_kept).unzip();
                 (g, rows, times)
             })
             .collect();
@@ -1419,7 +1417,6 @@ pub fn decode_selected<R: ChunkReader + Clone + 'static>(
     }
     let selection_rows = RowSelection::from(selectors);
     let groups: Vec<usize> = selection.groups.iter().map(|(g, _)| *g).collect();
-    let selected: usize = selection.groups.iter().map(|(_, rows)| rows.len()).sum();
     // One top-level column at a time: a reader holds a decompression context and buffers for
     // every leaf it reads, so reading all 74 leaves at once touches megabytes of fresh memory
     // for a few kilobytes of hits; column by column, each reader's memory is reused by the next.
@@ -1435,7 +1432,7 @@ pub fn decode_selected<R: ChunkReader + Clone + 'static>(
             // page between the first hit and the last.
             .with_row_selection_policy(RowSelectionPolicy::Selectors)
             .with_projection(mask)
-            .with_batch_size(selected.max(1))
+            .with_batch_size(selection.hits().max(1))
             .build()
             .map_err(|e| error(e.into()))?;
         let mut parts = Vec::new();
