@@ -1393,6 +1393,18 @@ pub fn decode_selected<R: ChunkReader + Clone + 'static>(
     path: &str,
     query: &LookupQuery,
 ) -> Result<FileHits<'static>> {
+    decode_selected_on(reader, metadata, selection, path, query, decode_threads())
+}
+
+/// [`decode_selected`] on `threads` threads.
+fn decode_selected_on<R: ChunkReader + Clone + 'static>(
+    reader: R,
+    metadata: ArrowReaderMetadata,
+    selection: &Selection,
+    path: &str,
+    query: &LookupQuery,
+    threads: usize,
+) -> Result<FileHits<'static>> {
     use parquet::arrow::arrow_reader::{RowSelection, RowSelectionPolicy, RowSelector};
     let error = |e: DataError| Error::Archive { path: path.to_string(), source: e };
     let mut hits =
@@ -1421,8 +1433,7 @@ pub fn decode_selected<R: ChunkReader + Clone + 'static>(
     // every leaf it reads, so reading all 74 leaves at once touches megabytes of fresh memory
     // for a few kilobytes of hits; column by column, each reader's memory is reused by the next.
     let schema = metadata.schema().clone();
-    let mut columns = Vec::with_capacity(schema.fields().len());
-    for root in 0..schema.fields().len() {
+    let decode_root = |root: usize| -> Result<arrow_array::ArrayRef> {
         let mask = ProjectionMask::roots(metadata.metadata().file_metadata().schema_descr(), [root]);
         let batches = ParquetRecordBatchReaderBuilder::new_with_metadata(reader.clone(), metadata.clone())
             .with_row_groups(groups.clone())
@@ -1439,22 +1450,75 @@ pub fn decode_selected<R: ChunkReader + Clone + 'static>(
         for batch in batches {
             parts.push(batch.map_err(|e| error(e.into()))?.column(0).clone());
         }
-        let column = match parts.len() {
+        Ok(match parts.len() {
             0 => arrow_array::new_empty_array(schema.field(root).data_type()),
             1 => parts.pop().expect("one part"),
             _ => {
                 let parts: Vec<&dyn arrow_array::Array> = parts.iter().map(|a| a.as_ref()).collect();
                 arrow_select::concat::concat(&parts).map_err(|e| error(e.into()))?
             }
-        };
-        columns.push(column);
-    }
+        })
+    };
+    // Every page holding a hit is decompressed whole, in every column: the top-level columns are
+    // shared out among the cores, each decoded by one thread (a column's work is independent of
+    // the others').
+    let shares = share_roots(metadata.metadata(), &groups, threads);
+    let mut decoded: Vec<Option<arrow_array::ArrayRef>> = vec![None; schema.fields().len()];
+    let decode = |roots: &[usize]| roots.iter().map(|&r| decode_root(r).map(|a| (r, a))).collect::<Result<Vec<_>>>();
+    std::thread::scope(|scope| -> Result<()> {
+        let (mine, others) = shares.split_first().expect("at least one share");
+        let handles: Vec<_> = others.iter().map(|roots| scope.spawn(move || decode(roots))).collect();
+        let mut all = decode(mine)?;
+        for handle in handles {
+            all.extend(handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))?);
+        }
+        for (root, array) in all {
+            decoded[root] = Some(array);
+        }
+        Ok(())
+    })?;
+    let columns: Vec<arrow_array::ArrayRef> =
+        decoded.into_iter().map(|c| c.expect("every top-level column is in one share")).collect();
     let batch = arrow_array::RecordBatch::try_new(schema, columns).map_err(|e| error(e.into()))?;
     let rows: Vec<Row<'static>> = serde_arrow::from_record_batch(&batch).map_err(|e| error(e.into()))?;
     // The filter ran on these rows' own values; checking again costs little and keeps a
     // projection that missed a column from ever widening the answer.
     hits.rows.extend(rows.into_iter().filter(|r| query.matches(r)));
     Ok(hits)
+}
+
+/// Threads that decode a selection's columns: the cores this process may use, at most 4.
+fn decode_threads() -> usize {
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4))
+}
+
+/// Shares the file's top-level columns out among `threads` threads, each share of about equal
+/// work, largest first (the longest-processing-time rule). A column's work is taken as its
+/// compressed bytes in the row groups read, plus a fixed cost per leaf: setting up a leaf's
+/// reader, and for a compressed one its codec, costs as much as decoding kilobytes.
+/// Never returns an empty list; a share may be empty.
+fn share_roots(metadata: &ParquetMetaData, groups: &[usize], threads: usize) -> Vec<Vec<usize>> {
+    use parquet::basic::Compression;
+    let schema = metadata.file_metadata().schema_descr();
+    let roots = schema.root_schema().get_fields().len();
+    let mut cost = vec![0u64; roots];
+    for &g in groups {
+        for (leaf, column) in metadata.row_group(g).columns().iter().enumerate() {
+            let fixed = if column.compression() == Compression::UNCOMPRESSED { 4 << 10 } else { 24 << 10 };
+            cost[schema.get_column_root_idx(leaf)] += column.compressed_size().max(0) as u64 + fixed;
+        }
+    }
+    let threads = threads.clamp(1, roots.max(1));
+    let mut order: Vec<usize> = (0..roots).collect();
+    order.sort_by_key(|&r| std::cmp::Reverse(cost[r]));
+    let mut shares = vec![(0u64, Vec::new()); threads];
+    for root in order {
+        let lightest = shares.iter_mut().min_by_key(|(work, _)| *work).expect("one share at least");
+        lightest.0 += cost[root];
+        lightest.1.push(root);
+    }
+    shares.into_iter().map(|(_, roots)| roots).collect()
 }
 
 /// Decodes the given row groups of a file whose metadata is known and keeps the hits: the filter

@@ -756,3 +756,64 @@ fn phase_one_checks_whole_only_the_rows_its_columns_allow() {
     let got: Vec<usize> = selection.groups.iter().flat_map(|(_, rows)| rows.iter().copied()).collect();
     assert_eq!(got, (0..40).filter(|i| i % 5 == 1 && *i != 11).collect::<Vec<_>>());
 }
+
+/// Phase two shares the top-level columns out among threads: each column in exactly one share,
+/// shares of about equal work, and the same rows whatever the number of threads.
+#[test]
+fn phase_two_decodes_the_same_rows_on_any_number_of_threads() {
+    let records: Vec<String> = (0..300)
+        .map(|i| {
+            let r = A
+                .replace("\"e-1\"", &format!("\"e-{i:03}\""))
+                .replace("12:00:00Z", &format!("12:{:02}:{:02}Z", i / 60, i % 60));
+            // Some rows with a request, some with an error message: columns of unequal work.
+            if i % 3 == 0 {
+                r.replace(
+                    r#""requestParameters":null"#,
+                    &format!(r#""requestParameters":{{"bucketName":"b-{i}","n":{i}}}"#),
+                )
+            } else {
+                r
+            }
+        })
+        .collect();
+    let file = bytes::Bytes::from(parquet_of(&records, 64));
+    let metadata = ArrowReaderMetadata::load(&file, Default::default()).unwrap();
+    let md = metadata.metadata();
+    assert!(md.num_row_groups() > 1);
+    let roots = md.file_metadata().schema_descr().root_schema().get_fields().len();
+    for threads in [1, 2, 3, 4, roots + 5] {
+        let shares = share_roots(md, &[0, 2], threads);
+        assert_eq!(shares.len(), threads.min(roots), "{threads} threads");
+        let mut all: Vec<usize> = shares.iter().flatten().copied().collect();
+        all.sort_unstable();
+        assert_eq!(all, (0..roots).collect::<Vec<_>>(), "{threads} threads: every column once");
+    }
+    let t = |h: u32, m: u32| Utc.with_ymd_and_hms(2024, 3, 1, h, m, 0).unwrap();
+    let mut q = LookupQuery::new(t(12, 0), t(12, 59));
+    q.attributes.push((AttributeKey::EventName, "CreateBucket".into()));
+    let groups = (0..md.num_row_groups()).collect();
+    let mut selection = select_hits(file.clone(), metadata.clone(), groups, "f", &q, None).unwrap();
+    selection.keep_newest(40);
+    // The newest 41 records (one a second, oldest first in `records`).
+    let mut want: Vec<String> = records
+        .iter()
+        .filter(|r| q.matches(&row(r)))
+        .rev()
+        .take(41)
+        .map(|r| row(r).eventid.unwrap().into_owned())
+        .collect();
+    want.sort();
+    for threads in [1, 2, 3, 8] {
+        let hits = decode_selected_on(file.clone(), metadata.clone(), &selection, "f", &q, threads).unwrap();
+        let mut got: Vec<String> = hits.rows.iter().map(|r| r.eventid.clone().unwrap().into_owned()).collect();
+        got.sort();
+        assert_eq!(got, want, "{threads} threads");
+        for r in &hits.rows {
+            let id = r.eventid.as_deref().unwrap();
+            let original = records.iter().find(|j| j.contains(&format!("\"eventID\":\"{id}\""))).unwrap();
+            assert_eq!(r.requestparameters, row(original).requestparameters, "{threads} threads, {id}");
+            assert_eq!(r.eventtime, row(original).eventtime, "{threads} threads, {id}");
+        }
+    }
+}
