@@ -6,6 +6,8 @@
 //!    walked one level at a time (`account=` → `region=` → `date=`), and accounts, regions and
 //!    dates outside the query are never listed below. Files come from each partition's manifest,
 //!    the archive's truth of what is live, so a compaction in progress never shows a record twice.
+//!    A lookup of a few days ([`ArchiveReader::PROBED_DAYS`]) lists no dates: it reads its days'
+//!    manifests where they would be.
 //! 2. **Dates newest first, stopping early**: a day's events are all newer than the previous
 //!    day's (partitions are by `eventTime`), so once a day's partitions have been read and
 //!    there are more hits than a page holds, older days cannot change the page.
@@ -142,6 +144,11 @@ impl ArchiveReader {
     /// a small one (most files before compaction), so a small file costs one request.
     pub const DEFAULT_TAIL_BYTES: u64 = 64 * 1024;
 
+    /// Queries spanning at most this many days read each day's manifest directly instead of
+    /// listing a region's dates first: a listing returns every date the region has (years of
+    /// them), costs a request per region, and on S3 a LIST costs as much as a dozen GETs.
+    pub const PROBED_DAYS: i64 = 3;
+
     /// The archive under `root` (a key prefix; empty for the storage's root).
     pub fn new(storage: Arc<dyn Storage>, root: impl Into<String>) -> ArchiveReader {
         ArchiveReader {
@@ -182,10 +189,18 @@ impl ArchiveReader {
     /// The partitions of the query's dataset that can hold hits (by account, region and date),
     /// newest date first, found by walking the manifests' directories.
     pub async fn partitions(&self, query: &LookupQuery) -> Result<Vec<Partition>, ReadError> {
-        self.partitions_counted(query, &Counters::default()).await
+        self.partitions_counted(query, false, &Counters::default()).await
     }
 
-    async fn partitions_counted(&self, query: &LookupQuery, counters: &Counters) -> Result<Vec<Partition>, ReadError> {
+    /// [`Self::partitions`]; with `probe`, a query of at most [`Self::PROBED_DAYS`] days gives
+    /// each of its days in each region wanted, without listing the regions' dates, whether the
+    /// day's manifest exists or not.
+    async fn partitions_counted(
+        &self,
+        query: &LookupQuery,
+        probe: bool,
+        counters: &Counters,
+    ) -> Result<Vec<Partition>, ReadError> {
         let base = join(&self.root, &format!("{MANIFESTS}/"));
         let dataset = join(&self.root, &format!("{MANIFESTS}/{}/", query.dataset()));
         let list = |prefix: String| async move {
@@ -212,15 +227,25 @@ impl ArchiveReader {
             .flatten()
             .filter(|p| value_of(p, "region").is_some_and(|r| wanted(&query.regions, &r)))
             .collect();
-        let dates: Vec<String> = stream::iter(regions)
-            .map(list)
-            .buffered(self.concurrency)
-            .try_collect::<Vec<_>>()
-            .await?
-            .into_iter()
-            .flatten()
-            .collect();
         let (first, last) = (query.start.date_naive(), query.end.date_naive());
+        let days = (last - first).num_days() + 1;
+        let dates: Vec<String> = if probe && (1..=Self::PROBED_DAYS).contains(&days) {
+            // A day or two: each day's manifest is read where it would be (a missing one reads
+            // as no files), and a region's dates are not listed.
+            regions
+                .iter()
+                .flat_map(|region| first.iter_days().take(days as usize).map(move |d| format!("{region}date={d}/")))
+                .collect()
+        } else {
+            stream::iter(regions)
+                .map(list)
+                .buffered(self.concurrency)
+                .try_collect::<Vec<_>>()
+                .await?
+                .into_iter()
+                .flatten()
+                .collect()
+        };
         let mut out: Vec<Partition> = dates
             .into_iter()
             .filter_map(|p| {
@@ -237,7 +262,7 @@ impl ArchiveReader {
     pub async fn lookup(&self, query: &LookupQuery, cursor: Option<&Cursor>) -> Result<Page, ReadError> {
         query.validate()?;
         let counters = Counters::default();
-        let partitions = self.partitions_counted(query, &counters).await?;
+        let partitions = self.partitions_counted(query, true, &counters).await?;
         let mut by_date: BTreeMap<std::cmp::Reverse<NaiveDate>, Vec<String>> = BTreeMap::new();
         for p in partitions {
             by_date.entry(std::cmp::Reverse(p.date)).or_default().push(p.dir);
@@ -284,8 +309,11 @@ impl ArchiveReader {
         counters: &Counters,
     ) -> Result<Vec<String>, ReadError> {
         Counters::add(&counters.requests, 1);
-        Counters::add(&counters.partitions, 1);
-        let files = manifest::read(self.storage.as_ref(), &self.root, &dir).await?.files;
+        let manifest = manifest::read(self.storage.as_ref(), &self.root, &dir).await?;
+        if manifest.tag.is_some() {
+            Counters::add(&counters.partitions, 1);
+        }
+        let files = manifest.files;
         let keys: BTreeSet<String> = files
             .iter()
             .filter_map(|p| manifest::compacted_stem(p.rsplit('/').next().unwrap_or(p)))
@@ -620,6 +648,33 @@ mod tests {
         assert_eq!(partitions.len(), 3, "{partitions:?}");
         assert!(partitions.windows(2).all(|w| w[0].date > w[1].date), "newest first: {partitions:?}");
         assert!(page.stats.partitions <= 3, "{:?}", page.stats);
+    }
+
+    /// A lookup of a day or two reads each of its days' manifests where they would be instead
+    /// of listing the regions' dates; a day without a manifest has no hits and is no partition.
+    #[tokio::test]
+    async fn short_ranges_read_their_days_manifests_without_listing_dates() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage: Arc<dyn Storage> = Arc::new(LocalStorage::new(dir.path()));
+        let records = archive(storage.as_ref()).await;
+        // Whole-file reads: one request a file.
+        let reader = ArchiveReader::new(storage, "lake").with_tail_bytes(u64::MAX);
+        let day = |d: u32| Utc.with_ymd_and_hms(2024, 3, d, 0, 0, 0).unwrap();
+        let within = |q: &LookupQuery| records.iter().filter(|(t, _)| *t >= q.start && *t <= q.end).count();
+        for (first, days, dates_held) in [(3, 1, 1), (3, 2, 1), (2, 3, 2), (5, 1, 0), (1, 4, 3)] {
+            let mut query = LookupQuery::new(day(first), day(first + days - 1) + TimeDelta::seconds(86_399));
+            query.max_results = 10_000;
+            let page = reader.lookup(&query, None).await.unwrap();
+            let what = format!("{days} day(s) from March {first}");
+            assert_eq!(page.events.len(), within(&query), "{what}");
+            assert_eq!(page.stats.partitions, 2 * dates_held, "{what}: {:?}", page.stats);
+            // The dataset's accounts and the account's regions are listed; then, for each of the
+            // 2 regions, its dates (more than PROBED_DAYS days) or each day's manifest; then the
+            // files.
+            let listed =
+                2 + if i64::from(days) > ArchiveReader::PROBED_DAYS { 2 + 2 * dates_held } else { 2 * u64::from(days) };
+            assert_eq!(page.stats.requests, listed + page.stats.files, "{what}: {:?}", page.stats);
+        }
     }
 
     /// [`archive`] in 4 deliveries a region, compacted (one file a partition, 16-row groups).
