@@ -1467,8 +1467,18 @@ fn decode_selected_on<R: ChunkReader + Clone + 'static>(
     let decode = |roots: &[usize]| roots.iter().map(|&r| decode_root(r).map(|a| (r, a))).collect::<Result<Vec<_>>>();
     std::thread::scope(|scope| -> Result<()> {
         let (mine, others) = shares.split_first().expect("at least one share");
-        let handles: Vec<_> = others.iter().map(|roots| scope.spawn(move || decode(roots))).collect();
-        let mut all = decode(mine)?;
+        let (mut handles, mut here) = (Vec::new(), vec![mine]);
+        for roots in others {
+            // A share whose thread the system cannot start now is decoded here.
+            match std::thread::Builder::new().name("lookup-decode".into()).spawn_scoped(scope, move || decode(roots)) {
+                Ok(handle) => handles.push(handle),
+                Err(_) => here.push(roots),
+            }
+        }
+        let mut all = Vec::new();
+        for roots in here {
+            all.extend(decode(roots)?);
+        }
         for handle in handles {
             all.extend(handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))?);
         }
