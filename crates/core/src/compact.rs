@@ -668,6 +668,18 @@ mod tests {
         assert!(ids.iter().all(|id| filter.check(id.as_str())));
     }
 
+    /// The partition `DIR` of `sink` compacted into one file, with its parsed footer.
+    fn compacted_file(sink: &MemorySink) -> (Bytes, parquet::arrow::arrow_reader::ArrowReaderMetadata) {
+        let out = MemorySink::default();
+        let report = compact(Dataset::Events, inputs(sink, DIR), &out, DIR, "c", &CompactOptions::default()).unwrap();
+        let file = Bytes::from(out.get(&report.outputs[0].path).unwrap());
+        let len = file.len() as u64;
+        let crate::lookup::Footer::Parsed(metadata) = crate::lookup::parse_footer(&file, len, "f").unwrap() else {
+            panic!("whole file")
+        };
+        (file, metadata)
+    }
+
     /// What phase one of a lookup holds of a compacted file of one row group: the footer and page
     /// index (the file's tail, from the offset index on) and the filter columns (`leaves`).
     fn phase_one_bytes(
@@ -699,7 +711,7 @@ mod tests {
     fn a_point_lookup_in_a_compacted_file_reads_only_the_pages_holding_its_hit() {
         use chrono::TimeZone;
 
-        use crate::lookup::{self, AttributeKey, Footer, LookupQuery};
+        use crate::lookup::{self, AttributeKey, LookupQuery};
         let rows = 5 * crate::encode::COMPACTED_PAGE_ROWS;
         let records: Vec<String> = (0..rows)
             .map(|i| {
@@ -716,11 +728,7 @@ mod tests {
         let deliveries =
             [("20240301T1200Z_a", records[..half].to_vec()), ("20240301T1205Z_b", records[half..].to_vec())];
         deliver(&sink, &deliveries, &WriterSettings::default());
-        let out = MemorySink::default();
-        let report = compact(Dataset::Events, inputs(&sink, DIR), &out, DIR, "c", &CompactOptions::default()).unwrap();
-        let file = Bytes::from(out.get(&report.outputs[0].path).unwrap());
-        let len = file.len() as u64;
-        let Footer::Parsed(metadata) = lookup::parse_footer(&file, len, "f").unwrap() else { panic!("whole file") };
+        let (file, metadata) = compacted_file(&sink);
         let md = metadata.metadata().clone();
         assert_eq!(md.num_row_groups(), 1, "one row group of {rows} rows");
         // One batch holds the whole partition, so each column's codec follows its size: 5,120
@@ -773,7 +781,7 @@ mod tests {
     fn dense_hits_decode_from_only_the_pages_that_hold_them() {
         use chrono::TimeZone;
 
-        use crate::lookup::{self, AttributeKey, Footer, LookupQuery};
+        use crate::lookup::{self, AttributeKey, LookupQuery};
         let rows = 5 * crate::encode::COMPACTED_PAGE_ROWS;
         // Compaction orders by time: the rows of second s are those with i % 60 == s, so the
         // hits (one i / 60 in four, seconds under 10 or from 50) are every fourth row of the
@@ -784,11 +792,7 @@ mod tests {
             .collect();
         let sink = MemorySink::default();
         deliver(&sink, &[("20240301T1200Z_a", records.clone())], &WriterSettings::default());
-        let out = MemorySink::default();
-        let report = compact(Dataset::Events, inputs(&sink, DIR), &out, DIR, "c", &CompactOptions::default()).unwrap();
-        let file = Bytes::from(out.get(&report.outputs[0].path).unwrap());
-        let len = file.len() as u64;
-        let Footer::Parsed(metadata) = lookup::parse_footer(&file, len, "f").unwrap() else { panic!("whole file") };
+        let (file, metadata) = compacted_file(&sink);
         let md = metadata.metadata().clone();
 
         let t = |h: u32| chrono::Utc.with_ymd_and_hms(2024, 3, 1, h, 0, 0).unwrap();

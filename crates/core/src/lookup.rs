@@ -1463,9 +1463,8 @@ fn decode_selected_on<R: ChunkReader + Clone + 'static>(
     // shared out among the cores, each decoded by one thread (a column's work is independent of
     // the others').
     let shares = share_roots(metadata.metadata(), &groups, threads);
-    let mut decoded: Vec<Option<arrow_array::ArrayRef>> = vec![None; schema.fields().len()];
     let decode = |roots: &[usize]| roots.iter().map(|&r| decode_root(r).map(|a| (r, a))).collect::<Result<Vec<_>>>();
-    std::thread::scope(|scope| -> Result<()> {
+    let mut decoded = std::thread::scope(|scope| -> Result<Vec<_>> {
         let (mine, others) = shares.split_first().expect("at least one share");
         let (mut handles, mut here) = (Vec::new(), vec![mine]);
         for roots in others {
@@ -1482,13 +1481,11 @@ fn decode_selected_on<R: ChunkReader + Clone + 'static>(
         for handle in handles {
             all.extend(handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))?);
         }
-        for (root, array) in all {
-            decoded[root] = Some(array);
-        }
-        Ok(())
+        Ok(all)
     })?;
-    let columns: Vec<arrow_array::ArrayRef> =
-        decoded.into_iter().map(|c| c.expect("every top-level column is in one share")).collect();
+    // Every top-level column is in exactly one share: in root order, they are the schema's.
+    decoded.sort_unstable_by_key(|(root, _)| *root);
+    let columns: Vec<arrow_array::ArrayRef> = decoded.into_iter().map(|(_, array)| array).collect();
     let batch = arrow_array::RecordBatch::try_new(schema, columns).map_err(|e| error(e.into()))?;
     let rows: Vec<Row<'static>> = serde_arrow::from_record_batch(&batch).map_err(|e| error(e.into()))?;
     // The filter ran on these rows' own values; checking again costs little and keeps a

@@ -230,8 +230,8 @@ impl ArchiveReader {
         let (first, last) = (query.start.date_naive(), query.end.date_naive());
         let days = (last - first).num_days() + 1;
         let dates: Vec<String> = if probe && (1..=Self::PROBED_DAYS).contains(&days) {
-            // A day or two: each day's manifest is read where it would be (a missing one reads
-            // as no files), and a region's dates are not listed.
+            // A few days: each day's manifest is read where it would be (a missing one reads as
+            // no files), and a region's dates are not listed.
             regions
                 .iter()
                 .flat_map(|region| first.iter_days().take(days as usize).map(move |d| format!("{region}date={d}/")))
@@ -650,7 +650,7 @@ mod tests {
         assert!(page.stats.partitions <= 3, "{:?}", page.stats);
     }
 
-    /// A lookup of a day or two reads each of its days' manifests where they would be instead
+    /// A lookup of a few days reads each of its days' manifests where they would be instead
     /// of listing the regions' dates; a day without a manifest has no hits and is no partition.
     #[tokio::test]
     async fn short_ranges_read_their_days_manifests_without_listing_dates() {
