@@ -103,7 +103,8 @@ pub fn run_convert(files: &[SourceFile], sink: &DirSink, options: &Options, jobs
         .block_on(Ledger::open(storage.clone(), "", Checkpoint::default()))
         .with_context(|| format!("reading the ledger under {}", sink.root().display()))?;
     let converted = |f: &SourceFile| f.explicit || looks_like_log_file(&f.key);
-    let identities: Vec<Vec<u8>> = files.iter().map(|f| file_identity(&f.path)).collect();
+    let mut resolved = Identities::default();
+    let identities: Vec<Vec<u8>> = files.iter().map(|f| resolved.of(&f.path)).collect();
     let sources: Vec<(usize, String, Vec<u8>)> = (0..files.len())
         .filter(|&i| converted(&files[i]))
         .map(|i| (i, files[i].key.clone(), identities[i].clone()))
@@ -210,11 +211,37 @@ fn for_each_largest_first(sizes: &[u64], jobs: usize, work: impl Fn(usize) + Syn
 /// What `convert` reports for a source whose content another source of the run already has.
 const COPY_OF: &str = "the same content as (converted once, under the same names)";
 
-/// A local file's full identity: its canonical path, as the bytes the OS gives (two names that
-/// decode alike as text stay apart).
-fn file_identity(path: &Path) -> Vec<u8> {
-    let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    path.into_os_string().into_encoded_bytes()
+/// Local files' full identities: their canonical paths, as the bytes the OS gives (two names
+/// that decode alike as text stay apart).
+///
+/// Each directory is resolved once: a file that is not itself a symbolic link resolves to its
+/// directory's canonical path joined with its name, one `lstat` instead of a `readlink` per
+/// component of its path (a tree's files share a few hundred directories).
+#[derive(Default)]
+struct Identities {
+    directories: std::collections::HashMap<PathBuf, Option<PathBuf>>,
+}
+
+impl Identities {
+    fn of(&mut self, path: &Path) -> Vec<u8> {
+        self.canonical(path).unwrap_or_else(|| path.to_path_buf()).into_os_string().into_encoded_bytes()
+    }
+
+    fn canonical(&mut self, path: &Path) -> Option<PathBuf> {
+        let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+            return std::fs::canonicalize(path).ok();
+        };
+        if std::fs::symlink_metadata(path).ok()?.file_type().is_symlink() {
+            return std::fs::canonicalize(path).ok();
+        }
+        let parent = if parent.as_os_str().is_empty() { Path::new(".") } else { parent };
+        let directory = self
+            .directories
+            .entry(parent.to_path_buf())
+            .or_insert_with(|| std::fs::canonicalize(parent).ok())
+            .as_ref()?;
+        Some(directory.join(name))
+    }
 }
 
 /// The first 64 bits of the SHA-256 of a local file's decompressed content, when it can be read.
@@ -273,11 +300,31 @@ fn committed_rows<'a>(root: &Path, reports: impl Iterator<Item = &'a FileReport>
         .map(|o| o.path.as_str())
         .collect();
     let mut rows = 0;
+    let mut tail = Vec::new();
     for path in paths {
-        let file = File::open(root.join(path)).with_context(|| format!("reading back {path}"))?;
-        rows += convert::committed_rows(file, path)?;
+        rows += read_back_rows(&root.join(path), path, &mut tail).with_context(|| format!("reading back {path}"))?;
     }
     Ok(rows)
+}
+
+/// The rows of one committed output, from its footer: one read of its last bytes, and a second
+/// only for a footer longer than that (`tail` is reused from output to output).
+fn read_back_rows(file: &Path, path: &str, tail: &mut Vec<u8>) -> Result<u64> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = File::open(file)?;
+    let len = file.metadata()?.len();
+    let mut want = convert::FOOTER_READ_BYTES;
+    loop {
+        let take = usize::try_from(len).map_or(want, |len| len.min(want));
+        tail.resize(take, 0);
+        file.seek(SeekFrom::Start(len - take as u64))?;
+        file.read_exact(tail)?;
+        match convert::committed_rows(tail, path)? {
+            convert::FooterRows::Rows(rows) => return Ok(rows),
+            convert::FooterRows::Needs(needed) if needed > take && (take as u64) < len => want = needed,
+            convert::FooterRows::Needs(needed) => bail!("its footer says {needed} bytes, more than the file's {len}"),
+        }
+    }
 }
 
 /// Lists the run's outputs in their partitions' manifests (one write per partition), which makes
@@ -403,11 +450,12 @@ async fn run_convert_s3(args: &ConvertArgs, options: Options, jobs: usize) -> Re
             }
         }
     }
+    let mut resolved = Identities::default();
     let identities: Vec<Vec<u8>> = items
         .iter()
         .map(|item| match item {
             Item::S3 { storage, key, .. } => parquetrail_ingest::ledger::full_identity(storage.bucket(), key),
-            Item::File(f) => file_identity(&f.path),
+            Item::File(f) => resolved.of(&f.path),
         })
         .collect();
     let sources: Vec<(usize, String, Vec<u8>)> = items
@@ -1034,6 +1082,49 @@ pub fn ddl(args: &DdlArgs) -> Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Resolving each directory once names every file as `realpath` does: through symbolic
+    /// links to directories and to the file itself, from relative paths, and a missing file as
+    /// given.
+    #[cfg(unix)]
+    #[test]
+    fn identities_are_canonical_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("real/day")).unwrap();
+        std::fs::write(root.join("real/day/a.json.gz"), b"a").unwrap();
+        std::fs::write(root.join("real/day/b.json.gz"), b"b").unwrap();
+        std::os::unix::fs::symlink(root.join("real"), root.join("linked")).unwrap();
+        std::os::unix::fs::symlink(root.join("real/day/b.json.gz"), root.join("real/day/c.json.gz")).unwrap();
+        let mut resolved = Identities::default();
+        let cwd = std::env::current_dir().unwrap();
+        let relative = pathdiff(&root.join("linked/day/a.json.gz"), &cwd);
+        for path in [
+            root.join("real/day/a.json.gz"),
+            root.join("linked/day/a.json.gz"),
+            root.join("linked/day/b.json.gz"),
+            root.join("real/day/c.json.gz"),
+            root.join("linked/day/../day/a.json.gz"),
+            relative,
+        ] {
+            let expected = std::fs::canonicalize(&path).unwrap().into_os_string().into_encoded_bytes();
+            assert_eq!(resolved.of(&path), expected, "{}", path.display());
+        }
+        let missing = root.join("linked/day/missing.json.gz");
+        assert_eq!(resolved.of(&missing), missing.into_os_string().into_encoded_bytes());
+        // One resolution per directory name: real/day, linked/day, linked/day/../day and the
+        // relative one (the symbolic link to a file and the missing file resolve no directory).
+        assert_eq!(resolved.directories.len(), 4, "{:?}", resolved.directories.keys());
+    }
+
+    /// `path` relative to `base` (both absolute), through `..` components.
+    fn pathdiff(path: &Path, base: &Path) -> PathBuf {
+        let (path, base): (Vec<_>, Vec<_>) = (path.components().collect(), base.components().collect());
+        let common = path.iter().zip(&base).take_while(|(a, b)| a == b).count();
+        let mut out: PathBuf = base[common..].iter().map(|_| "..").collect();
+        out.extend(&path[common..]);
+        out
+    }
 
     /// One thread takes the files largest first, ties in their order; several threads take
     /// every file exactly once.

@@ -452,11 +452,41 @@ pub fn output_stem(source: &Source<'_>) -> String {
 
 /// The rows a committed Parquet object holds, from its footer: what a run checks its reports
 /// against, so a summary states what is in the archive rather than what was attempted.
-pub fn committed_rows<R: parquet::file::reader::ChunkReader + 'static>(reader: R, path: &str) -> Result<u64> {
-    let reader = parquet::file::reader::SerializedFileReader::new(reader)
-        .map_err(|e| Error::Archive { path: path.to_string(), source: e.into() })?;
-    let rows = parquet::file::reader::FileReader::metadata(&reader).file_metadata().num_rows();
-    Ok(u64::try_from(rows).unwrap_or(0))
+///
+/// `tail` is the object's last bytes. A run reads back every output it wrote, so the caller
+/// reads one tail (most footers fit in [`FOOTER_READ_BYTES`]) and asks again with more only when
+/// this returns [`FooterRows::Needs`]. Statistics are skipped, not decoded: the count needs none.
+pub fn committed_rows(tail: &[u8], path: &str) -> Result<FooterRows> {
+    use parquet::file::metadata::{FooterTail, ParquetMetaDataOptions, ParquetMetaDataReader, ParquetStatisticsPolicy};
+    let archive =
+        |source: parquet::errors::ParquetError| Error::Archive { path: path.to_string(), source: source.into() };
+    let Some(last) = tail.last_chunk::<8>() else {
+        return Err(archive(parquet::errors::ParquetError::EOF("shorter than a Parquet footer".into())));
+    };
+    let footer = FooterTail::try_new(last).map_err(archive)?;
+    let needed = footer.metadata_length() + last.len();
+    let Some(start) = tail.len().checked_sub(needed) else { return Ok(FooterRows::Needs(needed)) };
+    let options = ParquetMetaDataOptions::new()
+        .with_column_stats_policy(ParquetStatisticsPolicy::SkipAll)
+        .with_encoding_stats_policy(ParquetStatisticsPolicy::SkipAll)
+        .with_size_stats_policy(ParquetStatisticsPolicy::SkipAll);
+    let metadata =
+        ParquetMetaDataReader::decode_metadata_with_options(&tail[start..tail.len() - last.len()], Some(&options))
+            .map_err(archive)?;
+    Ok(FooterRows::Rows(u64::try_from(metadata.file_metadata().num_rows()).unwrap_or(0)))
+}
+
+/// Bytes of an object's end that [`committed_rows`] is first given: a delivery's footer is
+/// about 10 KB, a compacted file's a few dozen.
+pub const FOOTER_READ_BYTES: usize = 64 * 1024;
+
+/// What [`committed_rows`] found in a tail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FooterRows {
+    /// The object's rows.
+    Rows(u64),
+    /// The footer is longer than the tail given: the object's last this many bytes hold it.
+    Needs(usize),
 }
 
 /// Converts one object read from `input`, writing through `sink`.
@@ -584,7 +614,7 @@ impl ParseThreads {
     /// How many workers to start; 0 parses on the converting thread.
     fn resolve(&self) -> usize {
         match self.workers {
-            0 => std::thread::available_parallelism().map_or(0, |n| n.get().saturating_sub(2)).min(MAX_PARSE_WORKERS),
+            0 => crate::cores().saturating_sub(2).min(MAX_PARSE_WORKERS),
             n => n,
         }
     }
@@ -1371,6 +1401,27 @@ mod tests {
         }
         assert!("Management".parse::<Category>().is_ok() && "bogus".parse::<Category>().is_err());
         assert_eq!("writeonly".parse(), Ok(ReadWrite::WriteOnly));
+    }
+
+    /// A committed output's rows come from its footer, whatever the tail it is given: the last
+    /// bytes holding the footer, the whole object, or too few (then it asks for the footer's
+    /// length, and reading that many gives the count). Bytes that end in no footer are an error.
+    #[test]
+    fn committed_rows_from_a_footer() {
+        let sink = MemorySink::default();
+        let report = convert("k.json", FILE.as_bytes(), &sink, &Options::default()).unwrap();
+        let output = report.outputs.iter().find(|o| o.dataset == Dataset::Events).expect("an events output");
+        let object = sink.get(&output.path).unwrap();
+        let events = FILE.lines().filter(|l| l.contains("eventTime") && !l.contains("Insight")).count() as u64;
+        assert_eq!(committed_rows(&object, &output.path).unwrap(), FooterRows::Rows(events));
+        let FooterRows::Needs(needed) = committed_rows(&object[object.len() - 100..], &output.path).unwrap() else {
+            panic!("100 bytes cannot hold a footer of {} columns", crate::schema::schema().fields().len());
+        };
+        assert!(needed > 100 && needed < object.len(), "{needed} of {}", object.len());
+        assert_eq!(committed_rows(&object[object.len() - needed..], &output.path).unwrap(), FooterRows::Rows(events));
+        for broken in [&b"PAR"[..], &b"not a parquet file at all"[..], &object[..object.len() - 1]] {
+            assert!(committed_rows(broken, &output.path).is_err(), "{} bytes", broken.len());
+        }
     }
 
     /// Quarantine lines of a converted file, parsed.

@@ -1496,8 +1496,7 @@ fn decode_selected_on<R: ChunkReader + Clone + 'static>(
 
 /// Threads that decode a selection's columns: the cores this process may use, at most 4.
 fn decode_threads() -> usize {
-    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4))
+    crate::cores().clamp(1, 4)
 }
 
 /// Shares the file's top-level columns out among `threads` threads, each share of about equal
