@@ -179,7 +179,7 @@ pub fn run_convert(files: &[SourceFile], sink: &DirSink, options: &Options, jobs
     if let Err(e) = runtime.block_on(ledger.flush()) {
         summary.add_unfinished(parquetrail_ingest::ledger::LEDGER_DIR, &format!("{e}: the run is not recorded, so a later run cannot tell which object owns these output names until a rerun records it"), storage_retryable(&e));
     }
-    let committed = committed_rows(sink.root(), results.iter().filter_map(|(_, r)| r.as_ref().ok()))?;
+    let committed = committed_rows(sink.root(), results.iter().filter_map(|(_, r)| r.as_ref().ok()), jobs)?;
     summary.finish(partitions, started, committed);
     Ok(summary)
 }
@@ -292,19 +292,48 @@ fn name_sources(
 
 /// Rows of the events and insights outputs the reports name, counted from the committed files'
 /// footers. An output two reports name (which should never be) counts once: what is there.
-fn committed_rows<'a>(root: &Path, reports: impl Iterator<Item = &'a FileReport>) -> Result<u64> {
-    let paths: BTreeSet<&str> = reports
+///
+/// The footers are read on `jobs` threads: this runs after the last file is converted, so read
+/// on one thread it was a serial tail of the run (0.34 of 4.5 s on the 400 MB tree at `-j2`).
+fn committed_rows<'a>(root: &Path, reports: impl Iterator<Item = &'a FileReport>, jobs: usize) -> Result<u64> {
+    let paths: Vec<&str> = reports
         .filter(|r| r.failure.is_none())
         .flat_map(|r| r.outputs.iter())
         .filter(|o| o.dataset != convert::Dataset::Digests)
         .map(|o| o.path.as_str())
+        .collect::<BTreeSet<&str>>()
+        .into_iter()
         .collect();
-    let mut rows = 0;
-    let mut tail = Vec::new();
-    for path in paths {
-        rows += read_back_rows(&root.join(path), path, &mut tail).with_context(|| format!("reading back {path}"))?;
-    }
-    Ok(rows)
+    let read = |paths: &[&str]| -> Result<u64> {
+        let mut tail = Vec::new();
+        paths
+            .iter()
+            .map(|path| {
+                read_back_rows(&root.join(path), path, &mut tail).with_context(|| format!("reading back {path}"))
+            })
+            .sum()
+    };
+    let mut shares = paths.chunks(paths.len().div_ceil(jobs.max(1)).max(1));
+    let first = shares.next().unwrap_or_default();
+    std::thread::scope(|scope| {
+        // A share whose thread cannot be started is read here, after the first.
+        let (started, inline): (Vec<_>, Vec<_>) = shares
+            .map(|share| {
+                std::thread::Builder::new()
+                    .name("read-back".into())
+                    .spawn_scoped(scope, move || read(share))
+                    .map_err(|_| share)
+            })
+            .partition(Result::is_ok);
+        let mut rows = read(first)?;
+        for share in inline.into_iter().filter_map(Result::err) {
+            rows += read(share)?;
+        }
+        for thread in started.into_iter().filter_map(Result::ok) {
+            rows += thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+        }
+        Ok(rows)
+    })
 }
 
 /// The rows of one committed output, from its footer: one read of its last bytes, and a second
@@ -1115,6 +1144,39 @@ mod tests {
         // One resolution per directory name: real/day, linked/day, linked/day/../day and the
         // relative one (the symbolic link to a file and the missing file resolve no directory).
         assert_eq!(resolved.directories.len(), 4, "{:?}", resolved.directories.keys());
+    }
+
+    /// Footers read back on any number of threads count every output once, and a missing
+    /// output is an error that names it.
+    #[test]
+    fn committed_rows_are_read_back_on_any_number_of_threads() {
+        let sink = parquetrail_core::sink::MemorySink::default();
+        let dir = tempfile::tempdir().unwrap();
+        let mut reports = Vec::new();
+        for (i, records) in [3usize, 1, 4, 1, 5].into_iter().enumerate() {
+            let records: Vec<String> = (0..records)
+                .map(|r| format!(r#"{{"eventTime":"2024-03-0{}T00:00:0{r}Z","eventID":"{i}-{r}"}}"#, 1 + r % 2))
+                .collect();
+            let json = format!(r#"{{"Records":[{}]}}"#, records.join(","));
+            let key = format!(
+                "AWSLogs/111122223333/CloudTrail/us-east-1/2024/03/01/111122223333_CloudTrail_us-east-1_20240301T000{i}Z_a.json"
+            );
+            reports.push(convert::convert(&key, json.as_bytes(), &sink, &Options::default()).unwrap());
+        }
+        for path in sink.paths() {
+            let file = dir.path().join(&path);
+            std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+            std::fs::write(file, sink.get(&path).unwrap()).unwrap();
+        }
+        let outputs: usize = reports.iter().map(|r| r.outputs.len()).sum();
+        assert!(outputs > 5, "records of two days give some files two outputs: {outputs}");
+        for jobs in [0, 1, 2, 3, 64] {
+            assert_eq!(committed_rows(dir.path(), reports.iter(), jobs).unwrap(), 14, "{jobs} jobs");
+        }
+        let gone = &reports[2].outputs[0].path;
+        std::fs::remove_file(dir.path().join(gone)).unwrap();
+        let error = format!("{:#}", committed_rows(dir.path(), reports.iter(), 2).unwrap_err());
+        assert!(error.contains(&format!("reading back {gone}")), "{error}");
     }
 
     /// `path` relative to `base` (both absolute), through `..` components.

@@ -476,9 +476,9 @@ pub fn committed_rows(tail: &[u8], path: &str) -> Result<FooterRows> {
     Ok(FooterRows::Rows(u64::try_from(metadata.file_metadata().num_rows()).unwrap_or(0)))
 }
 
-/// Bytes of an object's end that [`committed_rows`] is first given: a delivery's footer is
-/// about 10 KB, a compacted file's a few dozen.
-pub const FOOTER_READ_BYTES: usize = 64 * 1024;
+/// Bytes of an object's end that [`committed_rows`] is first given: a one-row-group output's
+/// footer (every delivery-sized one) is about 10 KB; longer ones take a second read.
+pub const FOOTER_READ_BYTES: usize = 16 * 1024;
 
 /// What [`committed_rows`] found in a tail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
