@@ -27,14 +27,16 @@ use crate::{ShapingArgs, TrailArgs, WriterArgs};
 
 /// Stored (gzip) bytes of CloudTrail log files one core converts per second.
 ///
-/// Measured with the **release** build on the benchmark tree (`bench/run`: `parquetrail generate
-/// --mb 400`, 75.9 MB of gzip, 400 MB of JSON, 5,054 files with CloudTrail's heavy-tailed sizes):
-/// `parquetrail convert` took 8.5-12.2 s of CPU time (user + sys) with `--jobs 1` and 10.2 s with
-/// `--jobs 2` on a shared 2-core x86-64 machine; the `--jobs 2` figure gives about 7.4 MB/s of
-/// gzip, 39 MB/s of JSON per core (see `BENCHMARKS.md`). Small deliveries dominate that figure
-/// (a fixed cost per Parquet output); a tree of large files converts about twice as fast, so
-/// estimates err on the long side.
-pub const GZIP_BYTES_PER_CORE_SECOND: f64 = 7.4e6;
+/// Measured with the **release** build on the benchmark tree (`parquetrail generate --mb 400
+/// --seed 1`: 76.3 MB of gzip, 400 MB of JSON, 5,275 files with CloudTrail's heavy-tailed sizes),
+/// outputs on tmpfs, on a 2-core x86-64 machine: `parquetrail convert` took 6.8-7.5 s of CPU time
+/// (user + sys) with `--jobs 1` and 7.0-7.7 s with `--jobs 2` in most rounds (8.9 s in one with
+/// the machine busy). The `--jobs 2` median, 7.5 s, is about 10.2 MB/s of gzip (53 MB/s of JSON)
+/// per core, rounded down here (see `BENCHMARKS.md`, "Per-file system calls and the serial
+/// tail"). Small deliveries dominate that figure (a fixed cost per Parquet output): estimates
+/// err on the long side for trees of large files, and on the short side for outputs written to
+/// a disk (an `fdatasync` per output).
+pub const GZIP_BYTES_PER_CORE_SECOND: f64 = 10.0e6;
 
 /// Lambda arm64 price per GB-second (us-east-1, first pricing tier), an assumption.
 pub const LAMBDA_ARM64_USD_PER_GB_SECOND: f64 = 0.000_013_333_4;
