@@ -416,7 +416,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo(args) => commands::demo(&args),
-        Command::Convert(args) => commands::convert(&args),
+        Command::Convert(args) => {
+            no_huge_pages();
+            commands::convert(&args)
+        }
         Command::Backfill(args) => backfill::backfill(&args),
         Command::Compact(args) => compact::compact(&args),
         Command::Verify(args) => verify::verify(&args),
@@ -424,7 +427,7 @@ fn main() -> ExitCode {
         Command::Summary(args) => commands::summary(&args),
         Command::Export(args) => commands::export(&args),
         Command::Lookup(args) => {
-            short_lived();
+            no_huge_pages();
             lookup::lookup(&args)
         }
         Command::Insights(args) => insights::insights(&args),
@@ -455,13 +458,19 @@ fn main() -> ExitCode {
     }
 }
 
-/// For a process that lives a fraction of a second and touches a few MB (a `lookup`): no
-/// transparent huge pages. mimalloc asks for them on its segments, and the kernel then zeroes
-/// 2 MiB at each first touch; on a one-day lookup that was 70% of the process's CPU time
-/// (BENCHMARKS.md, "After the page reads"). Long runs (convert, serve) keep them.
-fn short_lived() {
+/// No transparent huge pages for this process. mimalloc asks for them on its segments, and the
+/// kernel then zeroes 2 MiB at each first touch:
+/// - a `lookup` lives a fraction of a second and touches a few MB; on a one-day lookup the
+///   zeroing was 70% of the process's CPU time (BENCHMARKS.md, "After the page reads");
+/// - a `convert` frees segments and touches new ones from file to file; on the 400 MB tree,
+///   without huge pages `-j2` took 5-6% less wall time and `-j1` 1-4%, with about 40% less
+///   system time and 20% less peak RSS, in four interleaved rounds of each (BENCHMARKS.md,
+///   "Per-file system calls and the serial tail").
+///
+/// `serve` keeps them (a long-lived process reusing its memory; not measured).
+fn no_huge_pages() {
     #[cfg(target_os = "linux")]
-    // A kernel without the setting has nothing to turn off: the lookup runs the same.
+    // A kernel without the setting has nothing to turn off: the command runs the same.
     let _ = rustix::thread::disable_transparent_huge_pages(true);
 }
 

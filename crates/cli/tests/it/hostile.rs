@@ -567,3 +567,40 @@ fn repeated_keys_are_counted_and_converted_as_json_readers_read_them() {
     let reference: Vec<Value> = [repeated, plain].iter().map(|r| serde_json::from_str(r).unwrap()).collect();
     assert_eq!(exported, reference);
 }
+
+/// `convert` runs without transparent huge pages (mimalloc's segments would otherwise be zeroed
+/// 2 MiB at a time on every first touch; BENCHMARKS.md, "Per-file system calls and the serial
+/// tail"). The source is a named pipe: opening its writing end returns once `convert` has opened
+/// it to read, so the process is seen mid-run without waiting on a clock.
+#[cfg(target_os = "linux")]
+#[test]
+fn convert_runs_without_transparent_huge_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    let fifo = cwd.join("pipe.json");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success(), "mkfifo: {made}");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_parquetrail"))
+        .args(["convert", "pipe.json", "--out", "archive", "--json"])
+        .current_dir(cwd)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut writer = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    let thp = status.lines().find(|l| l.starts_with("THP_enabled:"));
+    std::io::Write::write_all(&mut writer, br#"{"Records":[{"eventTime":"2024-03-01T00:00:00Z","eventID":"a"}]}"#)
+        .unwrap();
+    drop(writer);
+    let output = child.wait_with_output().unwrap();
+    let summary: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!((output.status.code(), summary["rows"].as_u64()), (Some(0), Some(1)), "{summary}");
+    match thp {
+        Some(line) => assert_eq!(line.split_whitespace().nth(1), Some("0"), "{line}"),
+        None => {
+            let why = "this kernel's /proc/PID/status has no THP_enabled line (Linux 5.0 and later have it)";
+            assert!(!parquetrail_testkit::on_ci(), "{why}");
+            parquetrail_testkit::not_run("convert_runs_without_transparent_huge_pages", why);
+        }
+    }
+}
