@@ -293,8 +293,9 @@ fn name_sources(
 /// Rows of the events and insights outputs the reports name, counted from the committed files'
 /// footers. An output two reports name (which should never be) counts once: what is there.
 ///
-/// The footers are read on `jobs` threads: this runs after the last file is converted, so read
-/// on one thread it was a serial tail of the run (0.34 of 4.5 s on the 400 MB tree at `-j2`).
+/// The footers are read on `jobs` threads ([`for_each_largest_first`], every footer costing
+/// about the same): this runs after the last file is converted, so read on one thread it was a
+/// serial tail of the run (0.34 of 4.5 s on the 400 MB tree at `-j2`).
 fn committed_rows<'a>(root: &Path, reports: impl Iterator<Item = &'a FileReport>, jobs: usize) -> Result<u64> {
     let paths: Vec<&str> = reports
         .filter(|r| r.failure.is_none())
@@ -304,51 +305,34 @@ fn committed_rows<'a>(root: &Path, reports: impl Iterator<Item = &'a FileReport>
         .collect::<BTreeSet<&str>>()
         .into_iter()
         .collect();
-    let read = |paths: &[&str]| -> Result<u64> {
-        let mut tail = Vec::new();
-        paths
-            .iter()
-            .map(|path| {
-                read_back_rows(&root.join(path), path, &mut tail).with_context(|| format!("reading back {path}"))
-            })
-            .sum()
-    };
-    let mut shares = paths.chunks(paths.len().div_ceil(jobs.max(1)).max(1));
-    let first = shares.next().unwrap_or_default();
-    std::thread::scope(|scope| {
-        // A share whose thread cannot be started is read here, after the first.
-        let (started, inline): (Vec<_>, Vec<_>) = shares
-            .map(|share| {
-                std::thread::Builder::new()
-                    .name("read-back".into())
-                    .spawn_scoped(scope, move || read(share))
-                    .map_err(|_| share)
-            })
-            .partition(Result::is_ok);
-        let mut rows = read(first)?;
-        for share in inline.into_iter().filter_map(Result::err) {
-            rows += read(share)?;
+    let rows = AtomicU64::new(0);
+    let failure = Mutex::new(None);
+    for_each_largest_first(&vec![0; paths.len()], jobs, |i| {
+        let path = paths[i];
+        match read_back_rows(&root.join(path), path).with_context(|| format!("reading back {path}")) {
+            Ok(n) => _ = rows.fetch_add(n, Ordering::Relaxed),
+            Err(e) => _ = failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get_or_insert(e),
         }
-        for thread in started.into_iter().filter_map(Result::ok) {
-            rows += thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
-        }
-        Ok(rows)
-    })
+    });
+    match failure.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner) {
+        Some(e) => Err(e),
+        None => Ok(rows.into_inner()),
+    }
 }
 
 /// The rows of one committed output, from its footer: one read of its last bytes, and a second
-/// only for a footer longer than that (`tail` is reused from output to output).
-fn read_back_rows(file: &Path, path: &str, tail: &mut Vec<u8>) -> Result<u64> {
+/// only for a footer longer than that.
+fn read_back_rows(file: &Path, path: &str) -> Result<u64> {
     use std::io::{Read, Seek, SeekFrom};
     let mut file = File::open(file)?;
     let len = file.metadata()?.len();
-    let mut want = convert::FOOTER_READ_BYTES;
+    let (mut want, mut tail) = (convert::FOOTER_READ_BYTES, Vec::new());
     loop {
         let take = usize::try_from(len).map_or(want, |len| len.min(want));
         tail.resize(take, 0);
         file.seek(SeekFrom::Start(len - take as u64))?;
-        file.read_exact(tail)?;
-        match convert::committed_rows(tail, path)? {
+        file.read_exact(&mut tail)?;
+        match convert::committed_rows(&tail, path)? {
             convert::FooterRows::Rows(rows) => return Ok(rows),
             convert::FooterRows::Needs(needed) if needed > take && (take as u64) < len => want = needed,
             convert::FooterRows::Needs(needed) => bail!("its footer says {needed} bytes, more than the file's {len}"),
