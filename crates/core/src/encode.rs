@@ -4,9 +4,10 @@
 //! made (typed builders filled by the record model itself, no generic serializer); every
 //! `batch_rows` rows become a `RecordBatch` handed to the Parquet writer, which cuts row groups at
 //! `row_group_rows`. An output of more than one batch (from a large log file) is encoded
-//! on a thread of its own while the next batch is parsed, so one large file uses two cores. Memory
-//! per open partition is two batches of rows plus one row group of encoded pages, however large
-//! the input file.
+//! on a thread of its own while the next batches are parsed, so one large file uses two cores.
+//! Memory per open partition is the batch being built, the one being encoded and one row group of
+//! encoded pages, plus, for all of them together, [`ENCODER_QUEUE_BYTES`] of batches waiting,
+//! however large the input file.
 //!
 //! Most outputs are small (one delivery's rows of one partition: tens of rows), and for them the
 //! fixed cost per column chunk dominates: parquet-rs creates a zstd compressor *and* decompressor
@@ -20,8 +21,9 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::io::{self, Write};
-use std::sync::mpsc::SyncSender;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
 use std::thread::JoinHandle;
 
 use arrow_array::builder::{
@@ -733,6 +735,8 @@ pub struct ParquetOutput {
     writer: Option<Writer>,
     /// The sink file's first error, shared with the writer's [`Counting`].
     fault: SinkFault,
+    /// Where batches wait for an encoder thread ([`QUEUED`], but for tests).
+    budget: &'static QueueBudget,
 }
 
 /// Where a [`ParquetOutput`]'s batches are encoded.
@@ -742,10 +746,12 @@ enum Writer {
     Inline(Box<ArrowWriter<Counting>>),
     /// On a thread of the output's own: outputs of several batches (large log files),
     /// so that encoding and compressing one batch overlaps with parsing the rows of the next, and a
-    /// single large file uses two cores. The channel is a rendezvous: one batch is being encoded
-    /// while the next is built, never more, so memory stays bounded.
+    /// single large file uses two cores. Batches may wait for the encoder, up to
+    /// [`ENCODER_QUEUE_BYTES`] of all encoders' together, so parsing runs on while a row group is
+    /// closed.
     Background {
-        batches: SyncSender<RecordBatch>,
+        batches: Sender<RecordBatch>,
+        queued: Arc<EncoderQueue>,
         encoder: JoinHandle<Result<ArrowWriter<Counting>, parquet::errors::ParquetError>>,
     },
     /// The encoder thread stopped on an error, already reported.
@@ -755,21 +761,29 @@ enum Writer {
 impl Writer {
     /// Encodes on a thread of its own, or inline when no thread can be started (the writer is
     /// handed over only once the thread runs, so it is never lost with one that did not start).
-    fn background(writer: ArrowWriter<Counting>) -> Writer {
-        let (batches, queue) = std::sync::mpsc::sync_channel::<RecordBatch>(0);
+    fn background(writer: ArrowWriter<Counting>, budget: &'static QueueBudget) -> Writer {
+        let (batches, queue) = std::sync::mpsc::channel::<RecordBatch>();
         let (hand_over, handed) = std::sync::mpsc::channel::<ArrowWriter<Counting>>();
+        let queued = Arc::new(EncoderQueue::new(budget));
+        let encoded = Arc::clone(&queued);
         let encoder = std::thread::Builder::new().name("parquet-encode".into()).spawn(move || {
+            // However the encoder ends, its queued bytes are given back and no sender waits on it.
+            // Declared first, so dropped last: after the channel, with the batches still in it.
+            let _ended = EndOnDrop(&encoded);
             let Ok(mut writer) = handed.recv() else {
                 return Err(parquet::errors::ParquetError::General("no writer was handed to the encoder".into()));
             };
             for batch in queue {
+                let bytes = batch.get_array_memory_size();
                 writer.write(&batch)?;
+                drop(batch);
+                encoded.release(bytes);
             }
             Ok(writer)
         });
         match encoder {
             Ok(encoder) => match hand_over.send(writer) {
-                Ok(()) => Writer::Background { batches, encoder },
+                Ok(()) => Writer::Background { batches, queued, encoder },
                 Err(unsent) => Writer::Inline(Box::new(unsent.0)),
             },
             Err(_) => Writer::Inline(Box::new(writer)),
@@ -780,8 +794,8 @@ impl Writer {
         match self {
             Writer::Inline(writer) => Ok(writer.write(&batch)?),
             // A send fails only when the encoder stopped, on an error it returns at `finish`.
-            Writer::Background { batches, .. } => {
-                if batches.send(batch).is_ok() {
+            Writer::Background { batches, queued, .. } => {
+                if queued.reserve(batch.get_array_memory_size()) && batches.send(batch).is_ok() {
                     return Ok(());
                 }
                 // The encoder stopped on an error: report it now, not after the rest of the file.
@@ -800,7 +814,7 @@ impl Writer {
     fn into_writer(self) -> Result<ArrowWriter<Counting>, DataError> {
         match self {
             Writer::Inline(writer) => Ok(*writer),
-            Writer::Background { batches, encoder } => {
+            Writer::Background { batches, encoder, .. } => {
                 drop(batches);
                 match encoder.join() {
                     Ok(written) => Ok(written?),
@@ -809,6 +823,98 @@ impl Writer {
             }
             Writer::Failed => Err(stopped_error()),
         }
+    }
+}
+
+/// Arrow bytes of batches that may wait for encoder threads, all of a process's outputs together
+/// (however many partitions, files and conversions are open). A large file's batches go to its
+/// outputs in turn, and an encoder's work comes in bursts (a row group's 74 column chunks are
+/// compressed at its close): with a rendezvous per output, parsing waited on them, and one large
+/// file used 1.6 cores of 2; with 32 MiB (eight of its 4 MiB batches), 1.85 (`BENCHMARKS.md`, "One large
+/// file on two cores"). Counted in bytes, so what it adds to memory does not depend on the records.
+pub const ENCODER_QUEUE_BYTES: usize = 32 << 20;
+
+/// Bytes queued for encoder threads against a limit, and a signal when some were encoded.
+struct QueueBudget {
+    limit: usize,
+    /// Bytes queued, and senders waiting for room.
+    state: Mutex<(usize, usize)>,
+    room: Condvar,
+}
+
+impl QueueBudget {
+    const fn new(limit: usize) -> Self {
+        QueueBudget { limit, state: Mutex::new((0, 0)), room: Condvar::new() }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, (usize, usize)> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// What waits for all encoder threads of the process ([`ENCODER_QUEUE_BYTES`]).
+static QUEUED: QueueBudget = QueueBudget::new(ENCODER_QUEUE_BYTES);
+
+/// One encoder thread's part of a [`QueueBudget`]. Its fields change only under the budget's lock.
+struct EncoderQueue {
+    budget: &'static QueueBudget,
+    /// Bytes sent to this encoder and not yet encoded.
+    bytes: AtomicUsize,
+    /// The encoder ended: nothing more can be sent to it, and its bytes were given back.
+    ended: AtomicBool,
+}
+
+impl EncoderQueue {
+    fn new(budget: &'static QueueBudget) -> Self {
+        EncoderQueue { budget, bytes: AtomicUsize::new(0), ended: AtomicBool::new(false) }
+    }
+
+    /// Waits until `bytes` more fit in the budget (any batch fits when nothing is queued, so a
+    /// batch larger than the budget still goes, alone), then counts them; false when the encoder
+    /// has ended, so the batch is not to be sent. Every byte counted is given back, by the
+    /// encoder as it encodes or when it ends, so a wait always ends.
+    fn reserve(&self, bytes: usize) -> bool {
+        let mut state = self.budget.lock();
+        loop {
+            if self.ended.load(Ordering::Relaxed) {
+                return false;
+            }
+            if state.0 == 0 || state.0 + bytes <= self.budget.limit {
+                state.0 += bytes;
+                self.bytes.fetch_add(bytes, Ordering::Relaxed);
+                return true;
+            }
+            state.1 += 1;
+            state = self.budget.room.wait(state).unwrap_or_else(PoisonError::into_inner);
+            state.1 -= 1;
+        }
+    }
+
+    /// A batch of `bytes` was encoded and dropped.
+    fn release(&self, bytes: usize) {
+        let mut state = self.budget.lock();
+        let bytes = bytes.min(self.bytes.load(Ordering::Relaxed));
+        self.bytes.fetch_sub(bytes, Ordering::Relaxed);
+        state.0 -= bytes;
+        self.budget.room.notify_all();
+    }
+
+    /// The encoder ended (returned, failed or panicked): what was still queued for it is dropped
+    /// with its channel, so its bytes are given back, and a sender waiting for room is let go.
+    fn end(&self) {
+        let mut state = self.budget.lock();
+        self.ended.store(true, Ordering::Relaxed);
+        state.0 -= self.bytes.swap(0, Ordering::Relaxed);
+        self.budget.room.notify_all();
+    }
+}
+
+/// Calls [`EncoderQueue::end`] when dropped, however the encoder thread ends.
+struct EndOnDrop<'q>(&'q EncoderQueue);
+
+impl Drop for EndOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.end();
     }
 }
 
@@ -836,6 +942,7 @@ impl ParquetOutput {
             file: Some(file),
             writer: None,
             fault: SinkFault::default(),
+            budget: &QUEUED,
         })
     }
 
@@ -851,7 +958,8 @@ impl ParquetOutput {
         let (counting, fault) = Counting::new(file);
         self.fault = fault;
         let writer = ArrowWriter::try_new_with_options(counting, schema(), options)?;
-        let writer = if background { Writer::background(writer) } else { Writer::Inline(Box::new(writer)) };
+        let writer =
+            if background { Writer::background(writer, self.budget) } else { Writer::Inline(Box::new(writer)) };
         Ok(self.writer.insert(writer))
     }
 
@@ -1186,7 +1294,11 @@ mod tests {
                 Ok(())
             }
         }
+        // At most one batch waits for the encoder (however busy the machine), as a large file's
+        // several megabytes of batches do against the process's budget.
+        let one_batch: &'static QueueBudget = Box::leak(Box::new(QueueBudget::new(1)));
         let mut out = ParquetOutput::new(Box::new(Broken(0)), &settings).unwrap();
+        out.budget = one_batch;
         // The first row group (64 rows) is written to the sink by the encoder thread; the error
         // reaches a push soon after, and every later call reports it again. However the writer
         // reported it (flattened into text on the encoder thread), it is the sink's failure, not
@@ -1196,6 +1308,7 @@ mod tests {
         let again = out.push(&rows[0]).unwrap_err();
         assert!(matches!(&again, OutputError::Sink(e) if e.to_string() == "disk on fire"), "{again:?}");
         let mut out = ParquetOutput::new(Box::new(Broken(0)), &settings).unwrap();
+        out.budget = one_batch;
         let error = rows.iter().find_map(|row| out.push(row).err()).unwrap();
         assert!(matches!(&error, OutputError::Sink(e) if e.to_string() == "disk on fire"), "{error:?}");
 
@@ -1207,5 +1320,72 @@ mod tests {
         assert!(matches!(&error, OutputError::Sink(e) if e.to_string() == "disk on fire"), "{error:?}");
         let core = error.into_error("key", "x.parquet");
         assert!(core.retryable(), "a sink failure must be retryable: {core}");
+    }
+}
+
+#[cfg(test)]
+mod queue_tests {
+    use super::*;
+
+    /// Waits (without a clock) until `n` senders wait for room in `budget`.
+    fn until_waiting(budget: &QueueBudget, n: usize) {
+        while budget.lock().1 != n {
+            std::thread::yield_now();
+        }
+    }
+
+    /// Batches wait for encoders up to the budget, all queues together; a batch larger than the
+    /// budget goes when nothing else waits; what an encoder gives back lets a waiting sender go.
+    #[test]
+    fn the_budget_bounds_all_queues_together() {
+        let budget: &'static QueueBudget = Box::leak(Box::new(QueueBudget::new(100)));
+        let (a, b) = (EncoderQueue::new(budget), EncoderQueue::new(budget));
+        assert!(a.reserve(60));
+        assert!(b.reserve(40));
+        assert_eq!(budget.lock().0, 100);
+        std::thread::scope(|s| {
+            let waiting = s.spawn(|| {
+                assert!(b.reserve(30));
+                // Room was made before this reservation was counted.
+                budget.lock().0
+            });
+            until_waiting(budget, 1);
+            a.release(60);
+            assert_eq!(waiting.join().unwrap(), 70);
+        });
+        b.release(70);
+        assert_eq!(budget.lock().0, 0);
+        // Larger than the whole budget: goes alone, and the next one waits for it.
+        assert!(a.reserve(500));
+        std::thread::scope(|s| {
+            let waiting = s.spawn(|| b.reserve(1));
+            until_waiting(budget, 1);
+            a.release(500);
+            assert!(waiting.join().unwrap());
+        });
+        b.release(1);
+        assert_eq!(budget.lock().0, 0);
+    }
+
+    /// An encoder that ends gives back what was queued for it, refuses more, and lets a sender
+    /// waiting for room go: nothing waits forever on a failed encoder.
+    #[test]
+    fn an_ended_encoder_gives_its_bytes_back() {
+        let budget: &'static QueueBudget = Box::leak(Box::new(QueueBudget::new(100)));
+        let (a, b) = (EncoderQueue::new(budget), EncoderQueue::new(budget));
+        assert!(a.reserve(80));
+        std::thread::scope(|s| {
+            let waiting_on_a = s.spawn(|| a.reserve(50));
+            let waiting_on_b = s.spawn(|| b.reserve(50));
+            until_waiting(budget, 2);
+            a.end();
+            // a's sender is refused; b's gets the room a gave back.
+            assert!(!waiting_on_a.join().unwrap());
+            assert!(waiting_on_b.join().unwrap());
+        });
+        assert_eq!(budget.lock().0, 50);
+        assert!(!a.reserve(1));
+        b.end();
+        assert_eq!(budget.lock().0, 0);
     }
 }

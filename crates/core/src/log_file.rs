@@ -26,6 +26,12 @@ use flate2::bufread::GzDecoder;
 use sha2::{Digest as _, Sha256};
 
 const CHUNK: usize = 256 * 1024;
+/// Inflated chunks the inflate thread may have ready ahead of the parser (4 MiB, whatever the
+/// input). With two, one large file on two cores used 1.60–1.64 cores; with eight or sixteen,
+/// 1.70: the parser, the inflate thread and the encoders share two cores unevenly, and a short
+/// queue leaves the inflate thread waiting while the parser cannot run (`BENCHMARKS.md`, "One
+/// large file on two cores").
+const READ_AHEAD_CHUNKS: usize = 16;
 /// Nesting levels whose brackets are matched by kind; deeper ones are only counted.
 const MAX_DEPTH: usize = 512;
 
@@ -319,8 +325,9 @@ impl<'r> RecordReader<'r> {
 
     /// Moves decompression to a thread of `scope` from here on, so that inflating the rest of a
     /// gzip file overlaps with parsing and encoding its records (a large file then keeps two
-    /// cores busy). Inflated chunks come back in order through a channel holding at most two, so
-    /// memory stays bounded; errors come back with their kind and offset unchanged. Does nothing
+    /// cores busy). Inflated chunks come back in order through a channel holding at most
+    /// [`READ_AHEAD_CHUNKS`], so memory stays bounded; errors come back with their kind and offset
+    /// unchanged. Does nothing
     /// for plain JSON, where there is nothing to inflate, or when already done.
     pub fn read_ahead<'scope>(&mut self, scope: &'scope std::thread::Scope<'scope, '_>)
     where
@@ -329,7 +336,7 @@ impl<'r> RecordReader<'r> {
         if !self.gzip || self.eof || self.ahead_digest.is_some() {
             return;
         }
-        let (chunks, queue) = std::sync::mpsc::sync_channel::<io::Result<Vec<u8>>>(2);
+        let (chunks, queue) = std::sync::mpsc::sync_channel::<io::Result<Vec<u8>>>(READ_AHEAD_CHUNKS);
         let mut src = std::mem::replace(&mut self.src, Box::new(io::empty()));
         // The hash moves with the decoder: the thread hashes what it inflates, and leaves the
         // digest here before it ends (before the channel closes, which is how the end is seen).
