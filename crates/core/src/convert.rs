@@ -646,7 +646,7 @@ struct RecordRules<'s> {
 /// A record with a row and a place for it; whether it may open a new partition is decided later,
 /// in file order ([`FileState::admit`]).
 struct Placed<'a> {
-    row: Row<'a>,
+    row: Box<Row<'a>>,
     slot: Slot,
     judgement: Judgement,
 }
@@ -683,7 +683,7 @@ impl<'s> RecordRules<'s> {
     where
         's: 'a,
     {
-        let row = Row::parse(text, self.object.key, index).map_err(|e| e.to_string())?;
+        let row = Row::parse_boxed(text, self.object.key, index).map_err(|e| e.to_string())?;
         let time = row.event_time().map_err(|e| e.to_string())?;
         let slot = self.slot(&row, time);
         // A partition value too long to name a path can never be opened, wherever the record is.
