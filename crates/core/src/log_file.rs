@@ -325,10 +325,10 @@ impl<'r> RecordReader<'r> {
 
     /// Moves decompression to a thread of `scope` from here on, so that inflating the rest of a
     /// gzip file overlaps with parsing and encoding its records (a large file then keeps two
-    /// cores busy). Inflated chunks come back in order through a channel holding at most
-    /// [`READ_AHEAD_CHUNKS`], so memory stays bounded; errors come back with their kind and offset
-    /// unchanged. Does nothing
-    /// for plain JSON, where there is nothing to inflate, or when already done.
+    /// cores busy). Inflated chunks come back in order through a channel holding at most 16
+    /// (`READ_AHEAD_CHUNKS`, 4 MiB), so memory stays bounded; errors come back with their kind and
+    /// offset unchanged. Does nothing for plain JSON, where there is nothing to inflate, or when
+    /// already done.
     pub fn read_ahead<'scope>(&mut self, scope: &'scope std::thread::Scope<'scope, '_>)
     where
         'r: 'scope,
