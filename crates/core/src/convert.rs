@@ -1135,6 +1135,11 @@ impl<'s> FileState<'s> {
 
     fn commit(mut self, report: &mut FileReport) -> Result<()> {
         let key = self.key().to_string();
+        for ((dataset, partition), output) in &mut self.outputs {
+            let path =
+                || format!("{}/{}/{}.parquet", self.options.layout.prefix(*dataset), partition.path(), self.stem);
+            output.end_input().map_err(|e| e.into_error(&key, &path()))?;
+        }
         for ((dataset, partition), output) in self.outputs {
             let path = format!("{}/{}/{}.parquet", self.options.layout.prefix(dataset), partition.path(), self.stem);
             let (rows, bytes, file) = output.finish().map_err(|e| e.into_error(&key, &path))?;

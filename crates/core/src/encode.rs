@@ -779,6 +779,9 @@ impl Writer {
                 drop(batch);
                 encoded.release(bytes);
             }
+            // The last row group is closed here, not on the thread that joins this one: a file's
+            // outputs then close theirs side by side (see `ParquetOutput::end_input`).
+            writer.flush()?;
             Ok(writer)
         });
         match encoder {
@@ -806,6 +809,15 @@ impl Writer {
                 }
             }
             Writer::Failed => Err(stopped_error()),
+        }
+    }
+
+    /// Tells an encoder thread that no batch follows, so it closes its last row group now: its
+    /// channel is swapped for one already closed (a batch sent after this fails, as to a stopped
+    /// encoder).
+    fn end_input(&mut self) {
+        if let Writer::Background { batches, .. } = self {
+            *batches = std::sync::mpsc::channel().0;
         }
     }
 
@@ -1053,6 +1065,18 @@ impl ParquetOutput {
 
     /// Writes the footer; returns the rows, the bytes and the file, ready to commit. A failure of
     /// the sink is [`OutputError::Sink`] however the writer reported it.
+    /// No more rows will come: the last batch goes to the writer, and an encoder thread is told
+    /// to close its last row group. A file's outputs are all told before any is finished, so their
+    /// encoder threads close their row groups side by side rather than one after another.
+    pub fn end_input(&mut self) -> Result<(), OutputError> {
+        self.check_encoder()?;
+        self.flush_batch(true).map_err(|e| self.fault.classify(e))?;
+        if let Some(writer) = self.writer.as_mut() {
+            writer.end_input();
+        }
+        Ok(())
+    }
+
     pub fn finish(mut self) -> Result<(u64, u64, Box<dyn SinkFile>), OutputError> {
         let finished = self.finish_inner();
         finished.map_err(|e| self.fault.classify(e))
@@ -1274,6 +1298,22 @@ mod tests {
         file.commit().unwrap();
         assert_eq!(n, 500);
         assert_eq!(read_rows(sink.get("x.parquet").unwrap()), rows);
+
+        // Ending the input first (the encoder closes its last row group on its own thread) writes
+        // the same bytes, and a row after it is refused.
+        let mut ended = ParquetOutput::new(sink.create("y.parquet").unwrap(), &settings).unwrap();
+        rows.iter().for_each(|row| ended.push(row).unwrap());
+        ended.end_input().unwrap();
+        // Rows are buffered until a batch (7) is full; that batch is refused.
+        let refused = rows.iter().take(7).map(|row| ended.push(row)).find_map(Result::err);
+        assert!(refused.is_some());
+        let mut ended = ParquetOutput::new(sink.create("z.parquet").unwrap(), &settings).unwrap();
+        rows.iter().for_each(|row| ended.push(row).unwrap());
+        ended.end_input().unwrap();
+        let (n, _, file) = ended.finish().unwrap();
+        file.commit().unwrap();
+        assert_eq!(n, 500);
+        assert_eq!(sink.get("z.parquet").unwrap(), sink.get("x.parquet").unwrap());
 
         /// Takes the file's magic bytes, written when the writer opens, then fails.
         struct Broken(usize);
