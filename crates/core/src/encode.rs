@@ -88,9 +88,11 @@ impl Default for WriterSettings {
         // groups for readers (a 128 MiB compacted file has a few dozen, each with event-time
         // min/max to skip by), and each open partition of a large file buffers at most one; at
         // 128 Ki rows peak RSS grew with the file (BENCHMARKS.md, "Memory").
-        // 2 Ki rows per batch (~2.5 MB of Arrow data): a large file keeps two batches per open
-        // partition (one building, one encoding on its thread), and a 500 MB file opens a handful
-        // of partitions; at 8 Ki rows that cost ~30 MiB more peak RSS (BENCHMARKS.md, "Memory").
+        // 2 Ki rows per batch (~2.5 MB of Arrow data, ~4 MiB as allocated): a large file keeps
+        // two batches per open partition (one building, one encoding on its thread), plus those
+        // waiting within ENCODER_QUEUE_BYTES for all partitions together, and a 500 MB file opens
+        // a handful of partitions; at 8 Ki rows that cost ~30 MiB more peak RSS (BENCHMARKS.md,
+        // "Memory").
         WriterSettings { codec: Codec::Zstd(3), row_group_rows: 32 * 1024, batch_rows: 2 * 1024 }
     }
 }
