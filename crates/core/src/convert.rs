@@ -1883,7 +1883,7 @@ mod tests {
         }
         // The one record of that partition comes after the read-ahead began, with more than the
         // channel holds after it: the inflate thread is blocked on a full channel when the sink fails.
-        let mut records = parquetrail_synth::sample_records_json(21, 5000);
+        let mut records = parquetrail_synth::sample_records_json(21, 15_000);
         let mut at = 0;
         let mut bytes = 0;
         while bytes < READ_AHEAD_AFTER as usize + (256 << 10) {
@@ -1892,7 +1892,8 @@ mod tests {
         }
         records[at] = records[at].replacen(r#""eventTime":""#, r#""eventTime":"2030-01-01T00:00:00Z","x":""#, 1);
         let json = format!(r#"{{"Records":[{}]}}"#, records.join(","));
-        assert!(json.len() > bytes + (2 << 20));
+        let ahead = crate::log_file::READ_AHEAD_CHUNKS * crate::log_file::CHUNK;
+        assert!(json.len() > bytes + ahead + (2 << 20), "{} bytes after the record", json.len() - bytes);
         let gz = gzip_members(&[json.as_bytes()]);
         let (done, wait) = std::sync::mpsc::channel();
         std::thread::spawn(move || {

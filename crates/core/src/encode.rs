@@ -844,8 +844,9 @@ impl Writer {
 /// (however many partitions, files and conversions are open). A large file's batches go to its
 /// outputs in turn, and an encoder's work comes in bursts (a row group's 74 column chunks are
 /// compressed at its close): with a rendezvous per output, parsing waited on them, and one large
-/// file used 1.6 cores of 2; with 32 MiB (eight of its 4 MiB batches), 1.85 (`BENCHMARKS.md`, "One large
-/// file on two cores"). Counted in bytes, so what it adds to memory does not depend on the records.
+/// file used 1.6 cores of 2; with 32 MiB (eight of its 4 MiB batches), 1.85 (`BENCHMARKS.md`,
+/// "One large file on two cores"). Counted in bytes, so what it adds to memory does not depend on
+/// the records.
 pub const ENCODER_QUEUE_BYTES: usize = 32 << 20;
 
 /// Bytes queued for encoder threads against a limit, and a signal when some were encoded.

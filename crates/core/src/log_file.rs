@@ -25,13 +25,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 use flate2::bufread::GzDecoder;
 use sha2::{Digest as _, Sha256};
 
-const CHUNK: usize = 256 * 1024;
+pub(crate) const CHUNK: usize = 256 * 1024;
 /// Inflated chunks the inflate thread may have ready ahead of the parser (4 MiB, whatever the
 /// input). With two, one large file on two cores used 1.60–1.64 cores; with eight or sixteen,
 /// 1.70: the parser, the inflate thread and the encoders share two cores unevenly, and a short
 /// queue leaves the inflate thread waiting while the parser cannot run (`BENCHMARKS.md`, "One
 /// large file on two cores").
-const READ_AHEAD_CHUNKS: usize = 16;
+pub(crate) const READ_AHEAD_CHUNKS: usize = 16;
 /// Nesting levels whose brackets are matched by kind; deeper ones are only counted.
 const MAX_DEPTH: usize = 512;
 
