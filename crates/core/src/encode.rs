@@ -1355,6 +1355,25 @@ mod tests {
         let error = rows.iter().find_map(|row| out.push(row).err()).unwrap();
         assert!(matches!(&error, OutputError::Sink(e) if e.to_string() == "disk on fire"), "{error:?}");
 
+        // Outputs filled in turn from one thread share one budget: a batch for one waits for
+        // another's encoder to drain (never for its own sender), and every row arrives.
+        let (a, b) = (sink.create("a.parquet").unwrap(), sink.create("b.parquet").unwrap());
+        let (mut a, mut b) = (ParquetOutput::new(a, &settings).unwrap(), ParquetOutput::new(b, &settings).unwrap());
+        (a.budget, b.budget) = (one_batch, one_batch);
+        for row in &rows {
+            a.push(row).unwrap();
+            b.push(row).unwrap();
+        }
+        a.end_input().unwrap();
+        b.end_input().unwrap();
+        for (out, name) in [(a, "a.parquet"), (b, "b.parquet")] {
+            let (n, _, file) = out.finish().unwrap();
+            file.commit().unwrap();
+            assert_eq!(n, 500);
+            assert_eq!(sink.get(name).unwrap(), sink.get("x.parquet").unwrap());
+        }
+        assert_eq!(one_batch.lock().0, 0, "every queued byte was given back");
+
         // The same on the calling thread (an output of one batch): the failure comes at finish.
         let single = WriterSettings { batch_rows: 10_000, ..WriterSettings::default() };
         let mut out = ParquetOutput::new(Box::new(Broken(0)), &single).unwrap();
