@@ -1135,13 +1135,15 @@ impl<'s> FileState<'s> {
 
     fn commit(mut self, report: &mut FileReport) -> Result<()> {
         let key = self.key().to_string();
+        // Every output is told its input ended before any is finished (their encoders then close
+        // their last row groups side by side).
+        let mut paths = Vec::with_capacity(self.outputs.len());
         for ((dataset, partition), output) in &mut self.outputs {
-            let path =
-                || format!("{}/{}/{}.parquet", self.options.layout.prefix(*dataset), partition.path(), self.stem);
-            output.end_input().map_err(|e| e.into_error(&key, &path()))?;
+            let path = format!("{}/{}/{}.parquet", self.options.layout.prefix(*dataset), partition.path(), self.stem);
+            output.end_input().map_err(|e| e.into_error(&key, &path))?;
+            paths.push(path);
         }
-        for ((dataset, partition), output) in self.outputs {
-            let path = format!("{}/{}/{}.parquet", self.options.layout.prefix(dataset), partition.path(), self.stem);
+        for (((dataset, partition), output), path) in self.outputs.into_iter().zip(paths) {
             let (rows, bytes, file) = output.finish().map_err(|e| e.into_error(&key, &path))?;
             file.commit().map_err(|source| Error::Write { key: key.clone(), path: path.clone(), source })?;
             report.rows += rows;
