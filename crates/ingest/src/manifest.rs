@@ -240,6 +240,58 @@ pub struct ManifestCache {
     /// (several objects of one SQS batch often land in one partition), instead of racing each
     /// other into refused conditional PUTs and reads. Removed when nobody holds or awaits it.
     writing: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Per partition, the files waiting for its next manifest write: whoever's turn comes next
+    /// lists all of them in one conditional PUT (a group commit), so the objects of one SQS batch
+    /// that land in one partition cost one manifest PUT between them, not one each.
+    waiting: Mutex<HashMap<String, Arc<Group>>>,
+}
+
+/// Files of one partition listed together by one manifest write ([`ManifestCache::join`]), and
+/// what became of them.
+#[derive(Debug, Default)]
+struct Group {
+    state: Mutex<GroupState>,
+}
+
+#[derive(Debug, Default)]
+struct GroupState {
+    paths: BTreeSet<String>,
+    /// The write's outcome, once made; until then any member whose turn comes makes it.
+    outcome: Option<Result<Listed, StorageError>>,
+}
+
+/// What one manifest write did with each file of its group. A file newly listed is counted as
+/// added for one member only (two members may bring the same output: a duplicate notification).
+#[derive(Debug, Clone, Default)]
+struct Listed {
+    added: BTreeSet<String>,
+    refused: BTreeSet<String>,
+    /// Every file of the group: the manifest written lists each one, or it was refused.
+    covered: BTreeSet<String>,
+}
+
+impl Group {
+    /// `wanted`'s share of the outcome, if the write was made: counted into `report`.
+    fn share(&self, wanted: &BTreeSet<String>, report: &mut AddReport) -> Option<Result<(), StorageError>> {
+        let mut state = self.state.lock().expect("not poisoned");
+        let listed = match state.outcome.as_mut()? {
+            Ok(listed) => listed,
+            Err(e) => return Some(Err(e.clone())),
+        };
+        if !wanted.is_subset(&listed.covered) {
+            return None;
+        }
+        for p in wanted {
+            if listed.added.remove(p) {
+                report.added += 1;
+            } else if listed.refused.contains(p) {
+                report.refused.push(p.clone());
+            } else {
+                report.present += 1;
+            }
+        }
+        Some(Ok(()))
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -260,6 +312,25 @@ impl ManifestCache {
         let lock = self.writing.lock().expect("not poisoned").entry(key.to_string()).or_default().clone();
         let guard = lock.clone().lock_owned().await;
         Turn { cache: self, key: key.to_string(), lock, guard: Some(guard) }
+    }
+
+    /// Adds `wanted` to the files waiting for the next write of the manifest `key`.
+    fn join(&self, key: &str, wanted: &BTreeSet<String>) -> Arc<Group> {
+        // Under the map's lock, as `close` reads the files: a member joins before the group is
+        // closed (and its files are in the write) or after (and joins the next group).
+        let mut waiting = self.waiting.lock().expect("not poisoned");
+        let group = waiting.entry(key.to_string()).or_default().clone();
+        group.state.lock().expect("not poisoned").paths.extend(wanted.iter().cloned());
+        group
+    }
+
+    /// Closes `group` to newcomers (they start the next one) and returns its files.
+    fn close(&self, key: &str, group: &Arc<Group>) -> BTreeSet<String> {
+        let mut waiting = self.waiting.lock().expect("not poisoned");
+        if waiting.get(key).is_some_and(|open| Arc::ptr_eq(open, group)) {
+            waiting.remove(key);
+        }
+        group.state.lock().expect("not poisoned").paths.clone()
     }
 
     fn take(&self, key: &str) -> Option<Known> {
@@ -322,64 +393,80 @@ pub async fn add_cached(
     let mut report = AddReport::default();
     for (dir, wanted) in by_dir {
         let key = manifest_key(root, dir);
+        let group = cache.join(&key, &wanted);
         let _turn = cache.turn(&key).await;
-        let mut conflicts = Conflicts::new();
-        let mut remembered = cache.take(&key);
-        let mut lost = false;
-        loop {
-            let (manifest, consumed, unread, trusted) = match remembered.take() {
-                Some(known) if known.trusted => (known.manifest, known.consumed, true, true),
-                stale => {
-                    // The manifest first, then the consumed list: a compaction records its inputs
-                    // before it swaps, so a file missing from this manifest because it was
-                    // compacted is already in the consumed list read after it.
-                    let manifest = read(storage, root, dir).await?;
-                    match stale {
-                        Some(known) if known.manifest.tag == manifest.tag => (manifest, known.consumed, false, true),
-                        _ => {
-                            let consumed = read_consumed(storage, root, dir).await?.entries.into_keys().collect();
-                            (manifest, consumed, false, stale.is_none() && !lost)
-                        }
-                    }
-                }
-            };
-            let present = wanted.iter().filter(|p| manifest.files.contains(*p)).count();
-            let refused: Vec<String> =
-                wanted.iter().filter(|p| !manifest.files.contains(*p) && consumed.contains(*p)).cloned().collect();
-            let new: Vec<&String> =
-                wanted.iter().filter(|p| !manifest.files.contains(*p) && !consumed.contains(*p)).collect();
-            if new.is_empty() {
-                report.present += present;
-                report.refused.extend(refused);
-                cache.keep(key, Known { manifest, consumed, trusted, used: 0 });
-                break;
-            }
-            let mut files = manifest.files.clone();
-            files.extend(new.iter().map(|p| (*p).clone()));
-            match swap(storage, root, dir, &files, manifest.tag.as_deref()).await {
-                Ok(tag) => {
-                    report.added += new.len();
-                    report.present += present;
-                    report.refused.extend(refused);
-                    let manifest = Manifest { files, tag: Some(tag) };
-                    cache.keep(key, Known { manifest, consumed, trusted, used: 0 });
-                    break;
-                }
-                // Someone wrote since the version remembered: read it, at once (no race was lost
-                // to a writer in flight, the memory was old), and read before writing from now on.
-                Err(e) if e.kind == ErrorKind::Conflict && unread => {
-                    lost = true;
-                    remembered = Some(Known { manifest, consumed, trusted: false, used: 0 });
-                }
-                Err(e) if e.kind == ErrorKind::Conflict => {
-                    lost = true;
-                    conflicts.lost(storage, &key, &e).await?;
-                }
-                Err(e) => return Err(e),
-            }
+        // Another member's turn came first and listed this group's files (or failed to).
+        if let Some(shared) = group.share(&wanted, &mut report) {
+            shared?;
+            continue;
         }
+        let files = cache.close(&key, &group);
+        let listed = write_group(storage, root, dir, &key, &files, cache).await;
+        group.state.lock().expect("not poisoned").outcome = Some(listed);
+        group.share(&wanted, &mut report).expect("the write covered the files it was given")?;
     }
     Ok(report)
+}
+
+/// One write of a partition's manifest listing `wanted` (what a turn of [`add_cached`] does), on
+/// the version `cache` remembers when it trusts it, else on one read.
+async fn write_group(
+    storage: &dyn Storage,
+    root: &str,
+    dir: &str,
+    key: &str,
+    wanted: &BTreeSet<String>,
+    cache: &ManifestCache,
+) -> Result<Listed, StorageError> {
+    let mut conflicts = Conflicts::new();
+    let mut remembered = cache.take(key);
+    let mut lost = false;
+    loop {
+        let (manifest, consumed, unread, trusted) = match remembered.take() {
+            Some(known) if known.trusted => (known.manifest, known.consumed, true, true),
+            stale => {
+                // The manifest first, then the consumed list: a compaction records its inputs
+                // before it swaps, so a file missing from this manifest because it was
+                // compacted is already in the consumed list read after it.
+                let manifest = read(storage, root, dir).await?;
+                match stale {
+                    Some(known) if known.manifest.tag == manifest.tag => (manifest, known.consumed, false, true),
+                    _ => {
+                        let consumed = read_consumed(storage, root, dir).await?.entries.into_keys().collect();
+                        (manifest, consumed, false, stale.is_none() && !lost)
+                    }
+                }
+            }
+        };
+        let refused: BTreeSet<String> =
+            wanted.iter().filter(|p| !manifest.files.contains(*p) && consumed.contains(*p)).cloned().collect();
+        let new: BTreeSet<String> =
+            wanted.iter().filter(|p| !manifest.files.contains(*p) && !consumed.contains(*p)).cloned().collect();
+        if new.is_empty() {
+            cache.keep(key.to_string(), Known { manifest, consumed, trusted, used: 0 });
+            return Ok(Listed { added: new, refused, covered: wanted.clone() });
+        }
+        let mut files = manifest.files.clone();
+        files.extend(new.iter().cloned());
+        match swap(storage, root, dir, &files, manifest.tag.as_deref()).await {
+            Ok(tag) => {
+                let manifest = Manifest { files, tag: Some(tag) };
+                cache.keep(key.to_string(), Known { manifest, consumed, trusted, used: 0 });
+                return Ok(Listed { added: new, refused, covered: wanted.clone() });
+            }
+            // Someone wrote since the version remembered: read it, at once (no race was lost to
+            // a writer in flight, the memory was old), and read before writing from now on.
+            Err(e) if e.kind == ErrorKind::Conflict && unread => {
+                lost = true;
+                remembered = Some(Known { manifest, consumed, trusted: false, used: 0 });
+            }
+            Err(e) if e.kind == ErrorKind::Conflict => {
+                lost = true;
+                conflicts.lost(storage, key, &e).await?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// Lists, in their partitions' manifests, the Parquet files of a dataset that no manifest lists
@@ -553,6 +640,125 @@ mod tests {
         assert_eq!(add_cached(&storage, "", &[file("d")], &cache).await.unwrap().added, 1);
         let want = BTreeSet::from([file("compacted-x-0000"), file("d")]);
         assert_eq!(read(&storage, "", part).await.unwrap().files, want);
+    }
+
+    /// Local storage whose manifest writes are counted and can be made to fail.
+    #[derive(Debug)]
+    struct Writes {
+        inner: LocalStorage,
+        puts: std::sync::atomic::AtomicUsize,
+        fail: std::sync::atomic::AtomicBool,
+    }
+
+    #[async_trait::async_trait]
+    impl Storage for Writes {
+        fn describe(&self) -> String {
+            self.inner.describe()
+        }
+        async fn open(&self, key: &str, version: Option<&str>) -> Result<crate::storage::Opened, StorageError> {
+            self.inner.open(key, version).await
+        }
+        async fn list(&self, prefix: &str) -> Result<Vec<crate::storage::ObjectMeta>, StorageError> {
+            self.inner.list(prefix).await
+        }
+        async fn list_prefixes(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+            self.inner.list_prefixes(prefix).await
+        }
+        async fn list_page(&self, prefix: &str, token: Option<&str>) -> Result<crate::storage::ListPage, StorageError> {
+            self.inner.list_page(prefix, token).await
+        }
+        async fn put(&self, key: &str, body: Vec<u8>) -> Result<(), StorageError> {
+            self.inner.put(key, body).await
+        }
+        async fn read_tagged(&self, key: &str) -> Result<Option<(Vec<u8>, String)>, StorageError> {
+            self.inner.read_tagged(key).await
+        }
+        async fn put_if(&self, key: &str, body: Vec<u8>, expected: Option<&str>) -> Result<String, StorageError> {
+            self.puts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(StorageError::new(ErrorKind::Retryable, "503 Slow Down"));
+            }
+            self.inner.put_if(key, body, expected).await
+        }
+        async fn delete(&self, key: &str) -> Result<(), StorageError> {
+            self.inner.delete(key).await
+        }
+        fn sink(&self, prefix: &str) -> Arc<dyn parquetrail_core::sink::Sink + Send + Sync> {
+            self.inner.sink(prefix)
+        }
+    }
+
+    /// Adds each of `files` (one list per caller) through one cache while the partition's turn is
+    /// held, once all of them are waiting for it; returns each caller's report.
+    async fn grouped(
+        storage: &Arc<Writes>,
+        cache: &Arc<ManifestCache>,
+        files: &[Vec<String>],
+    ) -> Vec<Result<AddReport, StorageError>> {
+        let part = "events/account=1/region=r/date=2024-01-01";
+        let key = manifest_key("", part);
+        let held = cache.turn(&key).await;
+        let tasks: Vec<_> = files
+            .iter()
+            .map(|files| {
+                let (storage, cache, files) = (storage.clone(), cache.clone(), files.clone());
+                tokio::spawn(async move { add_cached(storage.as_ref(), "", &files, &cache).await })
+            })
+            .collect();
+        let want: BTreeSet<&String> = files.iter().flatten().collect();
+        loop {
+            let joined = cache.waiting.lock().unwrap().get(&key).map(|g| g.state.lock().unwrap().paths.len());
+            if joined == Some(want.len()) {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        drop(held);
+        let mut reports = Vec::new();
+        for t in tasks {
+            reports.push(t.await.unwrap());
+        }
+        reports
+    }
+
+    /// The objects of one SQS batch that land in one partition: those whose turn had not come
+    /// yet are listed by one manifest write between them, each file counted as added once (a
+    /// file two callers bring, a duplicate notification, too); a failed write fails them all,
+    /// and the next turn lists them.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn waiting_writers_share_one_manifest_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Arc::new(Writes {
+            inner: LocalStorage::new(dir.path()),
+            puts: Default::default(),
+            fail: Default::default(),
+        });
+        let cache = Arc::new(ManifestCache::default());
+        let part = "events/account=1/region=r/date=2024-01-01";
+        let file = |name: &str| format!("{part}/{name}.parquet");
+        let puts = || storage.puts.load(std::sync::atomic::Ordering::SeqCst);
+
+        let mut files: Vec<Vec<String>> = (0..8).map(|i| vec![file(&format!("f{i}"))]).collect();
+        files.push(vec![file("f3")]);
+        let reports: Vec<AddReport> = grouped(&storage, &cache, &files).await.into_iter().map(Result::unwrap).collect();
+        assert_eq!(puts(), 1, "one write for the nine callers: {reports:?}");
+        assert_eq!(reports.iter().map(|r| r.added).sum::<usize>(), 8, "{reports:?}");
+        assert_eq!(reports.iter().map(|r| r.added + r.present).collect::<Vec<_>>(), vec![1; 9], "{reports:?}");
+        let listed = read(storage.as_ref(), "", part).await.unwrap().files;
+        assert_eq!(listed, files.iter().flatten().cloned().collect::<BTreeSet<_>>());
+
+        storage.fail.store(true, std::sync::atomic::Ordering::SeqCst);
+        let files: Vec<Vec<String>> = (8..12).map(|i| vec![file(&format!("f{i}"))]).collect();
+        let failed = grouped(&storage, &cache, &files).await;
+        assert_eq!(puts(), 2, "one refused write for the four: {failed:?}");
+        assert!(failed.iter().all(|r| r.as_ref().is_err_and(|e| e.kind == ErrorKind::Retryable)), "{failed:?}");
+        assert_eq!(read(storage.as_ref(), "", part).await.unwrap().files, listed, "nothing listed");
+
+        storage.fail.store(false, std::sync::atomic::Ordering::SeqCst);
+        let again: Vec<AddReport> = grouped(&storage, &cache, &files).await.into_iter().map(Result::unwrap).collect();
+        assert_eq!((puts(), again.iter().map(|r| r.added).sum::<usize>()), (3, 4), "{again:?}");
+        assert_eq!(read(storage.as_ref(), "", part).await.unwrap().files.len(), 12);
+        assert!(cache.waiting.lock().unwrap().is_empty(), "no group is left waiting");
     }
 
     #[tokio::test]
