@@ -19,7 +19,7 @@ use tokio_util::io::SyncIoBridge;
 
 use crate::error::Error;
 use crate::manifest::ManifestCache;
-use crate::storage::{ErrorKind, Storage};
+use crate::storage::{ErrorKind, Storage, StorageError};
 
 /// Why an object was not converted, as reports and responses carry it: an [`Error`]'s verdict
 /// ([`Error::retryable`]) and message. `retryable` decides between "try again" (SQS redrive,
@@ -77,6 +77,8 @@ pub struct Pipeline {
     /// What this pipeline (and its clones: a warm Lambda instance's invocations) last knew of the
     /// manifests it wrote, so the next delivery to a partition writes without reading first.
     manifests: Arc<ManifestCache>,
+    /// Whether outputs are left for the caller to list ([`Pipeline::listing_later`]).
+    list_later: bool,
 }
 
 impl Pipeline {
@@ -90,7 +92,34 @@ impl Pipeline {
             attempts: 3,
             backoff: Duration::from_millis(250),
             manifests: Arc::default(),
+            list_later: false,
         }
+    }
+
+    /// This pipeline, leaving the outputs of each object it converts unlisted: the caller lists
+    /// those of several objects at once with [`Pipeline::list`], one manifest write per partition
+    /// between them, once all are converted (a Lambda invocation's SQS batch). Until then no
+    /// reader sees them, as when a conversion stops before listing.
+    pub fn listing_later(mut self) -> Self {
+        self.list_later = true;
+        self
+    }
+
+    /// Lists the outputs of converted objects in their partitions' manifests: one conditional
+    /// write per partition for all of them. Call it only once every one of them is committed.
+    pub async fn list(&self, reports: &[&FileReport]) -> Result<(), StorageError> {
+        let paths: Vec<String> = reports.iter().flat_map(|r| r.outputs.iter().map(|o| o.path.clone())).collect();
+        if paths.is_empty() {
+            return Ok(());
+        }
+        let added = crate::manifest::add_cached(self.dest.as_ref(), &self.dest_prefix, &paths, &self.manifests).await?;
+        if !added.refused.is_empty() {
+            tracing::info!(
+                files = ?added.refused,
+                "outputs already compacted: their rows are in a compacted file, so they stay unlisted"
+            );
+        }
+        Ok(())
     }
 
     /// Attempts per object and the first backoff between them.
@@ -309,6 +338,9 @@ impl Pipeline {
     /// sees them, and a failure here is retryable like a failed write (the outputs are rewritten
     /// identically and listed on the next attempt).
     async fn publish(&self, report: FileReport) -> Result<FileReport, Error> {
+        if self.list_later {
+            return Ok(report);
+        }
         let paths: Vec<String> = report.outputs.iter().map(|o| o.path.clone()).collect();
         if paths.is_empty() {
             return Ok(report);

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant, SystemTime};
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse};
 use chrono::{Days, NaiveDate, Utc};
 use parquetrail_core::compact::CompactOptions;
-use parquetrail_core::convert::{Dataset, Options};
+use parquetrail_core::convert::{Dataset, FileReport, Options};
 use parquetrail_ingest::compaction::{Compactor, Control, Failure, Scope, Settings, Totals};
 use parquetrail_ingest::ledger::{Entry, record_objects, record_shaping};
 use parquetrail_ingest::listing::DatasetChoice;
@@ -301,14 +301,19 @@ async fn record_shaping_once(app: &App, dest: &dyn Storage, prefix: &str) -> Res
     app.shaping_recorded.get_or_try_init(|| record_shaping(dest, prefix, &app.config.options.shaping)).await.map(|_| ())
 }
 
-/// Converts objects with bounded concurrency, keeping their order in the result, then records the
-/// converted ones in the ledger ([`record_done`]).
+/// Converts objects with bounded concurrency, keeping their order in the result, then lists the
+/// outputs of the converted ones in their manifests, one write per partition for all of them
+/// (objects of one SQS batch often share a partition: a trail's account and Region on one day),
+/// and records them in the ledger ([`record_done`]). If the listing fails, every converted object
+/// is reported for a retry, which rewrites identical outputs and lists them.
 async fn process_all(
     app: &App,
     pipeline: &Pipeline,
     objects: &[ObjectRef],
     answer_by: Option<tokio::time::Instant>,
 ) -> Vec<Outcome> {
+    let later = pipeline.clone().listing_later();
+    let pipeline = &later;
     let permits = Arc::new(Semaphore::new(app.config.concurrency));
     let tasks = objects.iter().map(|object| {
         let permits = permits.clone();
@@ -318,6 +323,14 @@ async fn process_all(
         }
     });
     let mut outcomes = futures_util::future::join_all(tasks).await;
+    let converted: Vec<&FileReport> = outcomes.iter().filter_map(|o| o.result.as_ref().ok()).collect();
+    if let Err(source) = pipeline.list(&converted).await {
+        tracing::error!(objects = converted.len(), error = %source, "outputs written but not listed in their manifests");
+        for outcome in outcomes.iter_mut().filter(|o| o.result.is_ok()) {
+            outcome.result =
+                Err(IngestError::from(Error::Publish { key: outcome.key.clone(), source: source.clone() }));
+        }
+    }
     let objects: Vec<&ObjectRef> = objects.iter().collect();
     record_done(app, pipeline, &objects, &mut outcomes).await;
     outcomes
