@@ -102,7 +102,16 @@ pub fn reclaim_stale_temporaries(dir: &Path) -> usize {
 #[derive(Debug, Clone, Default)]
 struct Reclaimed(Arc<Mutex<HashSet<PathBuf>>>);
 
+/// Bytes an output collects before each write: a delivery's output (tens of KB) goes out in one
+/// or two writes. At 1 MiB, every output allocated and faulted in a buffer of its own larger
+/// than most outputs.
+const OUTPUT_BUFFER: usize = 128 << 10;
+
 impl Reclaimed {
+    fn seen(&self, dir: &Path) -> bool {
+        self.0.lock().is_ok_and(|seen| seen.contains(dir))
+    }
+
     fn once(&self, dir: &Path) {
         let first = self.0.lock().map(|mut seen| seen.insert(dir.to_path_buf())).unwrap_or(false);
         if first {
@@ -159,13 +168,23 @@ impl Sink for DirSink {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("refusing unsafe output path {path:?}")));
         }
         let dest = self.root.join(path);
-        if let Some(parent) = dest.parent() {
+        // A directory this writer made before is not made again (two system calls an output).
+        if let Some(parent) = dest.parent()
+            && !self.reclaimed.seen(parent)
+        {
             fs::create_dir_all(parent)?;
             self.reclaimed.once(parent);
         }
         let tmp = temporary_name(&dest, "out");
-        let file = fs::File::create(&tmp)?;
-        Ok(Box::new(DirFile { tmp, dest, file: Some(io::BufWriter::with_capacity(1 << 20, file)) }))
+        let file = match (fs::File::create(&tmp), dest.parent()) {
+            // Made before and removed since (an archive cleared under a long run).
+            (Err(e), Some(parent)) if e.kind() == io::ErrorKind::NotFound => {
+                fs::create_dir_all(parent)?;
+                fs::File::create(&tmp)?
+            }
+            (file, _) => file?,
+        };
+        Ok(Box::new(DirFile { tmp, dest, file: Some(io::BufWriter::with_capacity(OUTPUT_BUFFER, file)) }))
     }
 }
 /// A local directory; keys are paths relative to it, `/`-separated.
@@ -477,6 +496,10 @@ mod tests {
         for bad in ["../x", "/abs", "a/../../x", "a//b", "./a"] {
             assert!(sink.create(bad).is_err(), "{bad}");
         }
+        // A directory the sink made, removed since, is made again.
+        fs::remove_dir_all(dir.path().join("a")).unwrap();
+        sink.create("a/e.txt").unwrap().commit().unwrap();
+        assert!(dir.path().join("a/e.txt").is_file());
     }
 
     /// A process that exited (as a killed run has) left temporary files: the next writer in that
