@@ -30,6 +30,7 @@ use parquetrail_ingest::notifications::{
     BatchInvocation, BatchResponse, BatchResult, ObjectRef, ResultCode, Trigger, parse_trigger,
 };
 use parquetrail_ingest::s3::S3Storage;
+use parquetrail_ingest::storage::ErrorKind;
 use parquetrail_ingest::{Error, IngestError, Location, Outcome, Pipeline, Storage, StorageError};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
@@ -324,7 +325,14 @@ async fn process_all(
     });
     let mut outcomes = futures_util::future::join_all(tasks).await;
     let converted: Vec<&FileReport> = outcomes.iter().filter_map(|o| o.result.as_ref().ok()).collect();
-    if let Err(source) = pipeline.list(&converted).await {
+    // Bounded like the conversions, so the invocation still answers before its deadline.
+    let listed = match answer_by {
+        Some(answer_by) => tokio::time::timeout_at(answer_by, pipeline.list(&converted)).await.unwrap_or_else(|_| {
+            Err(StorageError::new(ErrorKind::Retryable, "the outputs were not listed before the invocation's deadline"))
+        }),
+        None => pipeline.list(&converted).await,
+    };
+    if let Err(source) = listed {
         tracing::error!(objects = converted.len(), error = %source, "outputs written but not listed in their manifests");
         for outcome in outcomes.iter_mut().filter(|o| o.result.is_ok()) {
             outcome.result =

@@ -233,6 +233,35 @@ async fn a_frozen_endpoint_is_given_up_before_the_deadline() {
     drop(frozen);
 }
 
+/// Outputs written but their manifest's write hanging: the batch is still answered before the
+/// deadline, the message comes back for a retry, and no ledger line says it is done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_manifest_write_is_given_up_before_the_deadline() {
+    let Some(w) = world("a_hanging_manifest_write_is_given_up_before_the_deadline").await else { return };
+    let manifests = format!("/{ARCHIVE}/cloudtrail/manifests/");
+    let proxy = w.moto.faulty_endpoint(FaultPlan::new().fail_when(
+        "PUT manifests",
+        Fault::Stall(Duration::from_secs(90)),
+        usize::MAX,
+        move |r| r.method().eq_ignore_ascii_case("PUT") && r.path().starts_with(&manifests),
+    ));
+    let config =
+        Config::from_vars([("PARQUETRAIL_DESTINATION".to_string(), format!("s3://{ARCHIVE}/cloudtrail"))]).unwrap();
+    let app = App::new(config, proxy.client().await, "parquetrail-test");
+    let deadline = SystemTime::now() + Duration::from_secs(12);
+    let event = sqs_event(&[("m-good", s3_event(TRAIL, &[keys::GOOD]).to_string())]);
+    let response = tokio::time::timeout(Duration::from_secs(120), handle_with_deadline(&app, event, Some(deadline)))
+        .await
+        .expect("the handler answered")
+        .unwrap();
+    assert!(SystemTime::now() < deadline, "answered after the invocation's deadline");
+    assert!(proxy.injected() > 0, "the manifest write was held");
+    assert_eq!(response["batchItemFailures"], json!([{"itemIdentifier": "m-good"}]), "{response}");
+    let archive = w.objects(ARCHIVE).await;
+    assert!(archive.keys().any(|k| k.ends_with(".parquet")), "the outputs were written: {:?}", archive.keys());
+    assert!(!archive.keys().any(|k| k.contains("/_ledger/") || k.contains("/manifests/")), "{:?}", archive.keys());
+}
+
 /// S3 refusing the archive's writes as such (`400 KeyTooLongError`, as for a partition value too
 /// long for a key) is permanent in every trigger's terms: the object is quarantined when its
 /// marker can be written, and reported as a permanent failure when nothing can be — never
