@@ -266,21 +266,17 @@ struct GroupState {
 struct Listed {
     added: BTreeSet<String>,
     refused: BTreeSet<String>,
-    /// Every file of the group: the manifest written lists each one, or it was refused.
-    covered: BTreeSet<String>,
 }
 
 impl Group {
-    /// `wanted`'s share of the outcome, if the write was made: counted into `report`.
+    /// `wanted`'s share of the outcome, if the write was made: counted into `report`. A member's
+    /// files are all in the write: it joined before the group was closed and its files read.
     fn share(&self, wanted: &BTreeSet<String>, report: &mut AddReport) -> Option<Result<(), StorageError>> {
         let mut state = self.state.lock().expect("not poisoned");
         let listed = match state.outcome.as_mut()? {
             Ok(listed) => listed,
             Err(e) => return Some(Err(e.clone())),
         };
-        if !wanted.is_subset(&listed.covered) {
-            return None;
-        }
         for p in wanted {
             if listed.added.remove(p) {
                 report.added += 1;
@@ -403,7 +399,7 @@ pub async fn add_cached(
         let files = cache.close(&key, &group);
         let listed = write_group(storage, root, dir, &key, &files, cache).await;
         group.state.lock().expect("not poisoned").outcome = Some(listed);
-        group.share(&wanted, &mut report).expect("the write covered the files it was given")?;
+        group.share(&wanted, &mut report).expect("the outcome was just set")?;
     }
     Ok(report)
 }
@@ -444,7 +440,7 @@ async fn write_group(
             wanted.iter().filter(|p| !manifest.files.contains(*p) && !consumed.contains(*p)).cloned().collect();
         if new.is_empty() {
             cache.keep(key.to_string(), Known { manifest, consumed, trusted, used: 0 });
-            return Ok(Listed { added: new, refused, covered: wanted.clone() });
+            return Ok(Listed { added: new, refused });
         }
         let mut files = manifest.files.clone();
         files.extend(new.iter().cloned());
@@ -452,7 +448,7 @@ async fn write_group(
             Ok(tag) => {
                 let manifest = Manifest { files, tag: Some(tag) };
                 cache.keep(key.to_string(), Known { manifest, consumed, trusted, used: 0 });
-                return Ok(Listed { added: new, refused, covered: wanted.clone() });
+                return Ok(Listed { added: new, refused });
             }
             // Someone wrote since the version remembered: read it, at once (no race was lost to
             // a writer in flight, the memory was old), and read before writing from now on.

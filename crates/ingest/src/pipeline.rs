@@ -115,6 +115,7 @@ impl Pipeline {
         let added = crate::manifest::add_cached(self.dest.as_ref(), &self.dest_prefix, &paths, &self.manifests).await?;
         if !added.refused.is_empty() {
             tracing::info!(
+                keys = ?reports.iter().map(|r| r.key.as_str()).collect::<Vec<_>>(),
                 files = ?added.refused,
                 "outputs already compacted: their rows are in a compacted file, so they stay unlisted"
             );
@@ -341,21 +342,8 @@ impl Pipeline {
         if self.list_later {
             return Ok(report);
         }
-        let paths: Vec<String> = report.outputs.iter().map(|o| o.path.clone()).collect();
-        if paths.is_empty() {
-            return Ok(report);
-        }
-        match crate::manifest::add_cached(self.dest.as_ref(), &self.dest_prefix, &paths, &self.manifests).await {
-            Ok(added) => {
-                if !added.refused.is_empty() {
-                    tracing::info!(
-                        key = %report.key,
-                        files = ?added.refused,
-                        "outputs already compacted: their rows are in a compacted file, so they stay unlisted"
-                    );
-                }
-                Ok(report)
-            }
+        match self.list(&[&report]).await {
+            Ok(()) => Ok(report),
             Err(source) => Err(Error::Publish { key: report.key, source }),
         }
     }

@@ -9,8 +9,7 @@ use std::net::TcpListener;
 use std::time::{Duration, SystemTime};
 
 use aws_sdk_s3::primitives::ByteStream;
-use parquetrail_lambda::config::Config;
-use parquetrail_lambda::handler::{App, handle, handle_with_deadline};
+use parquetrail_lambda::handler::{handle, handle_with_deadline};
 use parquetrail_testkit::moto::{Fault, FaultPlan};
 use serde_json::{Value, json};
 
@@ -76,12 +75,7 @@ async fn a_failed_multipart_upload_is_retryable_in_every_trigger_and_redelivery_
             .fail_when("CreateMultipartUpload", Fault::SlowDown, usize::MAX, multipart("POST", "uploads"))
             .fail_when("UploadPart", Fault::InternalError, usize::MAX, multipart("PUT", "partNumber=")),
     );
-    let config = Config::from_vars([
-        ("PARQUETRAIL_DESTINATION".to_string(), format!("s3://{ARCHIVE}/cloudtrail")),
-        ("PARQUETRAIL_CONCURRENCY".to_string(), "4".to_string()),
-    ])
-    .unwrap();
-    let app = App::new(config, proxy.client().await, "parquetrail-test");
+    let app = app_with(proxy.client().await, &[("PARQUETRAIL_CONCURRENCY", "4")]);
     let stem = "LargeOutput00000";
 
     // SQS: only the big object's message fails; the small one lands in the same invocation.
@@ -142,11 +136,7 @@ async fn a_transient_multipart_failure_is_absorbed_by_retries() {
         4,
         multipart("PUT", "partNumber="),
     ));
-    let app = App::new(
-        Config::from_vars([("PARQUETRAIL_DESTINATION".to_string(), format!("s3://{ARCHIVE}/cloudtrail"))]).unwrap(),
-        proxy.client().await,
-        "parquetrail-test",
-    );
+    let app = app_with(proxy.client().await, &[]);
     let response = handle(&app, s3_event(TRAIL, &[BIG])).await;
     assert!(response.is_ok(), "{response:?}");
     assert_eq!(proxy.injected(), 4);
@@ -218,9 +208,7 @@ async fn a_frozen_endpoint_is_given_up_before_the_deadline() {
     // A listener that accepts connections and never answers: S3 frozen mid-request.
     let frozen = TcpListener::bind("127.0.0.1:0").unwrap();
     let endpoint = format!("http://{}", frozen.local_addr().unwrap());
-    let config =
-        Config::from_vars([("PARQUETRAIL_DESTINATION".to_string(), format!("s3://{ARCHIVE}/cloudtrail"))]).unwrap();
-    let app = App::new(config, parquetrail_testkit::moto::client_for(&endpoint).await, "parquetrail-test");
+    let app = app_with(parquetrail_testkit::moto::client_for(&endpoint).await, &[]);
     let deadline = SystemTime::now() + Duration::from_secs(8);
     let event = sqs_event(&[("m-frozen", s3_event(TRAIL, &[keys::GOOD]).to_string())]);
     // The safety net is far beyond the deadline: the assertion is that the answer came before it.
@@ -245,9 +233,7 @@ async fn a_hanging_manifest_write_is_given_up_before_the_deadline() {
         usize::MAX,
         move |r| r.method().eq_ignore_ascii_case("PUT") && r.path().starts_with(&manifests),
     ));
-    let config =
-        Config::from_vars([("PARQUETRAIL_DESTINATION".to_string(), format!("s3://{ARCHIVE}/cloudtrail"))]).unwrap();
-    let app = App::new(config, proxy.client().await, "parquetrail-test");
+    let app = app_with(proxy.client().await, &[]);
     let deadline = SystemTime::now() + Duration::from_secs(12);
     let event = sqs_event(&[("m-good", s3_event(TRAIL, &[keys::GOOD]).to_string())]);
     let response = tokio::time::timeout(Duration::from_secs(120), handle_with_deadline(&app, event, Some(deadline)))
@@ -276,9 +262,7 @@ async fn a_write_refused_for_good_is_not_redelivered() {
         w.moto.faulty_endpoint(FaultPlan::new().fail_when("PUT *.parquet", Fault::KeyTooLong, usize::MAX, move |r| {
             archive_put(r) && r.path().ends_with(".parquet")
         }));
-    let config =
-        Config::from_vars([("PARQUETRAIL_DESTINATION".to_string(), format!("s3://{ARCHIVE}/cloudtrail"))]).unwrap();
-    let app = App::new(config, proxy.client().await, "parquetrail-test");
+    let app = app_with(proxy.client().await, &[]);
     let stem = "AbCdEfGhIjKlMnOp";
 
     // Only the Parquet outputs are refused: quarantined, acknowledged.

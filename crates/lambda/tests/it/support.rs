@@ -88,13 +88,18 @@ pub async fn world(test: &str) -> Option<World> {
     Some(World { moto, client })
 }
 
+/// The handler's App, configured as a deployment would be, its S3 client `client` (a proxy's, a
+/// frozen endpoint's).
+pub fn app_with(client: aws_sdk_s3::Client, extra: &[(&str, &str)]) -> App {
+    let mut vars = vec![("PARQUETRAIL_DESTINATION".to_string(), format!("s3://{ARCHIVE}/cloudtrail"))];
+    vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    App::new(Config::from_vars(vars).unwrap(), client, "parquetrail-test")
+}
+
 impl World {
     /// The handler's App, configured as a deployment would be (plus the endpoint of this world).
     pub async fn app(&self, extra: &[(&str, &str)]) -> App {
-        let mut vars = vec![("PARQUETRAIL_DESTINATION".to_string(), format!("s3://{ARCHIVE}/cloudtrail"))];
-        vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        let config = Config::from_vars(vars).unwrap();
-        App::new(config, self.client.clone(), "parquetrail-test")
+        app_with(self.client.clone(), extra)
     }
 
     /// Every object of a bucket with its bytes.
