@@ -107,7 +107,24 @@ impl Pipeline {
 
     /// Lists the outputs of converted objects in their partitions' manifests: one conditional
     /// write per partition for all of them. Call it only once every one of them is committed.
+    /// A transient failure is tried again as a conversion is (the pipeline's attempts and
+    /// backoff): before outputs were listed together, each object's listing had those retries.
     pub async fn list(&self, reports: &[&FileReport]) -> Result<(), StorageError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.list_once(reports).await {
+                Err(e) if crate::error::storage_retryable(&e) && attempt < self.attempts => {
+                    let wait = self.backoff * 2u32.pow(attempt - 1);
+                    tracing::warn!(attempt, wait_ms = wait.as_millis() as u64, error = %e, "listing failed, retrying");
+                    tokio::time::sleep(wait).await;
+                }
+                listed => return listed,
+            }
+        }
+    }
+
+    async fn list_once(&self, reports: &[&FileReport]) -> Result<(), StorageError> {
         let paths: Vec<String> = reports.iter().flat_map(|r| r.outputs.iter().map(|o| o.path.clone())).collect();
         if paths.is_empty() {
             return Ok(());
@@ -342,7 +359,8 @@ impl Pipeline {
         if self.list_later {
             return Ok(report);
         }
-        match self.list(&[&report]).await {
+        // One attempt: a failure here fails the attempt, which process_named repeats whole.
+        match self.list_once(&[&report]).await {
             Ok(()) => Ok(report),
             Err(source) => Err(Error::Publish { key: report.key, source }),
         }

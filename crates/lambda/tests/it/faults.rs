@@ -221,6 +221,23 @@ async fn a_frozen_endpoint_is_given_up_before_the_deadline() {
     drop(frozen);
 }
 
+/// A manifest write failing for a moment, longer than the S3 client's own retries, is tried again
+/// as each object's listing was before a batch's outputs were listed together: the batch lands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transient_manifest_failure_is_absorbed_by_retries() {
+    let Some(w) = world("a_transient_manifest_failure_is_absorbed_by_retries").await else { return };
+    let manifests = format!("/{ARCHIVE}/cloudtrail/manifests/");
+    // The SDK's standard retry makes three attempts a request: the fourth failure outlasts them.
+    let proxy = w.moto.faulty_endpoint(FaultPlan::new().fail("PUT", &manifests, Fault::InternalError, 4));
+    let app = app_with(proxy.client().await, &[]);
+    let response = handle(&app, sqs_event(&[("m-good", s3_event(TRAIL, &[keys::GOOD]).to_string())])).await.unwrap();
+    assert_eq!(response["batchItemFailures"], json!([]), "{response}");
+    assert_eq!(proxy.injected(), 4);
+    let archive = w.objects(ARCHIVE).await;
+    assert!(archive.keys().any(|k| k.contains("/manifests/events/")), "{:?}", archive.keys());
+    assert!(archive.keys().any(|k| k.contains("/_ledger/")), "{:?}", archive.keys());
+}
+
 /// Outputs written but their manifest's write hanging: the batch is still answered before the
 /// deadline, the message comes back for a retry, and no ledger line says it is done.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
